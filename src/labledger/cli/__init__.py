@@ -1,0 +1,1 @@
+"""The ``labledger`` command. Thin commands: parse, call the core or the client, render with Rich."""

@@ -1,0 +1,54 @@
+"""Entry point of the ``labledger`` command.
+
+Commands are loaded lazily from :data:`COMMANDS` so that ``labledger --help`` imports only
+click. Command modules import click at the top and everything heavier inside the command body.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+__all__ = ["COMMANDS", "cli", "main"]
+
+#: command name -> "module:attribute" of a click command or group
+COMMANDS: dict[str, str] = {
+    "serve": "labledger.cli.serve:serve",
+    "db": "labledger.cli.db:db",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported only when listed or run."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        command = getattr(importlib.import_module(module_name), attr)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="labledger", prog_name="labledger")
+def cli() -> None:
+    """Record and control experiments: a lab service and a local run recorder.
+
+    \b
+    Service:   labledger serve            (MADSci-compatible API on 127.0.0.1:8002)
+    Recorder:  labledger init; labledger new; labledger run; labledger end
+    """
+
+
+def main() -> None:
+    """Run the command line; domain errors print a message and exit with their code."""
+    from labledger.cli.errors import run_cli
+
+    sys.exit(run_cli(cli))

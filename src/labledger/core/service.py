@@ -1,0 +1,317 @@
+"""Use cases of the experiment service. Sees storage only through :class:`Store`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+from labledger.core.ids import new_ulid, utcnow
+from labledger.core.lifecycle import (
+    TERMINAL,
+    Action,
+    CampaignStatus,
+    ExperimentStatus,
+    check_transition,
+    target_of,
+)
+from labledger.core.models import (
+    Event,
+    EventType,
+    Experiment,
+    ExperimentalCampaign,
+    ExperimentQuery,
+    ExperimentRegistration,
+    ExperimentUpdate,
+    OwnershipInfo,
+)
+from labledger.core.store import Store
+from labledger.errors import ConcurrentUpdate, Conflict, ExperimentNotFound, InvalidInput
+
+__all__ = ["ExperimentService"]
+
+T = TypeVar("T")
+
+#: how often a conditional write is retried against fresh data before giving up
+MAX_ATTEMPTS = 50
+
+
+class ExperimentService:
+    """Create, read, change and delete experiments and campaigns.
+
+    ``default_ownership`` fills an experiment's ownership when the design has none (MADSci uses
+    the server's own manager id). ``clock`` is injectable for tests.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        default_ownership: OwnershipInfo | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.store = store
+        self.default_ownership = default_ownership or OwnershipInfo()
+        self.clock = clock
+
+    # ------------------------------------------------------------------ experiments
+
+    def create_experiment(
+        self, registration: ExperimentRegistration, *, actor: str | None = None
+    ) -> Experiment:
+        """Register an experiment: started at once (MADSci), or ``planned`` / ``queued``."""
+        now = self.clock()
+        design = registration.experiment_design
+        ownership = design.ownership_info
+        if not ownership.compact():
+            ownership = self.default_ownership
+        campaign_id = registration.campaign_id or ownership.campaign_id
+        if campaign_id is not None:
+            self.store.get_campaign(campaign_id)  # 404 when the campaign does not exist
+        status = ExperimentStatus(registration.status)
+        experiment_id = new_ulid()
+        experiment = Experiment(
+            _id=experiment_id,
+            status=status,
+            experiment_design=design,
+            ownership_info=ownership.model_copy(update={"experiment_id": experiment_id}),
+            run_name=registration.run_name,
+            run_description=registration.run_description,
+            started_at=now if status is ExperimentStatus.IN_PROGRESS else None,
+            created_at=now,
+            updated_at=now,
+            campaign_id=campaign_id,
+            parameters={**design.parameters, **registration.parameters},
+            metadata=registration.metadata,
+            priority=registration.priority,
+            not_before=registration.not_before,
+        )
+        event = Event(
+            experiment_id=experiment_id,
+            campaign_id=campaign_id,
+            type=EventType.CREATED,
+            actor=actor,
+            to_status=status.value,
+            at=now,
+        )
+        self.store.insert_experiment(experiment, [event])
+        return experiment
+
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        """The live (not trashed) experiment with this id."""
+        return self.store.get_experiment(experiment_id)
+
+    def list_experiments(self, query: ExperimentQuery) -> list[Experiment]:
+        """Experiments matching the filters, newest first."""
+        return self.store.list_experiments(query)
+
+    def count_experiments(self, query: ExperimentQuery | None = None) -> int:
+        """How many experiments match."""
+        return self.store.count_experiments(query)
+
+    def apply_action(
+        self,
+        experiment_id: str,
+        action: Action,
+        *,
+        end_status: ExperimentStatus | None = None,
+        actor: str | None = None,
+        reason: str | None = None,
+        extra_changes: dict[str, Any] | None = None,
+    ) -> Experiment:
+        """Move an experiment as ``action`` asks, if the transition table allows it.
+
+        Asking for the state it is in already changes nothing and returns it as it is.
+        """
+
+        def attempt(current: Experiment) -> tuple[dict[str, Any], list[Event]] | None:
+            target = target_of(action, started=current.started_at is not None, end_status=end_status)
+            if not check_transition(
+                current.status, target, entity_id=current.experiment_id, action=action.value
+            ):
+                return None
+            now = self.clock()
+            changes: dict[str, Any] = {"status": target, **(extra_changes or {})}
+            if target is ExperimentStatus.IN_PROGRESS and current.started_at is None:
+                changes["started_at"] = now
+            if target in TERMINAL:
+                changes["ended_at"] = now
+            event = Event(
+                experiment_id=current.experiment_id,
+                campaign_id=current.campaign_id,
+                type=EventType.STATUS_CHANGED,
+                actor=actor,
+                from_status=current.status.value,
+                to_status=target.value,
+                at=now,
+                data={"action": action.value, **({"reason": reason} if reason else {})},
+            )
+            return changes, [event]
+
+        return self._conditional(experiment_id, attempt)
+
+    def update_experiment(
+        self, experiment_id: str, patch: ExperimentUpdate, *, actor: str | None = None
+    ) -> Experiment:
+        """Replace the run name, description, parameters or metadata that ``patch`` gives."""
+        changes = patch.model_dump(exclude_unset=True)
+        if not changes:
+            raise InvalidInput(
+                "body: give at least one of run_name, run_description, parameters, metadata",
+                field="body",
+            )
+
+        def attempt(current: Experiment) -> tuple[dict[str, Any], list[Event]]:
+            event = Event(
+                experiment_id=current.experiment_id,
+                campaign_id=current.campaign_id,
+                type=EventType.UPDATED,
+                actor=actor,
+                at=self.clock(),
+                data={"fields": sorted(changes)},
+            )
+            return dict(changes), [event]
+
+        return self._conditional(experiment_id, attempt)
+
+    def delete_experiment(self, experiment_id: str, *, actor: str | None = None) -> Experiment:
+        """Move an experiment to the trash; it keeps its record and events until purged."""
+
+        def attempt(current: Experiment) -> tuple[dict[str, Any], list[Event]]:
+            now = self.clock()
+            event = Event(
+                experiment_id=current.experiment_id,
+                campaign_id=current.campaign_id,
+                type=EventType.DELETED,
+                actor=actor,
+                at=now,
+            )
+            return {"deleted_at": now}, [event]
+
+        return self._conditional(experiment_id, attempt)
+
+    def restore_experiment(self, experiment_id: str, *, actor: str | None = None) -> Experiment:
+        """Take an experiment back out of the trash."""
+
+        def attempt(current: Experiment) -> tuple[dict[str, Any], list[Event]]:
+            if current.deleted_at is None:
+                raise Conflict(
+                    f"Experiment {experiment_id} is not in the trash", experiment_id=experiment_id
+                )
+            event = Event(
+                experiment_id=current.experiment_id,
+                campaign_id=current.campaign_id,
+                type=EventType.RESTORED,
+                actor=actor,
+                at=self.clock(),
+            )
+            return {"deleted_at": None}, [event]
+
+        return self._conditional(experiment_id, attempt, include_deleted=True)
+
+    def purge_experiment(self, experiment_id: str, *, actor: str | None = None) -> None:
+        """Remove a trashed experiment and its events for good (admin)."""
+        current = self.store.get_experiment(experiment_id, include_deleted=True)
+        if current.deleted_at is None:
+            raise Conflict(
+                f"Experiment {experiment_id} is not in the trash; delete it first",
+                experiment_id=experiment_id,
+            )
+        self.store.purge_experiment(
+            experiment_id,
+            Event(
+                campaign_id=current.campaign_id,
+                type=EventType.DELETED,
+                actor=actor,
+                at=self.clock(),
+                data={"purged_experiment_id": experiment_id},
+            ),
+        )
+
+    def list_trash(self, limit: int = 100, offset: int = 0) -> list[Experiment]:
+        """Experiments in the trash, newest first."""
+        return self.store.list_experiments(
+            ExperimentQuery(limit=limit, offset=offset, deleted=True)
+        )
+
+    def _conditional(
+        self,
+        experiment_id: str,
+        attempt: Callable[[Experiment], tuple[dict[str, Any], list[Event]] | None],
+        *,
+        include_deleted: bool = False,
+    ) -> Experiment:
+        """Read, decide, write only if nobody wrote in between; else read again."""
+        for _ in range(MAX_ATTEMPTS):
+            current = self.store.get_experiment(experiment_id, include_deleted=include_deleted)
+            decided = attempt(current)
+            if decided is None:
+                return current
+            changes, events = decided
+            updated = self.store.update_experiment(
+                experiment_id, current.version, changes, events
+            )
+            if updated is not None:
+                return updated
+        raise ConcurrentUpdate(
+            f"Experiment {experiment_id} kept changing under {MAX_ATTEMPTS} attempts; try again",
+            experiment_id=experiment_id,
+        )
+
+    # ------------------------------------------------------------------ campaigns
+
+    def register_campaign(
+        self, campaign: ExperimentalCampaign, *, actor: str | None = None
+    ) -> ExperimentalCampaign:
+        """Store a campaign. Declared experiment ids that exist are linked to it."""
+        now = self.clock()
+        campaign = campaign.model_copy(
+            update={"created_at": now, "updated_at": now, "version": 1, "ended_at": None}
+        )
+        if campaign.status is not CampaignStatus.PLANNED:
+            campaign = campaign.model_copy(update={"status": CampaignStatus.PLANNED})
+        for experiment_id in campaign.experiment_ids or []:
+            try:
+                self.store.get_experiment(experiment_id)
+            except ExperimentNotFound:
+                raise InvalidInput(
+                    f"experiment_ids: no experiment {experiment_id} on this server",
+                    field="experiment_ids",
+                ) from None
+        event = Event(
+            campaign_id=campaign.campaign_id,
+            type=EventType.CAMPAIGN_CREATED,
+            actor=actor,
+            to_status=campaign.status.value,
+            at=now,
+            data={"campaign_name": campaign.campaign_name},
+        )
+        self.store.insert_campaign(campaign, [event])
+        return self.store.get_campaign(campaign.campaign_id)
+
+    def get_campaign(self, campaign_id: str) -> ExperimentalCampaign:
+        """The campaign with its experiment ids."""
+        return self.store.get_campaign(campaign_id)
+
+    def list_campaigns(self, limit: int = 100, offset: int = 0) -> list[ExperimentalCampaign]:
+        """Campaigns, newest first."""
+        return self.store.list_campaigns(limit, offset)
+
+    # ------------------------------------------------------------------ events
+
+    def list_events(
+        self,
+        *,
+        experiment_id: str | None = None,
+        campaign_id: str | None = None,
+        after_id: int = 0,
+        limit: int = 1000,
+    ) -> list[Event]:
+        """The event log of an experiment or a campaign, oldest first."""
+        if experiment_id is not None:
+            self.store.get_experiment(experiment_id, include_deleted=True)
+        if campaign_id is not None:
+            self.store.get_campaign(campaign_id)
+        return self.store.list_events(
+            experiment_id=experiment_id, campaign_id=campaign_id, after_id=after_id, limit=limit
+        )

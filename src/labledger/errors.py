@@ -1,0 +1,288 @@
+"""The one error tree of labledger.
+
+Every error labledger raises on purpose derives from :class:`LabledgerError`. Each class carries
+the HTTP status the server answers with and the exit code the CLI ends with, so that the edges
+(server, CLI, client) translate errors in one place each.
+
+::
+
+    LabledgerError                      500 / exit 1
+    ├── InvalidInput                    422 / exit 2   a field has a bad value
+    │   └── ConfigError                 422 / exit 2   a config file is wrong (names file and field)
+    ├── NotFound                        404 / exit 1   no such experiment, campaign, run, blob ...
+    │   ├── ExperimentNotFound
+    │   ├── CampaignNotFound
+    │   └── RunNotFound
+    ├── Conflict                        409 / exit 1   the request clashes with the current state
+    │   ├── IllegalTransition           names the current and the requested state
+    │   ├── ConcurrentUpdate            lost a race after retrying
+    │   └── AlreadyExists
+    ├── Unauthorized                    401 / exit 1
+    ├── Forbidden                       403 / exit 1
+    ├── PayloadTooLarge                 413 / exit 1
+    ├── RateLimited                     429 / exit 1
+    ├── StorageError                    503 / exit 1   the database is unreachable or broken
+    │   └── SchemaOutdated              the database needs `labledger db upgrade`
+    ├── IntegrityError                  500 / exit 1   stored data failed a check (bad digest ...)
+    ├── MissingDependency               500 / exit 1   names the pip install command
+    └── RemoteError                     from the client: the server answered with an error body
+
+This module imports only the standard library.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = [
+    "AlreadyExists",
+    "CampaignNotFound",
+    "ConcurrentUpdate",
+    "ConfigError",
+    "Conflict",
+    "ExperimentNotFound",
+    "Forbidden",
+    "IllegalTransition",
+    "IntegrityError",
+    "InvalidInput",
+    "LabledgerError",
+    "MissingDependency",
+    "NotFound",
+    "PayloadTooLarge",
+    "RateLimited",
+    "RemoteError",
+    "RunNotFound",
+    "SchemaOutdated",
+    "StorageError",
+    "Unauthorized",
+    "error_class_for",
+]
+
+
+class LabledgerError(Exception):
+    """Root of every error labledger raises on purpose."""
+
+    status_code: ClassVar[int] = 500
+    exit_code: ClassVar[int] = 1
+    #: machine-readable name used in the JSON error body
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details: dict[str, Any] = {k: v for k, v in details.items() if v is not None}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The error as the ``error`` member of the one JSON error body."""
+        return {"code": self.code, "message": self.message, **self.details}
+
+
+class InvalidInput(LabledgerError):
+    """A value is not what was expected; ``field`` names where."""
+
+    status_code = 422
+    exit_code = 2
+    code = "invalid_input"
+
+    def __init__(self, message: str, *, field: str | None = None, **details: Any) -> None:
+        super().__init__(message, field=field, **details)
+        self.field = field
+
+
+class ConfigError(InvalidInput):
+    """A config file is wrong; the message names the file, the field and what was expected."""
+
+    code = "config_error"
+
+    def __init__(
+        self, message: str, *, path: str | None = None, field: str | None = None, **details: Any
+    ) -> None:
+        super().__init__(message, field=field, path=path, **details)
+        self.path = path
+
+
+class NotFound(LabledgerError):
+    """The thing asked for does not exist (or is in the trash)."""
+
+    status_code = 404
+    code = "not_found"
+
+
+class ExperimentNotFound(NotFound):
+    """No experiment with this id."""
+
+    code = "experiment_not_found"
+
+    def __init__(self, experiment_id: str) -> None:
+        super().__init__(f"Experiment not found: {experiment_id}", experiment_id=experiment_id)
+        self.experiment_id = experiment_id
+
+
+class CampaignNotFound(NotFound):
+    """No campaign with this id."""
+
+    code = "campaign_not_found"
+
+    def __init__(self, campaign_id: str) -> None:
+        super().__init__(f"Campaign not found: {campaign_id}", campaign_id=campaign_id)
+        self.campaign_id = campaign_id
+
+
+class RunNotFound(NotFound):
+    """No local run matches this id or prefix."""
+
+    code = "run_not_found"
+
+    def __init__(self, run_id: str, hint: str | None = None) -> None:
+        message = f"Run not found: {run_id}"
+        if hint:
+            message += f" ({hint})"
+        super().__init__(message, run_id=run_id)
+        self.run_id = run_id
+
+
+class Conflict(LabledgerError):
+    """The request clashes with the current state of the thing."""
+
+    status_code = 409
+    code = "conflict"
+
+
+class IllegalTransition(Conflict):
+    """A lifecycle change the transition table does not allow."""
+
+    code = "illegal_transition"
+
+    def __init__(
+        self,
+        current: str,
+        requested: str,
+        *,
+        entity: str = "experiment",
+        entity_id: str | None = None,
+        action: str | None = None,
+    ) -> None:
+        what = f"{entity} {entity_id}" if entity_id else entity
+        verb = f" ({action})" if action else ""
+        super().__init__(
+            f"Cannot change {what} from '{current}' to '{requested}'{verb}: "
+            f"'{current}' does not allow it",
+            current_status=current,
+            requested_status=requested,
+            entity_id=entity_id,
+            action=action,
+        )
+        self.current = current
+        self.requested = requested
+
+
+class ConcurrentUpdate(Conflict):
+    """Another writer kept changing the same record; the change was not applied."""
+
+    code = "concurrent_update"
+
+
+class AlreadyExists(Conflict):
+    """Something with this id or name exists already."""
+
+    code = "already_exists"
+
+
+class Unauthorized(LabledgerError):
+    """No valid credentials were given."""
+
+    status_code = 401
+    code = "unauthorized"
+
+
+class Forbidden(LabledgerError):
+    """The credentials do not allow this action."""
+
+    status_code = 403
+    code = "forbidden"
+
+
+class PayloadTooLarge(LabledgerError):
+    """A body, upload or value is over a configured limit; the message names the limit."""
+
+    status_code = 413
+    code = "payload_too_large"
+
+
+class RateLimited(LabledgerError):
+    """Too many requests from one client."""
+
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.retry_after = retry_after
+
+
+class StorageError(LabledgerError):
+    """The database cannot be reached or refused an operation."""
+
+    status_code = 503
+    code = "storage_error"
+
+
+class SchemaOutdated(StorageError):
+    """The database schema is not the version this labledger needs."""
+
+    code = "schema_outdated"
+
+    def __init__(self, current: str | None, expected: str, command: str) -> None:
+        super().__init__(
+            f"Database schema is at version {current or 'none'}, this labledger needs {expected}. "
+            f"Run: {command}",
+            current_version=current,
+            expected_version=expected,
+            command=command,
+        )
+        self.command = command
+
+
+class IntegrityError(LabledgerError):
+    """Stored data failed a check (a digest does not match, a record is unreadable)."""
+
+    code = "integrity_error"
+
+
+class MissingDependency(LabledgerError):
+    """An optional package is needed; the message names the install command."""
+
+    code = "missing_dependency"
+
+    def __init__(self, package: str, extra: str) -> None:
+        super().__init__(
+            f"This needs the optional package {package!r}. "
+            f"Install it with: pip install 'labledger[{extra}]'",
+            package=package,
+        )
+
+
+class RemoteError(LabledgerError):
+    """The server answered with an error the client has no closer class for."""
+
+    code = "remote_error"
+
+    def __init__(self, message: str, *, status_code: int, **details: Any) -> None:
+        super().__init__(message, http_status=status_code, **details)
+        self.http_status = status_code
+
+
+def _all_subclasses(cls: type[LabledgerError]) -> list[type[LabledgerError]]:
+    out: list[type[LabledgerError]] = []
+    for sub in cls.__subclasses__():
+        out.append(sub)
+        out.extend(_all_subclasses(sub))
+    return out
+
+
+def error_class_for(code: str) -> type[LabledgerError] | None:
+    """The error class whose ``code`` is ``code`` (used by the client to rebuild errors)."""
+    for cls in [LabledgerError, *_all_subclasses(LabledgerError)]:
+        if cls.code == code:
+            return cls
+    return None
