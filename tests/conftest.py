@@ -1,0 +1,174 @@
+"""Shared fixtures: real databases and a real server process, never stand-ins.
+
+Databases
+    ``sqlite_url``   a fresh SQLite file in ``tmp_path``
+    ``pg_cluster``   one throwaway PostgreSQL 15 cluster per session (started only when asked for)
+    ``pg_url``       a fresh database in that cluster per test
+    ``db_url``       parametrized over both (ids ``sqlite`` and ``postgres``), so the same test
+                     runs on each backend; the PostgreSQL case carries the ``postgres`` marker
+
+Servers
+    ``live_server``  a factory that starts ``labledger serve`` as a real subprocess on a free port
+                     and hands back a :class:`labledger_fixtures.LiveServer` (url, process, kill,
+                     restart)
+
+The official MADSci client
+    ``madsci_python``  the python of a separate, cached venv holding ``madsci-client==0.8.1``
+
+Only tests that ask for a PostgreSQL fixture start PostgreSQL. When the PostgreSQL binaries or the
+MADSci client cannot be had, those tests are skipped with the reason; with
+``LABLEDGER_TESTS_STRICT=1`` (set by ``.ci/run``) they fail instead, so CI cannot go green by
+skipping them.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+import pytest
+
+from labledger_fixtures import (
+    PG_BINDIR,
+    LiveServer,
+    LiveServerFactory,
+    PgCluster,
+    madsci_venv_python,
+    server_env,
+    start_cluster,
+    stop_cluster,
+    unavailable,
+)
+
+# --------------------------------------------------------------------------------------------
+# SQLite
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A SQLAlchemy URL of a SQLite file that does not exist yet."""
+    return f"sqlite:///{tmp_path}/labledger.sqlite3"
+
+
+# --------------------------------------------------------------------------------------------
+# PostgreSQL
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """A PostgreSQL 15 cluster for this test session, removed at its end.
+
+    Runs as the ``postgres`` user when we are root (initdb refuses root). The bin directory comes
+    first on ``PATH`` while the cluster lives, so that pg_dump and pg_restore match the server.
+    """
+    if not (PG_BINDIR / "initdb").exists():
+        unavailable(
+            f"PostgreSQL 15 binaries not found in {PG_BINDIR} "
+            "(apt-get install postgresql-15, or set LABLEDGER_PG_BINDIR)"
+        )
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        unavailable("psycopg is not installed (pip install -e '.[dev]')")
+    owner = None
+    if os.geteuid() == 0:
+        try:
+            owner = pwd.getpwnam("postgres")
+        except KeyError:
+            unavailable("running as root and there is no 'postgres' user to run initdb as")
+    root = Path(tempfile.mkdtemp(prefix="labledger-pg-"))
+    try:
+        (root / "sock").mkdir()
+        if owner is not None:
+            for path in (root, root / "sock"):
+                os.chown(path, owner.pw_uid, owner.pw_gid)
+        cluster = start_cluster(root)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("PATH", f"{PG_BINDIR}{os.pathsep}{os.environ.get('PATH', '')}")
+            try:
+                yield cluster
+            finally:
+                stop_cluster(root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_url(pg_cluster: PgCluster) -> Iterator[str]:
+    """The SQLAlchemy URL of a fresh, empty database in the session's cluster."""
+    name = pg_cluster.create_database()
+    try:
+        yield pg_cluster.url(name)
+    finally:
+        pg_cluster.drop_database(name)
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+    ]
+)
+def db_url(request: pytest.FixtureRequest) -> str:
+    """A fresh database URL, once on SQLite and once on PostgreSQL."""
+    fixture = "sqlite_url" if request.param == "sqlite" else "pg_url"
+    url: str = request.getfixturevalue(fixture)
+    return url
+
+
+# --------------------------------------------------------------------------------------------
+# A real server process
+
+
+@pytest.fixture
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServerFactory]:
+    """Start ``labledger serve`` processes; every one is stopped at teardown.
+
+    ``live_server(db_url=None, env=None, args=(), start=True)``: with no ``db_url`` the server gets
+    a fresh SQLite file. It runs in its own empty working directory so that no ``.env`` or
+    settings file of the checkout is read.
+    """
+    servers: list[LiveServer] = []
+
+    def make(
+        db_url: str | None = None,
+        *,
+        env: Mapping[str, str] | None = None,
+        args: Sequence[str] = (),
+        start: bool = True,
+    ) -> LiveServer:
+        workdir = tmp_path_factory.mktemp("server")
+        server = LiveServer(
+            db_url=db_url or f"sqlite:///{workdir}/labledger.sqlite3",
+            workdir=workdir,
+            env=server_env(env),
+            args=tuple(args),
+        )
+        servers.append(server)
+        if start:
+            server.start()
+        return server
+
+    try:
+        yield make
+    finally:
+        for server in servers:
+            server.stop()
+
+
+# --------------------------------------------------------------------------------------------
+# The official MADSci client, in a venv of its own
+
+
+@pytest.fixture(scope="session")
+def madsci_python() -> Path:
+    """The python of a venv with the official ``madsci-client==0.8.1`` (built once, cached)."""
+    try:
+        return madsci_venv_python()
+    except (RuntimeError, subprocess.SubprocessError, OSError) as exc:
+        unavailable(f"cannot install the official MADSci client: {exc}")

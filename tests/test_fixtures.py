@@ -1,0 +1,76 @@
+"""The shared fixtures themselves: each database fixture gives a real, fresh, separate database."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from labledger_fixtures import PgCluster
+
+
+def test_sqlite_url_points_at_a_new_file_in_tmp_path(sqlite_url: str, tmp_path: Path) -> None:
+    path = Path(sqlite_url.removeprefix("sqlite:///"))
+    assert path.parent == tmp_path
+    assert not path.exists()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("select 1").fetchone() == (1,)
+    conn.close()
+
+
+@pytest.mark.postgres
+def test_pg_cluster_is_postgresql_15_on_loopback(pg_cluster: PgCluster) -> None:
+    engine = create_engine(pg_cluster.url("postgres"))
+    try:
+        with engine.connect() as conn:
+            version = conn.execute(text("show server_version_num")).scalar_one()
+            address = conn.execute(text("select inet_server_addr()::text")).scalar_one()
+    finally:
+        engine.dispose()
+    assert int(version) // 10000 == 15
+    assert address.startswith("127.0.0.1")
+
+
+def _tables_and_name(url: str) -> tuple[str, list[str]]:
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            name = conn.execute(text("select current_database()")).scalar_one()
+            tables = conn.execute(
+                text("select tablename from pg_tables where schemaname = 'public'")
+            ).scalars()
+            found = list(tables)
+            conn.execute(text("create table marker (x int)"))
+    finally:
+        engine.dispose()
+    return name, found
+
+
+_seen_databases: list[str] = []
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("round_", [1, 2])
+def test_pg_url_is_a_fresh_empty_database_per_test(pg_url: str, round_: int) -> None:
+    name, tables = _tables_and_name(pg_url)
+    # The other round created a table "marker" in its own database; this one must not see it.
+    assert tables == []
+    assert name not in _seen_databases
+    _seen_databases.append(name)
+    assert pg_url.startswith("postgresql+psycopg://postgres@127.0.0.1:")
+
+
+def test_db_url_matches_its_backend(db_url: str, request: pytest.FixtureRequest) -> None:
+    backend = request.node.callspec.id
+    prefix = {"sqlite": "sqlite:///", "postgres": "postgresql+psycopg://"}[backend]
+    assert db_url.startswith(prefix)
+    engine = create_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("create table t (x int)"))
+            conn.execute(text("insert into t values (42)"))
+            assert conn.execute(text("select x from t")).scalar_one() == 42
+    finally:
+        engine.dispose()
