@@ -1,0 +1,44 @@
+"""``labledger serve``: run the experiment service."""
+
+from __future__ import annotations
+
+import click
+
+__all__ = ["serve"]
+
+
+@click.command()
+@click.option("--host", default=None, help="Address to bind (default: from server_url, 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default: from server_url, 8002).")
+@click.option("--db-url", default=None, help="Database URL (default: embedded SQLite in data_dir).")
+@click.option(
+    "--log-level",
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+    default="info",
+    show_default=True,
+)
+def serve(host: str | None, port: int | None, db_url: str | None, log_level: str) -> None:
+    """Run the experiment service (MADSci-compatible REST API, docs at /docs).
+
+    \b
+    Examples:
+      labledger serve
+      labledger serve --port 9000 --db-url postgresql+psycopg://lab@db.local/labledger
+      EXPERIMENT_DB_URL=sqlite:///lab.sqlite3 labledger serve
+    """
+    import uvicorn
+
+    from labledger.server.app import create_app
+    from labledger.settings import Settings
+
+    overrides = {"db_url": db_url} if db_url else {}
+    settings = Settings(**overrides)
+    app = create_app(settings)
+    bind_host = host or settings.host
+    bind_port = port or settings.port
+    click.echo(
+        f"labledger serving on http://{bind_host}:{bind_port} (docs at /docs), "
+        f"database {settings.public()['db_url']}",
+        err=True,
+    )
+    uvicorn.run(app, host=bind_host, port=bind_port, log_level=log_level, access_log=False)

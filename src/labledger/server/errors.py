@@ -1,0 +1,93 @@
+"""Errors to HTTP: one JSON error body for every failure, built here and only here.
+
+The body keeps MADSci's ``detail`` string (its clients and users read it) and adds a structured
+``error`` object::
+
+    {"detail": "Cannot change experiment 01J.. from 'completed' to 'in_progress' ...",
+     "error": {"code": "illegal_transition", "message": "...", "current_status": "completed",
+               "requested_status": "in_progress", ...}}
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from labledger.errors import InvalidInput, LabledgerError, RateLimited
+
+__all__ = ["error_body", "install_error_handlers"]
+
+log = logging.getLogger("labledger.server")
+
+
+def error_body(code: str, message: str, **details: Any) -> dict[str, Any]:
+    """The one JSON error body."""
+    return {"detail": message, "error": {"code": code, "message": message, **details}}
+
+
+def _location(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in {"body", "query", "path", "header"}:
+        parts = parts[1:] or parts
+    return ".".join(parts) or "body"
+
+
+def _validation_message(errors: list[dict[str, Any]]) -> tuple[str, str]:
+    first = errors[0]
+    field = _location(first.get("loc", ()))
+    msg = str(first.get("msg", "invalid value"))
+    if first.get("type") == "missing":
+        msg = "Field required"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return field, f"{field}: {msg}{more}"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map the error tree, validation errors and HTTP errors to the one body."""
+
+    @app.exception_handler(LabledgerError)
+    async def _labledger(request: Request, exc: LabledgerError) -> JSONResponse:
+        if exc.status_code >= 500:
+            log.error("%s %s: %s", request.method, request.url.path, exc.message)
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+        return JSONResponse(
+            error_body(exc.code, exc.message, **exc.details),
+            status_code=exc.status_code,
+            headers=headers,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg")), "type": e.get("type")}
+            for e in exc.errors()
+        ]
+        field, message = _validation_message(errors)
+        return JSONResponse(
+            error_body(InvalidInput.code, message, field=field, errors=errors), status_code=422
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+        message = str(exc.detail)
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"No route {request.method} {request.url.path}"
+        return JSONResponse(
+            error_body(codes.get(exc.status_code, "http_error"), message),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse(
+            error_body("internal_error", f"internal error: {type(exc).__name__}"),
+            status_code=500,
+        )

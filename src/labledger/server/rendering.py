@@ -1,0 +1,74 @@
+"""Responses built straight from the domain models (no second validation pass)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from fastapi.responses import Response
+
+from labledger.core.models import (
+    Event,
+    Experiment,
+    ExperimentalCampaign,
+    campaign_to_wire,
+    experiment_to_wire,
+)
+
+__all__ = ["JSONBody", "campaign_json", "campaigns_json", "event_wire", "events_json",
+           "experiment_json", "experiments_json", "json_response"]
+
+
+class JSONBody(Response):
+    """A JSON response rendered with the standard library, compactly."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def json_response(content: Any, status_code: int = 200) -> JSONBody:
+    """Any JSON value."""
+    return JSONBody(content, status_code=status_code)
+
+
+def experiment_json(exp: Experiment, status_code: int = 200) -> JSONBody:
+    """One experiment."""
+    return JSONBody(experiment_to_wire(exp), status_code=status_code)
+
+
+def experiments_json(exps: Iterable[Experiment]) -> JSONBody:
+    """A bare array of experiments (as MADSci clients expect)."""
+    return JSONBody([experiment_to_wire(e) for e in exps])
+
+
+def campaign_json(campaign: ExperimentalCampaign, status_code: int = 200) -> JSONBody:
+    """One campaign."""
+    return JSONBody(campaign_to_wire(campaign), status_code=status_code)
+
+
+def campaigns_json(campaigns: Iterable[ExperimentalCampaign]) -> JSONBody:
+    """A bare array of campaigns."""
+    return JSONBody([campaign_to_wire(c) for c in campaigns])
+
+
+def event_wire(ev: Event) -> dict[str, Any]:
+    """The JSON object of an event."""
+    return {
+        "event_id": ev.event_id,
+        "experiment_id": ev.experiment_id,
+        "campaign_id": ev.campaign_id,
+        "type": ev.type.value,
+        "actor": ev.actor,
+        "from_status": ev.from_status,
+        "to_status": ev.to_status,
+        "at": ev.at.isoformat(),
+        "data": ev.data,
+    }
+
+
+def events_json(events: Iterable[Event]) -> JSONBody:
+    """A bare array of events."""
+    return JSONBody([event_wire(e) for e in events])

@@ -1,0 +1,215 @@
+"""Experiments: MADSci 0.8.1's routes with the same JSON, plus filters, PATCH and the trash."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response
+from pydantic import AfterValidator
+
+from labledger.core.lifecycle import Action, ExperimentStatus, parse_status
+from labledger.core.models import (
+    ExperimentPublic,
+    ExperimentQuery,
+    ExperimentRegistration,
+    ExperimentUpdate,
+)
+from labledger.errors import InvalidInput
+from labledger.server.deps import Actor, Service
+from labledger.server.rendering import (
+    JSONBody,
+    events_json,
+    experiment_json,
+    experiments_json,
+    json_response,
+)
+from labledger.server.schemas import ERRORS, CountPublic, EventPublic
+
+__all__ = ["MAX_PAGE", "experiment_query", "router"]
+
+router = APIRouter(tags=["experiments"])
+
+#: the most experiments one list answer carries
+MAX_PAGE = 10_000
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise ValueError("expected a time with a time zone, e.g. 2026-01-01T00:00:00Z")
+    return value
+
+
+AwareTime = Annotated[datetime | None, AfterValidator(_aware)]
+
+
+def _statuses(raw: list[str] | None) -> list[ExperimentStatus]:
+    out: list[ExperimentStatus] = []
+    for item in raw or []:
+        out.extend(parse_status(part) for part in item.split(",") if part.strip())
+    return out
+
+
+def experiment_query(
+    number: Annotated[
+        int, Query(ge=0, le=MAX_PAGE, description="How many (MADSci's name); 0 = up to the page limit")
+    ] = 10,
+    offset: Annotated[int, Query(ge=0, description="Skip this many (paging)")] = 0,
+    status: Annotated[
+        list[str] | None, Query(description="Filter by status; repeat or comma-separate")
+    ] = None,
+    campaign_id: Annotated[str | None, Query(max_length=26)] = None,
+    owner: Annotated[str | None, Query(max_length=26, description="ownership user_id")] = None,
+    text: Annotated[
+        str | None, Query(max_length=1000, description="Substring of name, run name or description")
+    ] = None,
+    since: Annotated[AwareTime, Query(description="Created at or after (ISO 8601 with zone)")] = None,
+    until: Annotated[AwareTime, Query(description="Created before (ISO 8601 with zone)")] = None,
+) -> ExperimentQuery:
+    """The filters shared by the list, count and UI routes."""
+    if since is not None and until is not None and until <= since:
+        raise InvalidInput("until: must be later than since", field="until")
+    return ExperimentQuery(
+        statuses=_statuses(status),
+        campaign_id=campaign_id,
+        owner=owner,
+        text=text,
+        since=since,
+        until=until,
+        limit=number or MAX_PAGE,
+        offset=offset,
+    )
+
+
+@router.post(
+    "/experiment",
+    response_model=ExperimentPublic,
+    responses=ERRORS,
+    summary="Register an experiment (started at once, or planned / queued)",
+)
+def start_experiment(
+    registration: ExperimentRegistration, service: Service, actor: Actor
+) -> JSONBody:
+    """MADSci's ``POST /experiment``: answers 200 with the new experiment."""
+    return experiment_json(service.create_experiment(registration, actor=actor))
+
+
+@router.get("/experiment/{experiment_id}", response_model=ExperimentPublic, responses=ERRORS)
+def get_experiment(experiment_id: str, service: Service) -> JSONBody:
+    """One experiment by id."""
+    return experiment_json(service.get_experiment(experiment_id))
+
+
+Filters = Annotated[ExperimentQuery, Depends(experiment_query)]
+
+
+@router.get("/experiments", response_model=list[ExperimentPublic], responses=ERRORS)
+def get_experiments(service: Service, query: Filters) -> JSONBody:
+    """The latest experiments, newest first, as a bare array (MADSci's shape)."""
+    return experiments_json(service.list_experiments(query))
+
+
+@router.get("/experiments/count", response_model=CountPublic, responses=ERRORS)
+def count_experiments(service: Service, query: Filters) -> JSONBody:
+    """How many experiments match the same filters as ``GET /experiments``."""
+    return json_response({"count": service.count_experiments(query)})
+
+
+def _action_route(action: Action, summary: str) -> None:
+    def handler(experiment_id: str, service: Service, actor: Actor) -> JSONBody:
+        return experiment_json(service.apply_action(experiment_id, action, actor=actor))
+
+    handler.__name__ = f"{action.value}_experiment"
+    handler.__doc__ = summary
+    router.add_api_route(
+        f"/experiment/{{experiment_id}}/{action.value}",
+        handler,
+        methods=["POST"],
+        response_model=ExperimentPublic,
+        responses=ERRORS,
+        summary=summary,
+    )
+
+
+@router.post(
+    "/experiment/{experiment_id}/end",
+    response_model=ExperimentPublic,
+    responses=ERRORS,
+    summary="End an experiment: completed, or the terminal status given",
+)
+def end_experiment(
+    experiment_id: str,
+    service: Service,
+    actor: Actor,
+    status: Annotated[
+        str | None,
+        Query(description="completed (default), failed or cancelled; also 'ExperimentStatus.FAILED'"),
+    ] = None,
+) -> JSONBody:
+    """MADSci's ``end``, which also honours ``?status=`` in both encodings MADSci clients send."""
+    end_status = parse_status(status) if status else None
+    return experiment_json(
+        service.apply_action(experiment_id, Action.END, end_status=end_status, actor=actor)
+    )
+
+
+for _action, _summary in (
+    (Action.CONTINUE, "Continue a paused experiment (a never-started one goes back to the queue)"),
+    (Action.PAUSE, "Pause an experiment"),
+    (Action.CANCEL, "Cancel an experiment (terminal; sets ended_at)"),
+    (Action.FAIL, "Mark an experiment failed (terminal; sets ended_at)"),
+    (Action.START, "Start a planned or queued experiment now"),
+    (Action.QUEUE, "Put a planned experiment in the queue"),
+):
+    _action_route(_action, _summary)
+
+
+@router.patch("/experiment/{experiment_id}", response_model=ExperimentPublic, responses=ERRORS)
+def update_experiment(
+    experiment_id: str, patch: ExperimentUpdate, service: Service, actor: Actor
+) -> JSONBody:
+    """Replace an experiment's run name, description, parameters or metadata."""
+    return experiment_json(service.update_experiment(experiment_id, patch, actor=actor))
+
+
+@router.delete("/experiment/{experiment_id}", response_model=ExperimentPublic, responses=ERRORS)
+def delete_experiment(experiment_id: str, service: Service, actor: Actor) -> JSONBody:
+    """Move an experiment to the trash (kept, with its events, until an admin purges it)."""
+    return experiment_json(service.delete_experiment(experiment_id, actor=actor))
+
+
+@router.get("/experiment/{experiment_id}/events", response_model=list[EventPublic], responses=ERRORS)
+def experiment_events(
+    experiment_id: str,
+    service: Service,
+    after: Annotated[int, Query(ge=0, description="Only events with a larger event_id")] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1000,
+) -> JSONBody:
+    """The experiment's event log, oldest first."""
+    return events_json(service.list_events(experiment_id=experiment_id, after_id=after, limit=limit))
+
+
+trash = APIRouter(tags=["trash"])
+
+
+@trash.get("/trash", response_model=list[ExperimentPublic], responses=ERRORS)
+def list_trash(
+    service: Service,
+    number: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> JSONBody:
+    """Experiments in the trash, newest first."""
+    return experiments_json(service.list_trash(number, offset))
+
+
+@trash.post("/trash/{experiment_id}/restore", response_model=ExperimentPublic, responses=ERRORS)
+def restore_experiment(experiment_id: str, service: Service, actor: Actor) -> JSONBody:
+    """Take an experiment back out of the trash."""
+    return experiment_json(service.restore_experiment(experiment_id, actor=actor))
+
+
+@trash.delete("/trash/{experiment_id}", status_code=204, responses=ERRORS)
+def purge_experiment(experiment_id: str, service: Service, actor: Actor) -> Response:
+    """Remove a trashed experiment and its events for good (admin)."""
+    service.purge_experiment(experiment_id, actor=actor)
+    return Response(status_code=204)

@@ -1,0 +1,197 @@
+"""Settings of the experiment service, read with pydantic-settings.
+
+Sources, strongest first: arguments given in code (the CLI's options), environment variables
+with the prefix ``EXPERIMENT_`` (``EXPERIMENT_DB_URL``, ``EXPERIMENT_SERVER_URL`` ...), the dotenv
+files ``.env`` and ``experiments.env``, then ``settings.json`` / ``experiments.settings.json``,
+``settings.toml`` / ``experiments.settings.toml`` and ``settings.yaml`` /
+``experiments.settings.yaml`` in the working directory (unprefixed keys: ``db_url = "..."``).
+``EXPERIMENT_MANAGER_DEFINITION`` may name a YAML file with ``name``, ``description`` and
+``manager_id`` (MADSci 0.6's manager definition).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import AnyHttpUrl, Field, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    JsonConfigSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+    YamlConfigSettingsSource,
+)
+
+from labledger.core.ids import is_ulid, new_ulid
+from labledger.errors import ConfigError
+
+__all__ = ["Settings", "default_data_dir"]
+
+
+def default_data_dir() -> Path:
+    """Where the embedded database lives by default: ``$XDG_DATA_HOME/labledger``."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "labledger"
+
+
+class Settings(BaseSettings):
+    """Every setting of ``labledger serve``. Each is documented in the README's table."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="EXPERIMENT_",
+        env_file=(".env", "experiments.env"),
+        env_file_encoding="utf-8",
+        toml_file=("settings.toml", "experiments.settings.toml"),
+        yaml_file=("settings.yaml", "experiments.settings.yaml"),
+        json_file=("settings.json", "experiments.settings.json"),
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    server_url: AnyHttpUrl = Field(
+        default=AnyHttpUrl("http://127.0.0.1:8002"),
+        description="Where the server listens (host and port) and where clients find it.",
+    )
+    db_url: str | None = Field(
+        default=None,
+        description="Database URL: sqlite:///file.sqlite3 or postgresql+psycopg://user@host/db. "
+        "Default: the embedded SQLite file in data_dir.",
+    )
+    data_dir: Path = Field(
+        default_factory=default_data_dir, description="Folder of the embedded database."
+    )
+    backup_dir: Path | None = Field(
+        default=None, description="Where `labledger db` writes backups (default data_dir/backups)."
+    )
+    sqlite_synchronous: str = Field(
+        default="NORMAL",
+        description="SQLite synchronous mode: NORMAL survives process crashes, FULL also power loss.",
+    )
+    manager_definition: Path | None = Field(
+        default=None, description="YAML with name, description and manager_id (MADSci 0.6)."
+    )
+    manager_name: str = Field(default="Experiment Manager", description="Shown in /docs and /settings.")
+    manager_description: str | None = Field(default=None, description="Shown in /definition.")
+    manager_id: str | None = Field(
+        default=None, description="ULID of this manager (default: one kept in data_dir)."
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            dotenv_settings,
+            JsonConfigSettingsSource(settings_cls),
+            TomlConfigSettingsSource(settings_cls),
+            YamlConfigSettingsSource(settings_cls),
+        )
+
+    @field_validator("manager_id")
+    @classmethod
+    def _manager_ulid(cls, value: str | None) -> str | None:
+        if value is not None and not is_ulid(value):
+            raise ValueError(f"Invalid ULID {value} for field manager_id")
+        return value
+
+    @model_validator(mode="after")
+    def _definition(self) -> Settings:
+        if self.manager_definition is None:
+            return self
+        path = self.manager_definition
+        try:
+            loaded: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(
+                f"manager_definition: cannot read {path}: {exc.strerror}",
+                path=str(path),
+                field="manager_definition",
+            ) from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(
+                f"{path}: not valid YAML: {exc}", path=str(path), field="manager_definition"
+            ) from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(
+                f"{path}: expected a mapping with name, description, manager_id",
+                path=str(path),
+                field="manager_definition",
+            )
+        if "name" in loaded and "manager_name" not in self.model_fields_set:
+            self.manager_name = str(loaded["name"])
+        if "description" in loaded and "manager_description" not in self.model_fields_set:
+            self.manager_description = loaded["description"]
+        raw_id = loaded.get("manager_id") or loaded.get("experiment_manager_id")
+        if raw_id is not None and self.manager_id is None:
+            if not is_ulid(str(raw_id)):
+                raise ConfigError(
+                    f"{path}: manager_id: expected a 26-character ULID, got {raw_id!r}",
+                    path=str(path),
+                    field="manager_id",
+                )
+            self.manager_id = str(raw_id)
+        return self
+
+    # ------------------------------------------------------------------ derived
+
+    @property
+    def database_url(self) -> str:
+        """The database URL in effect (the embedded SQLite file when none is set)."""
+        return self.db_url or f"sqlite:///{self.data_dir / 'labledger.sqlite3'}"
+
+    @property
+    def backups(self) -> Path:
+        """The backup folder in effect."""
+        return self.backup_dir or self.data_dir / "backups"
+
+    @property
+    def host(self) -> str:
+        """Host part of server_url."""
+        return self.server_url.host or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        """Port part of server_url (8002 when it has none)."""
+        return self.server_url.port or 8002
+
+    def resolved_manager_id(self) -> str:
+        """The manager id: the setting, or one kept in data_dir so it survives restarts."""
+        if self.manager_id:
+            return self.manager_id
+        path = self.data_dir / "manager_id"
+        try:
+            existing = path.read_text(encoding="utf-8").strip()
+            if is_ulid(existing):
+                return existing
+        except OSError:
+            pass
+        new = new_ulid()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(new + "\n", encoding="utf-8")
+        except OSError:
+            pass  # a read-only data_dir: the id then lives as long as the process
+        return new
+
+    def public(self) -> dict[str, Any]:
+        """The settings as ``GET /settings`` shows them, secrets redacted."""
+        data = self.model_dump(mode="json")
+        data["db_url"] = _redact_url(self.database_url)
+        return data
+
+
+def _redact_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy Core over SQLite (default) and PostgreSQL, with Alembic migrations."""

@@ -1,0 +1,104 @@
+"""Engines from one URL: SQLite (WAL, write transactions ``BEGIN IMMEDIATE``) or PostgreSQL."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+from labledger.errors import InvalidInput, MissingDependency
+
+__all__ = ["WRITE", "create_db_engine", "default_sqlite_url", "is_sqlite", "sqlite_path"]
+
+#: execution option that makes a SQLite transaction take the write lock at BEGIN
+WRITE = {"labledger_write": True}
+
+
+def default_sqlite_url(data_dir: Path) -> str:
+    """The embedded default database: ``<data_dir>/labledger.sqlite3``."""
+    return f"sqlite:///{data_dir / 'labledger.sqlite3'}"
+
+
+def is_sqlite(url: str) -> bool:
+    """True when ``url`` names a SQLite database."""
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL (None for in-memory databases)."""
+    database = make_url(url).database
+    return Path(database) if database and database != ":memory:" else None
+
+
+def create_db_engine(url: str, *, synchronous: str = "NORMAL", pool_size: int = 8) -> Engine:
+    """An engine for ``url``; SQLite files and their folder are created on first use."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise InvalidInput(
+            f"db_url: expected a database URL like sqlite:///path/to/file.sqlite3 or "
+            f"postgresql+psycopg://user@host/db, got {url!r}",
+            field="db_url",
+        ) from exc
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return _sqlite_engine(url, synchronous)
+    if backend == "postgresql":
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            raise MissingDependency("psycopg", "postgres") from None
+        try:
+            return create_engine(
+                parsed, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True
+            )
+        except NoSuchModuleError as exc:
+            raise InvalidInput(f"db_url: unknown driver in {url!r}", field="db_url") from exc
+    raise InvalidInput(
+        f"db_url: only sqlite and postgresql are supported, got {backend!r}", field="db_url"
+    )
+
+
+def _sqlite_engine(url: str, synchronous: str) -> Engine:
+    path = sqlite_path(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    sync = synchronous.upper()
+    if sync not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+        raise InvalidInput(
+            f"sqlite_synchronous: expected OFF, NORMAL, FULL or EXTRA, got {synchronous!r}",
+            field="sqlite_synchronous",
+        )
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": 30},
+        pool_size=16,
+        max_overflow=16,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+        # Let SQLAlchemy's BEGIN below be the only transaction control.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        if path is not None:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={sync}")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # A write transaction takes the lock at once: a deferred one that upgrades later can
+        # fail with "database is locked" instead of waiting for busy_timeout.
+        immediate = conn.get_execution_options().get("labledger_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
