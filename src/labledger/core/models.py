@@ -31,6 +31,7 @@ from labledger.core.lifecycle import (
 __all__ = [
     "MAX_NAME",
     "MAX_TEXT",
+    "SORT_KEYS",
     "Condition",
     "Conditions",
     "Event",
@@ -216,7 +217,8 @@ class ExperimentRegistration(LabModel):
     run_description: Text | None = None
     # labledger extensions, all optional so MADSci bodies work unchanged
     campaign_id: str | None = Field(
-        default=None, description="Campaign to add the experiment to (else ownership's campaign_id)."
+        default=None,
+        description="Campaign to add the experiment to (else ownership's campaign_id).",
     )
     parameters: JsonObject = Field(
         default_factory=dict, description="This run's values; override the design's parameters."
@@ -358,6 +360,20 @@ class ExperimentUpdate(LabModel):
     metadata: JsonObject | None = None
 
 
+#: what experiment lists can be sorted by; ``-name`` sorts descending
+SORT_KEYS = (
+    "created_at",
+    "updated_at",
+    "started_at",
+    "ended_at",
+    "name",
+    "run_name",
+    "status",
+    "priority",
+    "progress",
+)
+
+
 class ExperimentQuery(LabModel):
     """Filters and paging for listing experiments. Every filter is optional."""
 
@@ -370,6 +386,17 @@ class ExperimentQuery(LabModel):
     limit: int = Field(default=10, ge=0, le=10_000)
     offset: int = Field(default=0, ge=0)
     deleted: bool = False
+    sort: str = Field(default="-created_at", description="A SORT_KEYS name, '-' first = descending")
+
+    @field_validator("sort")
+    @classmethod
+    def _sort_key(cls, value: str) -> str:
+        if value.removeprefix("-") not in SORT_KEYS:
+            raise ValueError(
+                f"sort: expected one of {', '.join(SORT_KEYS)} (prefix '-' for descending), "
+                f"got {value!r}"
+            )
+        return value
 
 
 # --------------------------------------------------------------------------- campaigns

@@ -208,7 +208,7 @@ class SqlStore:
 
     def list_experiments(self, query: ExperimentQuery) -> list[Experiment]:
         stmt = _filtered(select(experiments), query)
-        stmt = stmt.order_by(E.created_at.desc(), E.id.desc()).offset(query.offset)
+        stmt = stmt.order_by(*_order_by(query.sort)).offset(query.offset)
         if query.limit:
             stmt = stmt.limit(query.limit)
         with self.read() as conn:
@@ -435,6 +435,17 @@ def _filtered(stmt: Select[Any], q: ExperimentQuery) -> Select[Any]:
             )
         )
     return stmt.where(and_(*conds))
+
+
+def _order_by(sort: str) -> list[Any]:
+    """ORDER BY for a sort key such as ``-created_at``; ties broken by id, empty values last."""
+    descending = sort.startswith("-")
+    column = experiments.c[sort.removeprefix("-")]
+    if column.key == "created_at":
+        # the plain index order; created_at is never null
+        return [E.created_at.desc(), E.id.desc()] if descending else [E.created_at, E.id]
+    key = column.desc() if descending else column.asc()
+    return [key.nulls_last(), E.id.desc() if descending else E.id]
 
 
 def _escape_like(text: str) -> str:

@@ -26,7 +26,18 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["JSONType", "UTCDateTime", "campaigns", "events", "experiments", "metadata"]
+__all__ = [
+    "JSONType",
+    "UTCDateTime",
+    "campaigns",
+    "events",
+    "experiments",
+    "forward_cursors",
+    "metadata",
+    "milestones",
+    "resource_uses",
+    "results",
+]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -86,12 +97,19 @@ experiments = Table(
     Column("started_at", UTCDateTime),
     Column("ended_at", UTCDateTime),
     Column("deleted_at", UTCDateTime),
+    # the queue (revision 0002): who holds a claimed experiment, since when, until when
+    Column("worker_id", String(200)),
+    Column("claimed_at", UTCDateTime),
+    Column("lease_expires_at", UTCDateTime),
     # "latest N" and every filter below walk an index in ORDER BY order, so their cost does not
     # grow with the table.
     Index("ix_experiments_created", "created_at", "id"),
     Index("ix_experiments_status_created", "status", "created_at", "id"),
     Index("ix_experiments_campaign_created", "campaign_id", "created_at", "id"),
     Index("ix_experiments_owner_created", "owner", "created_at", "id"),
+    # claims walk queued experiments by priority then age; sweeps walk leases by expiry
+    Index("ix_experiments_queue", "status", "priority", "created_at"),
+    Index("ix_experiments_lease", "status", "lease_expires_at"),
 )
 
 campaigns = Table(
@@ -116,7 +134,9 @@ campaigns = Table(
 events = Table(
     "events",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
     Column("experiment_id", ID),
     Column("campaign_id", ID),
     Column("type", String(40), nullable=False),
@@ -129,4 +149,75 @@ events = Table(
     Index("ix_events_campaign", "campaign_id", "id"),
     # ids are never reused, also after a purge: followers resume "after id N"
     sqlite_autoincrement=True,
+)
+
+
+# --------------------------------------------------------------------------- revision 0002
+
+BIGID = BigInteger().with_variant(Integer, "sqlite")
+
+results = Table(
+    "results",
+    metadata,
+    Column("id", BIGID, primary_key=True, autoincrement=True),
+    Column("experiment_id", ID, nullable=False),
+    Column("campaign_id", ID),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(8), nullable=False, doc="value or file"),
+    Column("value", JSONType, doc="the value of a value result"),
+    Column("digest", String(64), doc="BLAKE3 hex digest of a file result"),
+    Column("size", BigInteger),
+    Column("media_type", String(200)),
+    Column("filename", String(1000)),
+    Column("actor", String(200)),
+    Column("created_at", UTCDateTime, nullable=False),
+    # one result per name: posting a name again replaces it (the event log keeps the history)
+    Index("ix_results_experiment_name", "experiment_id", "name", unique=True),
+    Index("ix_results_campaign", "campaign_id", "experiment_id"),
+    Index("ix_results_digest", "digest"),
+    sqlite_autoincrement=True,
+)
+
+milestones = Table(
+    "milestones",
+    metadata,
+    Column("id", BIGID, primary_key=True, autoincrement=True),
+    Column("experiment_id", ID, nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("progress", Float),
+    Column("data", JSONType, nullable=False),
+    Column("actor", String(200)),
+    Column("at", UTCDateTime, nullable=False),
+    Index("ix_milestones_experiment", "experiment_id", "id"),
+    sqlite_autoincrement=True,
+)
+
+resource_uses = Table(
+    "resource_uses",
+    metadata,
+    Column("id", BIGID, primary_key=True, autoincrement=True),
+    Column("experiment_id", ID, nullable=False),
+    Column("campaign_id", ID),
+    Column("resource_id", String(200), nullable=False),
+    Column("resource_type", String(40), nullable=False),
+    Column("name", String(1000)),
+    Column("quantity", Float),
+    Column("unit", String(40)),
+    Column("data", JSONType, nullable=False),
+    Column("actor", String(200)),
+    Column("at", UTCDateTime, nullable=False),
+    Index("ix_resource_uses_resource", "resource_id", "id"),
+    Index("ix_resource_uses_experiment", "experiment_id", "id"),
+    sqlite_autoincrement=True,
+)
+
+forward_cursors = Table(
+    "forward_cursors",
+    metadata,
+    Column("target", String(200), primary_key=True, doc="webhook URL or 'madsci:<url>'"),
+    Column("last_event_id", BigInteger, nullable=False),
+    Column("failures", Integer, nullable=False),
+    Column("last_error", Text),
+    Column("next_attempt_at", UTCDateTime),
+    Column("updated_at", UTCDateTime, nullable=False),
 )

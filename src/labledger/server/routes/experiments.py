@@ -10,6 +10,7 @@ from pydantic import AfterValidator
 
 from labledger.core.lifecycle import Action, ExperimentStatus, parse_status
 from labledger.core.models import (
+    SORT_KEYS,
     ExperimentPublic,
     ExperimentQuery,
     ExperimentRegistration,
@@ -52,7 +53,8 @@ def _statuses(raw: list[str] | None) -> list[ExperimentStatus]:
 
 def experiment_query(
     number: Annotated[
-        int, Query(ge=0, le=MAX_PAGE, description="How many (MADSci's name); 0 = up to the page limit")
+        int,
+        Query(ge=0, le=MAX_PAGE, description="How many (MADSci's name); 0 = up to the page limit"),
     ] = 10,
     offset: Annotated[int, Query(ge=0, description="Skip this many (paging)")] = 0,
     status: Annotated[
@@ -63,12 +65,28 @@ def experiment_query(
     text: Annotated[
         str | None, Query(max_length=1000, description="Substring of name, run name or description")
     ] = None,
-    since: Annotated[AwareTime, Query(description="Created at or after (ISO 8601 with zone)")] = None,
+    since: Annotated[
+        AwareTime, Query(description="Created at or after (ISO 8601 with zone)")
+    ] = None,
     until: Annotated[AwareTime, Query(description="Created before (ISO 8601 with zone)")] = None,
+    sort: Annotated[
+        str,
+        Query(
+            max_length=40,
+            description="Order: created_at, updated_at, started_at, ended_at, name, run_name, "
+            "status, priority or progress; prefix '-' for descending",
+        ),
+    ] = "-created_at",
 ) -> ExperimentQuery:
     """The filters shared by the list, count and UI routes."""
     if since is not None and until is not None and until <= since:
         raise InvalidInput("until: must be later than since", field="until")
+    if sort.removeprefix("-") not in SORT_KEYS:
+        raise InvalidInput(
+            f"sort: expected one of {', '.join(SORT_KEYS)} (prefix '-' for descending), "
+            f"got {sort!r}",
+            field="sort",
+        )
     return ExperimentQuery(
         statuses=_statuses(status),
         campaign_id=campaign_id,
@@ -78,6 +96,7 @@ def experiment_query(
         until=until,
         limit=number or MAX_PAGE,
         offset=offset,
+        sort=sort,
     )
 
 
@@ -143,7 +162,9 @@ def end_experiment(
     actor: Actor,
     status: Annotated[
         str | None,
-        Query(description="completed (default), failed or cancelled; also 'ExperimentStatus.FAILED'"),
+        Query(
+            description="completed (default), failed or cancelled; also 'ExperimentStatus.FAILED'"
+        ),
     ] = None,
 ) -> JSONBody:
     """MADSci's ``end``, which also honours ``?status=`` in both encodings MADSci clients send."""
@@ -178,7 +199,9 @@ def delete_experiment(experiment_id: str, service: Service, actor: Actor) -> JSO
     return experiment_json(service.delete_experiment(experiment_id, actor=actor))
 
 
-@router.get("/experiment/{experiment_id}/events", response_model=list[EventPublic], responses=ERRORS)
+@router.get(
+    "/experiment/{experiment_id}/events", response_model=list[EventPublic], responses=ERRORS
+)
 def experiment_events(
     experiment_id: str,
     service: Service,
@@ -186,7 +209,9 @@ def experiment_events(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1000,
 ) -> JSONBody:
     """The experiment's event log, oldest first."""
-    return events_json(service.list_events(experiment_id=experiment_id, after_id=after, limit=limit))
+    return events_json(
+        service.list_events(experiment_id=experiment_id, after_id=after, limit=limit)
+    )
 
 
 trash = APIRouter(tags=["trash"])
