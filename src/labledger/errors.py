@@ -282,7 +282,5 @@ def _all_subclasses(cls: type[LabledgerError]) -> list[type[LabledgerError]]:
 
 def error_class_for(code: str) -> type[LabledgerError] | None:
     """The error class whose ``code`` is ``code`` (used by the client to rebuild errors)."""
-    for cls in [LabledgerError, *_all_subclasses(LabledgerError)]:
-        if cls.code == code:
-            return cls
-    return None
+    candidates: list[type[LabledgerError]] = [LabledgerError, *_all_subclasses(LabledgerError)]
+    return next((cls for cls in candidates if cls.code == code), None)

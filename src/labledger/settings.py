@@ -29,7 +29,7 @@ from pydantic_settings import (
 from labledger.core.ids import is_ulid, new_ulid
 from labledger.errors import ConfigError
 
-__all__ = ["Settings", "default_data_dir"]
+__all__ = ["Settings", "default_data_dir", "load_settings"]
 
 
 def default_data_dir() -> Path:
@@ -69,12 +69,14 @@ class Settings(BaseSettings):
     )
     sqlite_synchronous: str = Field(
         default="NORMAL",
-        description="SQLite synchronous mode: NORMAL survives process crashes, FULL also power loss.",
+        description="SQLite synchronous: NORMAL survives process crashes, FULL also power loss.",
     )
     manager_definition: Path | None = Field(
         default=None, description="YAML with name, description and manager_id (MADSci 0.6)."
     )
-    manager_name: str = Field(default="Experiment Manager", description="Shown in /docs and /settings.")
+    manager_name: str = Field(
+        default="Experiment Manager", description="Shown in /docs and /settings."
+    )
     manager_description: str | None = Field(default=None, description="Shown in /definition.")
     manager_id: str | None = Field(
         default=None, description="ULID of this manager (default: one kept in data_dir)."
@@ -195,3 +197,9 @@ def _redact_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from every source, with the ``overrides`` that are not None on top."""
+    given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**given)

@@ -1,1 +1,1 @@
-"""The ``labledger`` command. Thin commands: parse, call the core or the client, render with Rich."""
+"""The ``labledger`` command: thin commands that parse, call the core or client, render."""

@@ -9,7 +9,9 @@ import click
 __all__ = ["db"]
 
 _DB_URL = click.option(
-    "--db-url", default=None, help="Database URL (default: the setting EXPERIMENT_DB_URL or SQLite)."
+    "--db-url",
+    default=None,
+    help="Database URL (default: the setting EXPERIMENT_DB_URL or SQLite).",
 )
 
 
@@ -33,12 +35,12 @@ def check(db_url: str | None) -> None:
 
     Exits 1 when an upgrade is needed. Example: labledger db check
     """
-    from labledger.settings import Settings
+    from labledger.settings import load_settings
     from labledger.storage.engine import create_db_engine
     from labledger.storage.schema import check as check_schema
     from labledger.storage.schema import upgrade_command
 
-    settings = Settings(**({"db_url": db_url} if db_url else {}))
+    settings = load_settings(db_url=db_url)
     engine = create_db_engine(settings.database_url)
     try:
         state = check_schema(engine)
@@ -65,11 +67,13 @@ def upgrade(db_url: str | None, backup_dir: Path | None) -> None:
 
     Example: labledger db upgrade
     """
-    from labledger.settings import Settings
+    from labledger.settings import load_settings
     from labledger.storage.schema import upgrade as run_upgrade
 
-    settings = Settings(**({"db_url": db_url} if db_url else {}))
-    state, backup_file = run_upgrade(settings.database_url, backup_dir=backup_dir or settings.backups)
+    settings = load_settings(db_url=db_url)
+    state, backup_file = run_upgrade(
+        settings.database_url, backup_dir=backup_dir or settings.backups
+    )
     if backup_file is not None:
         click.echo(f"Backed up to {backup_file}")
     click.echo(f"Database schema is at {state.current}.")
@@ -78,17 +82,21 @@ def upgrade(db_url: str | None, backup_dir: Path | None) -> None:
 @db.command()
 @_DB_URL
 @click.option(
-    "--to", "backup_dir", type=click.Path(path_type=Path), default=None, help="Folder for the backup."
+    "--to",
+    "backup_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Folder for the backup.",
 )
 def backup(db_url: str | None, backup_dir: Path | None) -> None:
     """Write a consistent backup of the database (safe while the server runs).
 
     Example: labledger db backup --to backups/
     """
-    from labledger.settings import Settings
+    from labledger.settings import load_settings
     from labledger.storage.schema import backup as run_backup
 
-    settings = Settings(**({"db_url": db_url} if db_url else {}))
+    settings = load_settings(db_url=db_url)
     path = run_backup(settings.database_url, backup_dir or settings.backups)
     click.echo(str(path))
 
@@ -102,10 +110,10 @@ def restore(db_url: str | None, backup_file: Path, yes: bool) -> None:
 
     Example: labledger db restore backups/labledger-20261121T101010Z.sqlite3 --yes
     """
-    from labledger.settings import Settings
+    from labledger.settings import load_settings
     from labledger.storage.schema import restore as run_restore
 
-    settings = Settings(**({"db_url": db_url} if db_url else {}))
+    settings = load_settings(db_url=db_url)
     if not yes:
         click.confirm(f"Replace the content of {settings.public()['db_url']}?", abort=True)
     run_restore(settings.database_url, backup_file)

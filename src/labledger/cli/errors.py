@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from labledger.errors import LabledgerError
@@ -30,5 +28,3 @@ def run_cli(group: click.Group) -> int:
         click.echo("Interrupted.", err=True)
         return 130
     return 0
-
-

@@ -29,10 +29,9 @@ def serve(host: str | None, port: int | None, db_url: str | None, log_level: str
     import uvicorn
 
     from labledger.server.app import create_app
-    from labledger.settings import Settings
+    from labledger.settings import load_settings
 
-    overrides = {"db_url": db_url} if db_url else {}
-    settings = Settings(**overrides)
+    settings = load_settings(db_url=db_url)
     app = create_app(settings)
     bind_host = host or settings.host
     bind_port = port or settings.port

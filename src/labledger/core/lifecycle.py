@@ -63,8 +63,12 @@ TRANSITIONS: Final = MappingProxyType(
         S.IN_PROGRESS: frozenset(
             {S.PAUSED, S.COMPLETED, S.FAILED, S.CANCELLED, S.UNKNOWN, S.QUEUED}
         ),
-        S.PAUSED: frozenset({S.IN_PROGRESS, S.QUEUED, S.COMPLETED, S.FAILED, S.CANCELLED, S.UNKNOWN}),
-        S.UNKNOWN: frozenset({S.IN_PROGRESS, S.PAUSED, S.QUEUED, S.COMPLETED, S.FAILED, S.CANCELLED}),
+        S.PAUSED: frozenset(
+            {S.IN_PROGRESS, S.QUEUED, S.COMPLETED, S.FAILED, S.CANCELLED, S.UNKNOWN}
+        ),
+        S.UNKNOWN: frozenset(
+            {S.IN_PROGRESS, S.PAUSED, S.QUEUED, S.COMPLETED, S.FAILED, S.CANCELLED}
+        ),
         S.COMPLETED: frozenset(),
         S.FAILED: frozenset(),
         S.CANCELLED: frozenset(),
@@ -151,7 +155,7 @@ _PREFIX = "ExperimentStatus."
 
 
 def parse_status(value: str, *, field: str = "status") -> S:
-    """Parse a status in either encoding MADSci clients send: ``failed`` or ``ExperimentStatus.FAILED``."""
+    """Parse a status in both encodings MADSci sends: ``failed``, ``ExperimentStatus.FAILED``."""
     raw = value.strip()
     if raw.startswith(_PREFIX):
         raw = raw[len(_PREFIX) :]

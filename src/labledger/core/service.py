@@ -125,7 +125,9 @@ class ExperimentService:
         """
 
         def attempt(current: Experiment) -> tuple[dict[str, Any], list[Event]] | None:
-            target = target_of(action, started=current.started_at is not None, end_status=end_status)
+            target = target_of(
+                action, started=current.started_at is not None, end_status=end_status
+            )
             if not check_transition(
                 current.status, target, entity_id=current.experiment_id, action=action.value
             ):
@@ -248,9 +250,7 @@ class ExperimentService:
             if decided is None:
                 return current
             changes, events = decided
-            updated = self.store.update_experiment(
-                experiment_id, current.version, changes, events
-            )
+            updated = self.store.update_experiment(experiment_id, current.version, changes, events)
             if updated is not None:
                 return updated
         raise ConcurrentUpdate(

@@ -27,8 +27,9 @@ EXTENSIONS: list[Callable[[FastAPI, Settings], None]] = []
 
 DESCRIPTION = """\
 Record and control experiments. Wire-compatible with the MADSci Experiment Manager 0.8.1
-(`POST /experiment`, `GET /experiments?number=`, `POST /experiment/{id}/end|continue|pause|cancel|fail`,
-campaigns), with an enforced lifecycle: an illegal change answers 409 naming both states.
+(`POST /experiment`, `GET /experiments?number=`,
+`POST /experiment/{id}/end|continue|pause|cancel|fail`, campaigns), with an enforced
+lifecycle: an illegal change answers 409 naming both states.
 
 On the wire `status` is what a MADSci 0.8.1 client can parse (planned and queued read as
 `unknown`) and `lifecycle_status` is the full state.

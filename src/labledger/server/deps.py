@@ -27,7 +27,7 @@ def get_settings(request: Request) -> Settings:
 
 
 def get_actor(request: Request) -> str:
-    """Who acts, for the event log: the authenticated token's name, a declared actor, or the peer."""
+    """Who acts, for the event log: the token's name, a declared actor, or the peer."""
     token_name = getattr(request.state, "token_name", None)
     if token_name:
         return f"token:{token_name}"

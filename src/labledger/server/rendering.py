@@ -16,8 +16,16 @@ from labledger.core.models import (
     experiment_to_wire,
 )
 
-__all__ = ["JSONBody", "campaign_json", "campaigns_json", "event_wire", "events_json",
-           "experiment_json", "experiments_json", "json_response"]
+__all__ = [
+    "JSONBody",
+    "campaign_json",
+    "campaigns_json",
+    "event_wire",
+    "events_json",
+    "experiment_json",
+    "experiments_json",
+    "json_response",
+]
 
 
 class JSONBody(Response):

@@ -37,7 +37,11 @@ __all__ = [
 ]
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
-PG_BIN_DIRS = ("/usr/lib/postgresql/17/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/15/bin")
+PG_BIN_DIRS = (
+    "/usr/lib/postgresql/17/bin",
+    "/usr/lib/postgresql/16/bin",
+    "/usr/lib/postgresql/15/bin",
+)
 
 
 def _config() -> Config:
@@ -166,8 +170,15 @@ def restore(url: str, backup_file: Path) -> None:
         return
     _pg_tool(
         "pg_restore",
-        ["--clean", "--if-exists", "--no-owner", "--single-transaction", "-d", _libpq_url(url),
-         str(backup_file)],
+        [
+            "--clean",
+            "--if-exists",
+            "--no-owner",
+            "--single-transaction",
+            "-d",
+            _libpq_url(url),
+            str(backup_file),
+        ],
     )
 
 

@@ -372,9 +372,7 @@ def _campaign_changes(changes: dict[str, Any]) -> dict[str, Any]:
     for key, value in changes.items():
         if key not in _CAMPAIGN_COLUMNS:
             raise ValueError(f"not an updatable campaign field: {key}")
-        values[_CAMPAIGN_COLUMNS[key]] = (
-            value.value if isinstance(value, CampaignStatus) else value
-        )
+        values[_CAMPAIGN_COLUMNS[key]] = value.value if isinstance(value, CampaignStatus) else value
     return values
 
 

@@ -74,9 +74,7 @@ def upgrade() -> None:
 
     op.create_table(
         "events",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), autoincrement=True
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), autoincrement=True),
         sa.Column("experiment_id", ID),
         sa.Column("campaign_id", ID),
         sa.Column("type", sa.String(40), nullable=False),
