@@ -16,7 +16,8 @@ the HTTP status the server answers with and the exit code the CLI ends with, so 
     ├── Conflict                        409 / exit 1   the request clashes with the current state
     │   ├── IllegalTransition           names the current and the requested state
     │   ├── ConcurrentUpdate            lost a race after retrying
-    │   └── AlreadyExists
+    │   ├── AlreadyExists
+    │   └── LeaseLost                   a worker reports on an experiment it no longer holds
     ├── Unauthorized                    401 / exit 1
     ├── Forbidden                       403 / exit 1
     ├── PayloadTooLarge                 413 / exit 1
@@ -46,6 +47,7 @@ __all__ = [
     "IntegrityError",
     "InvalidInput",
     "LabledgerError",
+    "LeaseLost",
     "MissingDependency",
     "NotFound",
     "PayloadTooLarge",
@@ -186,6 +188,24 @@ class AlreadyExists(Conflict):
     """Something with this id or name exists already."""
 
     code = "already_exists"
+
+
+class LeaseLost(Conflict):
+    """A worker's lease on a queued experiment ended (expired, or another worker holds it)."""
+
+    code = "lease_lost"
+
+    def __init__(self, experiment_id: str, worker_id: str, holder: str | None, status: str) -> None:
+        held = f"is held by {holder}" if holder else "is held by no worker"
+        super().__init__(
+            f"Worker {worker_id} no longer holds experiment {experiment_id}: it {held} and is "
+            f"'{status}'. Stop working on it; its lease expired or it was reassigned",
+            experiment_id=experiment_id,
+            worker_id=worker_id,
+            holder=holder,
+            status=status,
+        )
+        self.experiment_id = experiment_id
 
 
 class Unauthorized(LabledgerError):

@@ -263,6 +263,10 @@ class Experiment(LabModel):
     attempts: int = 0
     version: int = 1
     deleted_at: datetime | None = None
+    # the queue: the worker holding (or that last held) the experiment, and its lease
+    worker_id: str | None = None
+    claimed_at: datetime | None = None
+    lease_expires_at: datetime | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -303,6 +307,11 @@ class ExperimentPublic(LabModel):
     attempts: int
     version: int
     deleted_at: datetime | None = None
+    worker_id: str | None = Field(default=None, description="Worker holding (or last held) it.")
+    claimed_at: datetime | None = Field(default=None, description="When that worker claimed it.")
+    lease_expires_at: datetime | None = Field(
+        default=None, description="The worker's lease ends then unless renewed by heartbeat."
+    )
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -343,6 +352,9 @@ def experiment_to_wire(exp: Experiment) -> JsonObject:
         "progress": exp.progress,
         "attempts": exp.attempts,
         "version": exp.version,
+        "worker_id": exp.worker_id,
+        "claimed_at": _iso(exp.claimed_at),
+        "lease_expires_at": _iso(exp.lease_expires_at),
     }
     if exp.deleted_at is not None:
         wire["deleted_at"] = _iso(exp.deleted_at)

@@ -68,6 +68,9 @@ def _experiment_row(exp: Experiment) -> dict[str, Any]:
         "started_at": exp.started_at,
         "ended_at": exp.ended_at,
         "deleted_at": exp.deleted_at,
+        "worker_id": exp.worker_id,
+        "claimed_at": exp.claimed_at,
+        "lease_expires_at": exp.lease_expires_at,
     }
 
 
@@ -94,6 +97,9 @@ def row_to_experiment(row: Any) -> Experiment:
         attempts=m["attempts"],
         version=m["version"],
         deleted_at=m["deleted_at"],
+        worker_id=m["worker_id"],
+        claimed_at=m["claimed_at"],
+        lease_expires_at=m["lease_expires_at"],
     )
 
 
@@ -141,6 +147,9 @@ _EXPERIMENT_COLUMNS = {
     "started_at",
     "ended_at",
     "deleted_at",
+    "worker_id",
+    "claimed_at",
+    "lease_expires_at",
 }
 
 
