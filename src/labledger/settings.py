@@ -82,6 +82,46 @@ class Settings(BaseSettings):
         default=None, description="ULID of this manager (default: one kept in data_dir)."
     )
 
+    # ---- the scheduling queue and integration (campaigns issue)
+    lease_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=86_400,
+        description="How long a worker's claim on a queued experiment lasts unless renewed by "
+        "heartbeat; an expired lease puts the experiment back in the queue.",
+    )
+    max_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=1000,
+        description="EXPERIMENT_MAX_ATTEMPTS: claims an experiment gets; when the lease of the "
+        "last one expires the experiment is marked failed instead of queued again.",
+    )
+    sweep_interval: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds between the server's sweeps of expired leases and finished campaigns.",
+    )
+    results_dir: Path | None = Field(
+        default=None,
+        description="Where uploaded result files are kept, content-addressed by BLAKE3 "
+        "(default data_dir/results).",
+    )
+    webhook_urls: list[AnyHttpUrl] = Field(
+        default_factory=list,
+        description="URLs that receive every event as a JSON POST (retried from the event log "
+        "until they answer 2xx; never blocks an experiment).",
+    )
+    event_manager_url: AnyHttpUrl | None = Field(
+        default=None,
+        description="A MADSci Event Manager; events are forwarded to its POST /event.",
+    )
+    forward_retry_max: float = Field(
+        default=300.0,
+        gt=0,
+        description="Longest wait in seconds between retries of a failing forwarding target.",
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -156,6 +196,11 @@ class Settings(BaseSettings):
     def backups(self) -> Path:
         """The backup folder in effect."""
         return self.backup_dir or self.data_dir / "backups"
+
+    @property
+    def results_path(self) -> Path:
+        """The folder of result files in effect."""
+        return self.results_dir or self.data_dir / "results"
 
     @property
     def host(self) -> str:
