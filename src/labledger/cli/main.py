@@ -17,6 +17,22 @@ __all__ = ["COMMANDS", "cli", "main"]
 COMMANDS: dict[str, str] = {
     "serve": "labledger.cli.serve:serve",
     "db": "labledger.cli.db:db",
+    # the local recorder
+    "init": "labledger.cli.recorder_start:init",
+    "new": "labledger.cli.recorder_start:new",
+    "run": "labledger.cli.recorder_start:run",
+    "end": "labledger.cli.recorder_start:end",
+    "show": "labledger.cli.recorder_observe:show",
+    "logs": "labledger.cli.recorder_observe:logs",
+    "ls": "labledger.cli.recorder_observe:ls",
+    "compare": "labledger.cli.recorder_observe:compare",
+    "list": "labledger.cli.recorder_query:list_runs",
+    "export": "labledger.cli.recorder_query:export",
+    "verify": "labledger.cli.recorder_store:verify",
+    "gc": "labledger.cli.recorder_store:gc",
+    "reindex": "labledger.cli.recorder_store:reindex",
+    "checkout": "labledger.cli.recorder_store:checkout",
+    "rerun": "labledger.cli.recorder_store:rerun",
 }
 
 

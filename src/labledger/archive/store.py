@@ -1,0 +1,267 @@
+"""A content-addressed blob store: every file kept once, named by its BLAKE3 digest.
+
+Layout under the store root::
+
+    objects/ab/cdef...   one blob per digest (64 hex chars, split 2 + 62 so no folder grows huge)
+    tmp/                 blobs being written; anything left here after a crash is garbage
+
+A blob is written to ``tmp/``, flushed to disk with ``fsync`` and only then renamed to its final
+name, so a name under ``objects/`` always points at complete content. Files are streamed in
+chunks and never read whole into memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import blake3
+
+from labledger.errors import IntegrityError, NotFound
+
+__all__ = ["CHUNK", "DIGEST_LEN", "BlobStore", "StoredBlob", "VerifyReport", "hash_file"]
+
+#: read and write in chunks of this size (large enough for BLAKE3 to use several cores)
+CHUNK = 1 << 20
+#: length of a digest in hex characters
+DIGEST_LEN = 64
+_HEX = frozenset("0123456789abcdef")
+
+
+def _new_hasher() -> blake3.blake3:
+    # AUTO lets BLAKE3 hash big chunks on several threads; it releases the GIL while it does.
+    return blake3.blake3(max_threads=blake3.blake3.AUTO)
+
+
+def hash_file(path: Path) -> tuple[str, int]:
+    """The BLAKE3 hex digest and size of the file at ``path``, streamed in chunks."""
+    hasher = _new_hasher()
+    size = 0
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    with path.open("rb", buffering=0) as src:
+        while n := src.readinto(buf):
+            hasher.update(view[:n])
+            size += n
+    return hasher.hexdigest(), size
+
+
+def check_digest(digest: str) -> str:
+    """Return ``digest`` if it is 64 lowercase hex characters, else raise IntegrityError."""
+    if len(digest) != DIGEST_LEN or not _HEX.issuperset(digest):
+        raise IntegrityError(f"Not a BLAKE3 digest (64 lowercase hex characters): {digest!r}")
+    return digest
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    """The result of putting content: its digest, its size and whether it was new."""
+
+    digest: str
+    size: int
+    added: bool
+
+
+@dataclass
+class VerifyReport:
+    """What :meth:`BlobStore.verify` found: blobs checked and the names of damaged ones."""
+
+    checked: int = 0
+    bytes_checked: int = 0
+    damaged: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing is damaged or missing."""
+        return not self.damaged and not self.missing
+
+
+class BlobStore:
+    """Blobs under ``root``; see the module docstring for the layout and the write protocol."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.objects = root / "objects"
+        self.tmp = root / "tmp"
+
+    def create(self) -> None:
+        """Make the folders of an empty store (idempotent)."""
+        self.objects.mkdir(parents=True, exist_ok=True)
+        self.tmp.mkdir(parents=True, exist_ok=True)
+
+    def path_of(self, digest: str) -> Path:
+        """Where the blob with ``digest`` lives (whether or not it exists)."""
+        check_digest(digest)
+        return self.objects / digest[:2] / digest[2:]
+
+    def has(self, digest: str) -> bool:
+        """True when the blob is stored."""
+        return self.path_of(digest).is_file()
+
+    # ------------------------------------------------------------------ writing
+
+    def put_file(self, path: Path, *, known_digest: str | None = None) -> StoredBlob:
+        """Store the content of the regular file ``path``; return its digest.
+
+        The file is hashed first and copied only when its digest is not stored yet, so
+        archiving unchanged files reads them once and writes nothing. ``known_digest`` skips
+        that first pass when the caller hashed the file already.
+        """
+        if known_digest is not None:
+            digest, size = known_digest, path.stat().st_size
+        else:
+            digest, size = hash_file(path)
+        if self.has(digest):
+            return StoredBlob(digest, size, added=False)
+        with path.open("rb", buffering=0) as src:
+            return self._write_stream(src)
+
+    def put_bytes(self, data: bytes) -> StoredBlob:
+        """Store ``data``; return its digest."""
+        digest = blake3.blake3(data).hexdigest()
+        if self.has(digest):
+            return StoredBlob(digest, len(data), added=False)
+        with self._temp() as (fd, tmp_path):
+            _write_all(fd, data)
+            return self._commit(fd, tmp_path, digest, len(data))
+
+    def _write_stream(self, src: io.RawIOBase) -> StoredBlob:
+        # The digest is taken of the bytes actually written, so a file changing under us is
+        # stored under the digest of what was read, never under a digest it does not match.
+        hasher = _new_hasher()
+        size = 0
+        buf = bytearray(CHUNK)
+        view = memoryview(buf)
+        with self._temp() as (fd, tmp_path):
+            while n := src.readinto(buf):
+                hasher.update(view[:n])
+                _write_all(fd, view[:n])
+                size += n
+            return self._commit(fd, tmp_path, hasher.hexdigest(), size)
+
+    @contextlib.contextmanager
+    def _temp(self) -> Iterator[tuple[int, Path]]:
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=self.tmp, prefix="blob-")
+        tmp_path = Path(name)
+        try:
+            yield fd, tmp_path
+        finally:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+            # After a successful commit the temp name is gone; after a failure, drop the rest.
+            tmp_path.unlink(missing_ok=True)
+
+    def _commit(self, fd: int, tmp_path: Path, digest: str, size: int) -> StoredBlob:
+        final = self.path_of(digest)
+        if final.exists():
+            return StoredBlob(digest, size, added=False)
+        os.fsync(fd)
+        os.fchmod(fd, 0o444)  # blobs are immutable; a read-only mode guards against slips
+        final.parent.mkdir(exist_ok=True)
+        os.replace(tmp_path, final)
+        return StoredBlob(digest, size, added=True)
+
+    def sync_dirs(self) -> None:
+        """fsync the blob folders so that completed renames survive a power cut."""
+        for folder in (self.objects, *self.objects.iterdir()):
+            if folder.is_dir():
+                _fsync_dir(folder)
+
+    # ------------------------------------------------------------------ reading
+
+    def open(self, digest: str) -> BinaryIO:
+        """Open the blob for reading; raise NotFound naming the digest if it is absent."""
+        try:
+            return self.path_of(digest).open("rb")
+        except FileNotFoundError:
+            raise NotFound(
+                f"Blob {digest} is missing from the store at {self.objects}; "
+                "run `labledger verify` to list every damaged run"
+            ) from None
+
+    def get(self, digest: str) -> bytes:
+        """The whole content of a blob (for small blobs such as logs and configs)."""
+        with self.open(digest) as fh:
+            return fh.read()
+
+    def copy_to(self, digest: str, dest: Path) -> None:
+        """Write the blob's content to the new file ``dest`` (which must not exist)."""
+        with self.open(digest) as src, dest.open("xb") as out:
+            while chunk := src.read(CHUNK):
+                out.write(chunk)
+
+    def iter_digests(self) -> Iterator[str]:
+        """Every stored digest, in no particular order."""
+        if not self.objects.is_dir():
+            return
+        for shard in self.objects.iterdir():
+            if shard.is_dir() and len(shard.name) == 2:
+                for blob in shard.iterdir():
+                    yield shard.name + blob.name
+
+    def size_on_disk(self) -> int:
+        """Total size in bytes of the stored blobs."""
+        return sum(self.path_of(d).stat().st_size for d in self.iter_digests())
+
+    # ------------------------------------------------------------------ upkeep
+
+    def verify(self, expected: set[str] | None = None) -> VerifyReport:
+        """Re-hash every blob; name the damaged ones, and the ``expected`` ones that are missing."""
+        report = VerifyReport()
+        present: set[str] = set()
+        for digest in self.iter_digests():
+            present.add(digest)
+            try:
+                actual, size = hash_file(self.path_of(digest))
+            except (OSError, IntegrityError):
+                report.damaged.append(digest)
+                continue
+            report.checked += 1
+            report.bytes_checked += size
+            if actual != digest:
+                report.damaged.append(digest)
+        if expected is not None:
+            report.missing = sorted(expected - present)
+        report.damaged.sort()
+        return report
+
+    def remove(self, digest: str) -> None:
+        """Delete one blob (used by gc and to drop a damaged copy)."""
+        self.path_of(digest).unlink(missing_ok=True)
+
+    def gc(self, referenced: set[str]) -> tuple[int, int]:
+        """Delete blobs not in ``referenced`` and stale temp files; return (blobs, bytes) freed."""
+        count = freed = 0
+        for digest in list(self.iter_digests()):
+            if digest not in referenced:
+                path = self.path_of(digest)
+                freed += path.stat().st_size
+                path.unlink()
+                count += 1
+        if self.tmp.is_dir():
+            for leftover in self.tmp.iterdir():
+                leftover.unlink(missing_ok=True)
+        return count, freed
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

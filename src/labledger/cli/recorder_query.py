@@ -1,0 +1,167 @@
+"""Recorder commands that query many runs: list and export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from labledger.cli.recorder_common import (
+    console,
+    dir_option,
+    json_option,
+    open_workspace,
+    print_json,
+)
+
+__all__ = ["export", "list_runs"]
+
+_STATUSES = ["planned", "in_progress", "completed", "failed", "cancelled", "unknown"]
+
+
+def _filters(func: Any) -> Any:
+    func = click.option(
+        "--where",
+        "where",
+        multiple=True,
+        metavar="EXPR",
+        help="Variable expression, e.g. 'lr>0.01', 'opt=adam', 'note~warm' (repeatable, AND).",
+    )(func)
+    func = click.option("--text", help="Text in the name, hypothesis or observations.")(func)
+    func = click.option(
+        "--status",
+        "statuses",
+        multiple=True,
+        type=click.Choice(_STATUSES),
+        help="Keep runs in this state (repeatable).",
+    )(func)
+    return func
+
+
+def _query(
+    directory: Path | None,
+    statuses: tuple[str, ...],
+    text: str | None,
+    where: tuple[str, ...],
+    limit: int | None,
+) -> list[dict[str, Any]]:
+    from labledger.runner.index import RunQuery, parse_var_filter
+
+    ws = open_workspace(directory)
+    query = RunQuery(
+        statuses=list(statuses), text=text, where=[parse_var_filter(w) for w in where], limit=limit
+    )
+    return ws.index.query(query)
+
+
+@click.command(name="list")
+@_filters
+@click.option(
+    "-n", "--limit", type=click.IntRange(min=1), help="At most this many runs (newest first)."
+)
+@dir_option
+@json_option
+def list_runs(
+    statuses: tuple[str, ...],
+    text: str | None,
+    where: tuple[str, ...],
+    limit: int | None,
+    directory: Path | None,
+    as_json: bool,
+) -> None:
+    """List runs, newest first, with filters.
+
+    \b
+    Examples:
+      labledger list --status completed --where 'lr>0.01'
+      labledger list --text plateau --json
+    """
+    from rich.table import Table
+
+    rows = _query(directory, statuses, text, where, limit)
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("#", "id", "status", "name", "variables", "started", "hypothesis")
+    for r in rows:
+        variables = ", ".join(f"{k}={v}" for k, v in r["variables"].items())
+        started = (r["started_at"] or "")[:16].replace("T", " ")
+        table.add_row(
+            str(r["number"]),
+            r["run_id"][:10],
+            r["status"],
+            r["name"],
+            variables,
+            started,
+            r["hypothesis"][:40],
+        )
+    console().print(table)
+    if not rows:
+        click.echo("No runs match. Start one with `labledger new`.", err=True)
+
+
+_COLUMNS = [
+    "number",
+    "run_id",
+    "name",
+    "status",
+    "created_at",
+    "started_at",
+    "ended_at",
+    "sealed_at",
+    "git_commit",
+    "git_branch",
+    "dirty",
+    "rerun_of",
+    "hypothesis",
+    "observations",
+]
+
+
+@click.command()
+@_filters
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file (default: stdout).",
+)
+@dir_option
+def export(
+    statuses: tuple[str, ...],
+    text: str | None,
+    where: tuple[str, ...],
+    fmt: str,
+    output: Path | None,
+    directory: Path | None,
+) -> None:
+    """Export runs (one row each, a column per variable) as CSV or JSON.
+
+    \b
+    Example:
+      labledger export --format csv -o runs.csv --status completed
+    """
+    import csv
+    import io
+    import json
+
+    rows = _query(directory, statuses, text, where, None)
+    if fmt == "json":
+        data = json.dumps(rows, indent=2, ensure_ascii=False) + "\n"
+    else:
+        names = sorted({k for r in rows for k in r["variables"]})
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(_COLUMNS + [f"var:{n}" for n in names])
+        for r in rows:
+            writer.writerow([r[c] for c in _COLUMNS] + [r["variables"].get(n, "") for n in names])
+        data = buf.getvalue()
+    if output is None:
+        click.echo(data, nl=False)
+    else:
+        output.write_text(data, encoding="utf-8")
+        click.echo(f"Wrote {len(rows)} runs to {output}", err=True)

@@ -1,0 +1,169 @@
+"""Recorder commands that look after the store and bring runs back: verify, gc, reindex,
+checkout, rerun."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from labledger.cli.recorder_common import (
+    dir_option,
+    echo_bytes,
+    json_option,
+    open_workspace,
+    print_json,
+    record_summary,
+)
+
+__all__ = ["checkout", "gc", "reindex", "rerun", "verify"]
+
+
+@click.command()
+@dir_option
+@json_option
+def verify(directory: Path | None, as_json: bool) -> None:
+    """Re-hash every stored file and name what is damaged or missing, and which runs need it.
+
+    Exits 1 when anything is damaged.
+
+    \b
+    Example:
+      labledger verify || echo "restore .labledger/ from a backup"
+    """
+    ws = open_workspace(directory)
+    health = verify_and_report(ws, as_json)
+    if not health:
+        raise SystemExit(1)
+
+
+def verify_and_report(ws: object, as_json: bool) -> bool:
+    """Run the check and print its result; True when the store is sound."""
+    from labledger.runner.closing import verify_store
+    from labledger.runner.workspace import Workspace
+
+    assert isinstance(ws, Workspace)
+    health = verify_store(ws)
+    r = health.report
+    if as_json:
+        print_json(
+            {
+                "ok": health.ok,
+                "checked": r.checked,
+                "bytes_checked": r.bytes_checked,
+                "damaged": r.damaged,
+                "missing": r.missing,
+                "unreadable_records": health.unreadable_records,
+                "damaged_runs": health.damaged_runs,
+            }
+        )
+        return health.ok
+    click.echo(f"Checked {r.checked} blobs ({r.bytes_checked / 1e6:.1f} MB).")
+    for digest in r.damaged:
+        click.secho(f"DAMAGED  {ws.store.path_of(digest)}", fg="red")
+    for digest in r.missing:
+        click.secho(f"MISSING  {digest}", fg="red")
+    for run_id in health.unreadable_records:
+        click.secho(f"UNREADABLE record {ws.record_path(run_id)}", fg="red")
+    for run_id, digests in health.damaged_runs.items():
+        click.secho(f"run {run_id} needs {len(digests)} damaged or missing blobs", fg="red")
+    if health.ok:
+        click.secho("All good.", fg="green")
+    return health.ok
+
+
+@click.command()
+@dir_option
+def gc(directory: Path | None) -> None:
+    """Delete stored files that no run refers to any more.
+
+    \b
+    Example:
+      rm .labledger/runs/01J...json && labledger reindex && labledger gc
+    """
+    from labledger.runner.closing import collect_garbage
+
+    ws = open_workspace(directory)
+    with ws.locked(purpose="collecting garbage"):
+        count, freed = collect_garbage(ws)
+    click.echo(f"Removed {count} unreferenced blobs, freed {freed / 1e6:.1f} MB.")
+
+
+@click.command()
+@dir_option
+def reindex(directory: Path | None) -> None:
+    """Rebuild the query index from the run record files.
+
+    \b
+    Example:
+      rsync -a cluster:exp/.labledger/runs/ .labledger/runs/ && labledger reindex
+    """
+    ws = open_workspace(directory)
+    count = ws.index.rebuild()
+    click.echo(f"Indexed {count} runs into {ws.index.path}.")
+
+
+@click.command()
+@click.argument("run_ref", metavar="RUN")
+@click.argument("dest", metavar="DIR", type=click.Path(file_okay=False, path_type=Path))
+@dir_option
+def checkout(run_ref: str, dest: Path, directory: Path | None) -> None:
+    """Restore RUN's config, scripts, outputs, logs and code patch into the new folder DIR.
+
+    \b
+    Example:
+      labledger checkout 3 /tmp/run3 && cd /tmp/run3 && git apply --stat code/patch.diff
+    """
+    from labledger.runner.closing import checkout as do_checkout
+
+    ws = open_workspace(directory)
+    record, count = do_checkout(ws, run_ref, dest)
+    click.echo(f"Restored {count} files of run {record.number} into {dest}.")
+
+
+@click.command()
+@click.argument("run_ref", metavar="RUN")
+@dir_option
+@json_option
+def rerun(run_ref: str, directory: Path | None, as_json: bool) -> None:
+    """Start a new run with RUN's scripts and variables, run it, say if the outputs match.
+
+    RUN's archived scripts are run from a scratch copy, so the scripts in the folder are not
+    changed. Exits 1 unless the new run completed with the same outputs.
+
+    \b
+    Example:
+      labledger rerun 3 && labledger end -o "reproduced run 3"
+    """
+    from labledger.core.lifecycle import ExperimentStatus
+    from labledger.runner.closing import rerun as do_rerun
+
+    ws = open_workspace(directory)
+    record, diff = do_rerun(ws, run_ref, (lambda _c: None) if as_json else echo_bytes)
+    if as_json:
+        print_json(
+            {
+                **record_summary(record),
+                "rerun_of": record.rerun_of,
+                "outputs_match": diff.match,
+                "changed": diff.changed,
+                "only_in_original": diff.only_a,
+                "only_in_rerun": diff.only_b,
+            }
+        )
+    elif diff.match:
+        click.secho(
+            f"Run {record.number} {record.status.value}; outputs match ({diff.same} files).",
+            fg="green",
+        )
+    else:
+        click.secho(
+            f"Run {record.number} {record.status.value}; outputs differ: "
+            f"{len(diff.changed)} changed, "
+            f"{len(diff.only_a)} missing, {len(diff.only_b)} new.",
+            fg="red",
+        )
+        for path in diff.changed:
+            click.echo(f"  changed  {path}")
+    if not diff.match or record.status is not ExperimentStatus.COMPLETED:
+        raise SystemExit(1)

@@ -1,0 +1,247 @@
+"""The local query index: one SQLite file, rebuilt from the run records whenever needed.
+
+The record files are the truth; this index only makes listing and filtering fast. It is brought
+up to date cheaply on every query (a record whose file size or mtime changed is read again), and
+``labledger reindex`` rebuilds it from scratch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from labledger.errors import InvalidInput
+from labledger.runner.record import RunRecord, read_record
+
+__all__ = ["RunIndex", "RunQuery", "VarFilter", "parse_var_filter"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    number INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    hypothesis TEXT NOT NULL,
+    observations TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    started_at TEXT,
+    ended_at TEXT,
+    sealed_at TEXT,
+    git_commit TEXT,
+    git_branch TEXT,
+    dirty INTEGER NOT NULL,
+    rerun_of TEXT,
+    record_mtime_ns INTEGER NOT NULL,
+    record_size INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_number ON runs(number);
+CREATE TABLE IF NOT EXISTS variables (
+    run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    value_text TEXT NOT NULL,
+    value_num REAL,
+    PRIMARY KEY (run_id, name)
+);
+CREATE INDEX IF NOT EXISTS variables_name ON variables(name, value_num);
+"""
+
+_OPS = {"=": "=", "==": "=", "!=": "!=", ">": ">", ">=": ">=", "<": "<", "<=": "<=", "~": "LIKE"}
+_FILTER = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*(==|!=|>=|<=|=|>|<|~)\s*(.*?)\s*\Z", re.S)
+
+
+@dataclass(frozen=True)
+class VarFilter:
+    """A variable expression such as ``lr>0.01``, ``opt=adam`` or ``note~warm`` (contains)."""
+
+    name: str
+    op: str
+    value: str
+
+
+def parse_var_filter(text: str) -> VarFilter:
+    """Parse ``NAME OP VALUE`` where OP is one of = != > >= < <= ~ (contains)."""
+    match = _FILTER.match(text)
+    if not match:
+        raise InvalidInput(
+            f"--where: expected NAME OP VALUE with OP one of = != > >= < <= ~ "
+            f"(for example lr>0.01), got {text!r}",
+            field="where",
+        )
+    name, op, value = match.groups()
+    return VarFilter(name, op, value.strip("'\""))
+
+
+@dataclass
+class RunQuery:
+    """Filters for listing runs; all optional and combined with AND."""
+
+    statuses: list[str] = field(default_factory=list)
+    text: str | None = None
+    where: list[VarFilter] = field(default_factory=list)
+    limit: int | None = None
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    return None
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+class RunIndex:
+    """The SQLite index at ``path`` over the record files in ``runs_dir``."""
+
+    def __init__(self, path: Path, runs_dir: Path) -> None:
+        self.path = path
+        self.runs_dir = runs_dir
+
+    @contextlib.contextmanager
+    def _connect(self, path: Path | None = None) -> Iterator[sqlite3.Connection]:
+        conn = sqlite3.connect(path or self.path, timeout=30)
+        try:
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.executescript(_SCHEMA)
+            with conn:
+                yield conn
+        finally:
+            conn.close()
+
+    def _record_files(self) -> dict[str, os.stat_result]:
+        found: dict[str, os.stat_result] = {}
+        if self.runs_dir.is_dir():
+            with os.scandir(self.runs_dir) as it:
+                for entry in it:
+                    if entry.name.endswith(".json") and not entry.name.startswith("."):
+                        found[entry.name[:-5]] = entry.stat()
+        return found
+
+    @staticmethod
+    def _upsert(conn: sqlite3.Connection, rec: RunRecord, st: os.stat_result) -> None:
+        exp = rec.experiment
+        conn.execute("DELETE FROM runs WHERE run_id = ?", (rec.run_id,))
+        conn.execute(
+            "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                rec.run_id,
+                rec.number,
+                exp.run_name or "",
+                exp.status.value,
+                rec.hypothesis,
+                rec.observations,
+                exp.created_at.isoformat(),
+                exp.started_at.isoformat() if exp.started_at else None,
+                exp.ended_at.isoformat() if exp.ended_at else None,
+                rec.sealed_at.isoformat() if rec.sealed_at else None,
+                rec.code.commit if rec.code else None,
+                rec.code.branch if rec.code else None,
+                int(bool(rec.code and rec.code.dirty)),
+                rec.rerun_of,
+                st.st_mtime_ns,
+                st.st_size,
+            ),
+        )
+        conn.executemany(
+            "INSERT INTO variables VALUES (?,?,?,?)",
+            [(rec.run_id, k, _text(v), _num(v)) for k, v in rec.variables.items()],
+        )
+
+    def sync(self) -> None:
+        """Bring the index up to date with the record files (reads only changed records)."""
+        files = self._record_files()
+        with self._connect() as conn:
+            known = {
+                row[0]: (row[1], row[2])
+                for row in conn.execute("SELECT run_id, record_mtime_ns, record_size FROM runs")
+            }
+            for run_id in known.keys() - files.keys():
+                conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+            for run_id, st in files.items():
+                if known.get(run_id) != (st.st_mtime_ns, st.st_size):
+                    self._upsert(conn, read_record(self.runs_dir / f"{run_id}.json"), st)
+
+    def rebuild(self) -> int:
+        """Build a fresh index from every record file and swap it in; return the run count."""
+        tmp = self.path.with_name(self.path.name + ".new")
+        tmp.unlink(missing_ok=True)
+        files = self._record_files()
+        with self._connect(tmp) as conn:
+            for run_id, st in sorted(files.items()):
+                self._upsert(conn, read_record(self.runs_dir / f"{run_id}.json"), st)
+        os.replace(tmp, self.path)
+        return len(files)
+
+    def dump(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every row of every table, sorted (to compare two indexes)."""
+        with self._connect() as conn:
+            return {
+                table: sorted(conn.execute(f"SELECT * FROM {table}").fetchall())
+                for table in ("runs", "variables")
+            }
+
+    def query_numbers(self) -> list[int]:
+        """The numbers of the indexed runs."""
+        with self._connect() as conn:
+            return [row[0] for row in conn.execute("SELECT number FROM runs")]
+
+    def query(self, q: RunQuery) -> list[dict[str, Any]]:
+        """Runs matching ``q``, newest first, each with its variables."""
+        self.sync()
+        sql = ["SELECT * FROM runs r WHERE 1=1"]
+        args: list[Any] = []
+        if q.statuses:
+            sql.append(f"AND r.status IN ({','.join('?' * len(q.statuses))})")
+            args.extend(q.statuses)
+        if q.text:
+            sql.append("AND (r.name LIKE ? OR r.hypothesis LIKE ? OR r.observations LIKE ?)")
+            args.extend([f"%{q.text}%"] * 3)
+        for f in q.where:
+            clause, values = self._var_clause(f)
+            sql.append(clause)
+            args.extend(values)
+        sql.append("ORDER BY r.number DESC")
+        if q.limit is not None:
+            sql.append("LIMIT ?")
+            args.append(q.limit)
+        with self._connect() as conn:
+            conn.row_factory = sqlite3.Row
+            rows = [dict(row) for row in conn.execute(" ".join(sql), args)]
+            for row in rows:
+                row["variables"] = {
+                    name: json.loads(text) if num is not None else text
+                    for name, text, num in conn.execute(
+                        "SELECT name, value_text, value_num FROM variables WHERE run_id = ? "
+                        "ORDER BY name",
+                        (row["run_id"],),
+                    )
+                }
+        return rows
+
+    @staticmethod
+    def _var_clause(f: VarFilter) -> tuple[str, list[Any]]:
+        base = "AND EXISTS (SELECT 1 FROM variables v WHERE v.run_id = r.run_id AND v.name = ? AND "
+        op = _OPS[f.op]
+        if op == "LIKE":
+            return base + "v.value_text LIKE ?)", [f.name, f"%{f.value}%"]
+        try:
+            number = float(f.value)
+        except ValueError:
+            if op not in ("=", "!="):
+                raise InvalidInput(
+                    f"--where {f.name}{f.op}{f.value}: {f.op} needs a number", field="where"
+                ) from None
+            return base + f"v.value_text {op} ?)", [f.name, f.value]
+        return base + f"v.value_num {op} ?)", [f.name, number]

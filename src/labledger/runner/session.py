@@ -1,0 +1,347 @@
+"""The recorder's flow: start an experiment, open a run, run its four phases, recover orphans.
+
+``labledger new`` opens a run (status ``planned``), ``labledger run`` moves it to
+``in_progress`` and runs pre-run, run, post-run and fetch as real processes, then archives the
+outputs and logs and ends it ``completed``, ``failed`` or ``cancelled``. A run whose recorder
+was killed is found by the next command and ended ``unknown`` with what was there.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from labledger.archive.manifest import FileEntry, archive_tree
+from labledger.core.ids import utcnow
+from labledger.core.lifecycle import ExperimentStatus as S
+from labledger.core.models import EventType, Experiment, ExperimentDesign
+from labledger.errors import AlreadyExists, ConfigError, Conflict
+from labledger.runner import templates
+from labledger.runner.capture import capture_code, capture_environment
+from labledger.runner.config import (
+    EXPERIMENT_FILE,
+    RUN_FILE,
+    ExperimentConfig,
+    RunConfig,
+    Runners,
+    env_value,
+    load_run_config,
+    render_experiment_config,
+    render_run_config,
+    validate_config,
+)
+from labledger.runner.phases import SignalGuard, command_for, run_phase
+from labledger.runner.record import PhaseResult, RunRecord
+from labledger.runner.workspace import STATE_DIR, Workspace
+
+__all__ = [
+    "Echo",
+    "execute_run",
+    "finalize",
+    "init_experiment",
+    "new_run",
+    "recover_orphan",
+    "seal_run",
+]
+
+#: where phase output goes besides the log (the terminal, normally)
+Echo = Callable[[bytes], None]
+
+
+def init_experiment(root: Path, *, name: str | None, description: str = "") -> Workspace:
+    """Make ``root`` an experiment folder: config, script templates, outputs/ and the store."""
+    ws = Workspace(root)
+    if ws.config_path.exists():
+        raise AlreadyExists(
+            f"{ws.config_path} exists already: this folder is an experiment. "
+            "Start a run with `labledger new`."
+        )
+    root.mkdir(parents=True, exist_ok=True)
+    cfg = ExperimentConfig(name=name or ws.root.name, description=description)
+    ws.config_path.write_text(render_experiment_config(cfg), encoding="utf-8")
+    for phase, script in cfg.runners.by_phase().items():
+        path = ws.root / script
+        if not path.exists():
+            path.write_text(templates.SCRIPTS[phase], encoding="utf-8")
+            path.chmod(0o755)
+    ws.outputs.mkdir(exist_ok=True)
+    ws.create_state()
+    return ws
+
+
+def _previous_config(ws: Workspace, exp_cfg: ExperimentConfig) -> RunConfig:
+    ids = ws.run_ids()
+    if not ids:
+        return RunConfig(variables=dict(exp_cfg.variables), runners=exp_cfg.runners)
+    last = ws.load(ids[-1])
+    runners = Runners.model_validate(last.runners) if last.runners else exp_cfg.runners
+    return RunConfig(hypothesis=last.hypothesis, variables=dict(last.variables), runners=runners)
+
+
+def new_run(
+    ws: Workspace,
+    *,
+    name: str | None = None,
+    hypothesis: str | None = None,
+    variables: dict[str, Any] | None = None,
+    runners: dict[str, str] | None = None,
+    base: RunRecord | None = None,
+) -> RunRecord:
+    """Open a new run prefilled from ``base`` (default: the previous run) and write run.toml."""
+    exp_cfg = ws.config()
+    current = ws.current_id()
+    if current is not None:
+        open_run = ws.load(current)
+        if open_run.status is S.PLANNED:
+            raise Conflict(
+                f"Run {open_run.number} ({current}) is open and has not run yet. Edit "
+                f"{RUN_FILE} and `labledger run` it, or close it with `labledger end`."
+            )
+        if open_run.status is S.IN_PROGRESS:
+            raise Conflict(f"Run {open_run.number} is still running; wait for it to finish.")
+        seal_run(ws, open_run, observations=None)  # ran but never ended: seal it as it is
+    if base is not None:
+        prev = RunConfig(
+            hypothesis=base.hypothesis,
+            variables=dict(base.variables),
+            runners=Runners.model_validate(base.runners),
+        )
+    else:
+        prev = _previous_config(ws, exp_cfg)
+    data = prev.model_dump(by_alias=True)
+    data["name"] = name or ""
+    if hypothesis is not None:
+        data["hypothesis"] = hypothesis
+    data["variables"].update(variables or {})
+    data["runners"].update(runners or {})
+    data["runners"] = {k: v for k, v in data["runners"].items() if v}
+    # The merged values are checked exactly as a hand-edited run.toml would be.
+    cfg = validate_config(RunConfig, data, ws.run_config_path)
+    number = ws.next_number()
+    experiment = Experiment(
+        status=S.PLANNED,
+        experiment_design=ExperimentDesign(
+            experiment_name=exp_cfg.name,
+            experiment_description=exp_cfg.description or None,
+            parameters=dict(exp_cfg.variables),
+        ),
+        run_name=cfg.name or None,
+        run_description=cfg.hypothesis or None,
+        parameters=dict(cfg.variables),
+    )
+    record = RunRecord(
+        experiment=experiment,
+        number=number,
+        experiment_dir=str(ws.root),
+        hypothesis=cfg.hypothesis,
+        runners=cfg.runners.by_phase(),
+        rerun_of=base.run_id if base is not None else None,
+    )
+    record.add_event(EventType.CREATED, to_status=S.PLANNED.value)
+    ws.save(record)
+    text = render_run_config(cfg, run_id=record.run_id, number=number, experiment=exp_cfg.name)
+    ws.run_config_path.write_text(text, encoding="utf-8")
+    ws.set_current(record.run_id)
+    ws.index.sync()
+    return record
+
+
+def _script_paths(ws: Workspace, runners: Runners, script_root: Path) -> dict[str, Path]:
+    paths: dict[str, Path] = {}
+    for phase, script in runners.by_phase().items():
+        rel = Path(script)
+        field = f"runners.{phase}"
+        inside = (ws.root / rel).resolve()
+        if rel.is_absolute() or ".." in rel.parts or not inside.is_relative_to(ws.root):
+            raise ConfigError(
+                f"{ws.run_config_path}: field '{field}': expected a script path inside "
+                f"{ws.root}, got {script!r}",
+                path=str(ws.run_config_path),
+                field=field,
+            )
+        path = script_root / rel
+        if not path.is_file():
+            raise ConfigError(
+                f"{ws.run_config_path}: field '{field}': script {path} does not exist. "
+                f"Create it or point {field} at another script.",
+                path=str(ws.run_config_path),
+                field=field,
+            )
+        paths[phase] = path
+    return paths
+
+
+def _archive_inputs(
+    ws: Workspace, record: RunRecord, scripts: dict[str, Path], script_root: Path
+) -> None:
+    config: list[FileEntry] = []
+    for name in (RUN_FILE, EXPERIMENT_FILE):
+        blob = ws.store.put_file(ws.root / name)
+        config.append(FileEntry(path=name, size=blob.size, digest=blob.digest))
+    entries: dict[str, FileEntry] = {}
+    for path in scripts.values():
+        rel = path.relative_to(script_root).as_posix()
+        blob = ws.store.put_file(path)
+        mode = path.stat().st_mode & 0o777
+        entries[rel] = FileEntry(path=rel, size=blob.size, mode=mode, digest=blob.digest)
+    record.files["config"] = config
+    record.files["scripts"] = sorted(entries.values(), key=lambda e: e.path)
+
+
+def _phase_env(ws: Workspace, record: RunRecord) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({k: env_value(v) for k, v in record.variables.items()})
+    env["LABLEDGER_RUN_ID"] = record.run_id
+    env["LABLEDGER_RUN_NUMBER"] = str(record.number)
+    env["LABLEDGER_EXPERIMENT_DIR"] = str(ws.root)
+    env["LABLEDGER_OUTPUTS_DIR"] = str(ws.outputs)
+    return env
+
+
+def execute_run(ws: Workspace, echo: Echo, *, script_root: Path | None = None) -> RunRecord:
+    """Run the open run's four phases and archive what they leave; return the final record.
+
+    ``script_root`` runs the scripts from another folder (``rerun`` uses a restored copy);
+    the working directory of every phase is the experiment folder either way.
+    """
+    with ws.locked(purpose="recording a run"):
+        current = ws.current_id()
+        if current is None:
+            raise Conflict("No run is open. Start one with `labledger new`, then `labledger run`.")
+        record = ws.load(current)
+        if record.status is not S.PLANNED:
+            raise Conflict(
+                f"Run {record.number} has run already (status {record.status.value}). "
+                "Close it with `labledger end` and start the next with `labledger new`."
+            )
+        cfg = load_run_config(ws.run_config_path)
+        scripts = _script_paths(ws, cfg.runners, script_root or ws.root)
+        exp_cfg = ws.config()
+        record.experiment.run_name = cfg.name or None
+        record.experiment.run_description = cfg.hypothesis or None
+        record.experiment.parameters = dict(cfg.variables)
+        record.hypothesis, record.runners = cfg.hypothesis, cfg.runners.by_phase()
+        _archive_inputs(ws, record, scripts, script_root or ws.root)
+        record.code = capture_code(ws.root, ws.store, exclude=["outputs", STATE_DIR, RUN_FILE])
+        record.environment = capture_environment(exp_cfg.capture_env)
+        record.phases = [PhaseResult(phase=p, script=record.runners[p]) for p in scripts]
+        record.recorder_pid = os.getpid()
+        ws.outputs.mkdir(exist_ok=True)
+        if any(ws.outputs.iterdir()):
+            record.add_event(EventType.UPDATED, data={"note": "outputs/ was not empty at start"})
+        live = ws.live_dir / record.run_id
+        live.mkdir(parents=True, exist_ok=True)
+        record.set_status(S.IN_PROGRESS)
+        ws.save(record)
+        _run_phases(ws, record, scripts, live, echo)
+        return record
+
+
+def _run_phases(
+    ws: Workspace, record: RunRecord, scripts: dict[str, Path], live: Path, echo: Echo
+) -> None:
+    env = _phase_env(ws, record)
+    guard = SignalGuard()
+    failed: str | None = None
+    with guard.installed():
+        for result in record.phases:
+            if guard.cancelled or (failed and result.phase != "fetch"):
+                result.status = "skipped"
+                continue
+            result.status, result.started_at = "running", utcnow()
+            ws.save(record)  # an orphan recovery must know which phase was running
+            echo(f"==> labledger: {result.phase} ({result.script})\n".encode())
+            outcome = run_phase(
+                command_for(scripts[result.phase]),
+                cwd=ws.root,
+                env=env,
+                log_path=live / f"{result.phase}.log",
+                echo=echo,
+                guard=guard,
+            )
+            result.exit_code, result.duration_s = outcome.exit_code, round(outcome.duration_s, 3)
+            result.ended_at = utcnow()
+            if outcome.cancelled:
+                result.status = "cancelled"
+            elif outcome.exit_code != 0:
+                result.status = "failed"
+                failed = failed or result.phase
+            else:
+                result.status = "ok"
+            ws.save(record)
+        if guard.cancelled:
+            status, note = S.CANCELLED, "cancelled by Ctrl-C (signal); later phases skipped"
+        elif failed:
+            status, note = S.FAILED, f"phase {failed} failed; later phases skipped except fetch"
+        else:
+            status, note = S.COMPLETED, None
+        finalize(ws, record, status, note=note)
+
+
+def finalize(ws: Workspace, record: RunRecord, status: S, *, note: str | None) -> None:
+    """Archive outputs/ and the phase logs, set the final status and save the record."""
+    record.files["outputs"], skipped = archive_tree(ws.store, ws.outputs, prefix="outputs/")
+    record.skipped_files = skipped
+    live = ws.live_dir / record.run_id
+    logs: list[FileEntry] = []
+    for result in record.phases:
+        log = live / f"{result.phase}.log"
+        if log.is_file():
+            blob = ws.store.put_file(log)
+            result.log_digest = blob.digest
+            logs.append(
+                FileEntry(path=f"logs/{result.phase}.log", size=blob.size, digest=blob.digest)
+            )
+    record.files["logs"] = logs
+    if record.code and record.code.patch_digest:
+        patch = FileEntry(
+            path="code/patch.diff", size=record.code.patch_size, digest=record.code.patch_digest
+        )
+        record.files["code"] = [patch]
+    ws.store.sync_dirs()
+    record.set_status(status, note=note)
+    ws.save(record)
+    for log in live.glob("*.log"):
+        log.unlink()
+    live.rmdir()
+    ws.index.sync()
+
+
+def recover_orphan(ws: Workspace) -> RunRecord | None:
+    """End the current run ``unknown`` if its recorder died mid-run; return it if so."""
+    current = ws.current_id()
+    if current is None or ws.is_locked():
+        return None
+    record = ws.load(current)
+    if record.status is not S.IN_PROGRESS:
+        return None
+    env = record.environment
+    if env is not None and env.host and env.host != socket.gethostname():
+        return None  # recorded on another machine (a synced folder): not ours to judge
+    with ws.locked(purpose="recovering an orphaned run"):
+        record = ws.load(current)
+        if record.status is not S.IN_PROGRESS:
+            return None
+        running = [r.phase for r in record.phases if r.status == "running"]
+        for result in record.phases:
+            if result.status == "running":
+                result.status, result.ended_at = "interrupted", utcnow()
+                result.note = "labledger was killed while this phase ran"
+            elif result.status == "pending":
+                result.status = "skipped"
+        note = (
+            f"labledger (pid {record.recorder_pid}) was killed during phase "
+            f"{running[0] if running else '(between phases)'}; outputs and logs are as found"
+        )
+        finalize(ws, record, S.UNKNOWN, note=note)
+        return record
+
+
+def seal_run(ws: Workspace, record: RunRecord, *, observations: str | None) -> RunRecord:
+    """Record the observations, seal the run and clear the folder for the next one."""
+    from labledger.runner.closing import seal
+
+    return seal(ws, record, observations=observations)

@@ -1,0 +1,219 @@
+"""An experiment folder: its files, its hidden store, its current run and its lock.
+
+::
+
+    my-experiment/
+      labledger.toml          the experiment: name, description, default variables and runners
+      run.toml                the current run's config (written by `labledger new`)
+      pre-run.sh run.sh post-run.sh fetch.sh
+      outputs/                where fetch puts what must be kept
+      .labledger/
+        objects/ tmp/         the content-addressed blob store
+        runs/<RUN_ID>.json    one plain record file per run (the source of truth)
+        live/<RUN_ID>/        logs of a run being recorded, until they are archived
+        index.sqlite          the query index, rebuilt from runs/ at will
+        current               the id of the run run.toml belongs to
+        lock                  held (flock) by the labledger process recording a run
+
+A recorder killed with SIGKILL releases its flock with its death, so any later command that can
+take the lock while the current run says ``in_progress`` knows the run was orphaned.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from labledger.archive.store import BlobStore
+from labledger.errors import ConfigError, Conflict, InvalidInput, RunNotFound
+from labledger.runner.config import (
+    EXPERIMENT_FILE,
+    RUN_FILE,
+    ExperimentConfig,
+    load_experiment_config,
+)
+from labledger.runner.index import RunIndex
+from labledger.runner.record import RunRecord, read_record, write_json_atomic
+
+__all__ = ["STATE_DIR", "Workspace"]
+
+STATE_DIR = ".labledger"
+
+
+class Workspace:
+    """The experiment folder at ``root`` (see the module docstring for its layout)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.state = self.root / STATE_DIR
+        self.config_path = self.root / EXPERIMENT_FILE
+        self.run_config_path = self.root / RUN_FILE
+        self.outputs = self.root / "outputs"
+        self.runs_dir = self.state / "runs"
+        self.live_dir = self.state / "live"
+        self.store = BlobStore(self.state)
+        self.index = RunIndex(self.state / "index.sqlite", self.runs_dir)
+        self._current_file = self.state / "current"
+        self._lock_file = self.state / "lock"
+
+    # ------------------------------------------------------------------ finding
+
+    @classmethod
+    def find(cls, start: Path | None = None) -> Workspace:
+        """The experiment folder holding ``start`` (default: the working directory)."""
+        here = (start or Path.cwd()).resolve()
+        for folder in (here, *here.parents):
+            if (folder / EXPERIMENT_FILE).is_file() and (folder / STATE_DIR).is_dir():
+                return cls(folder)
+        raise ConfigError(
+            f"{here} is not inside an experiment folder (no {EXPERIMENT_FILE} and {STATE_DIR}/ "
+            "found here or above). Run `labledger init` to make one.",
+            path=str(here),
+        )
+
+    def create_state(self) -> None:
+        """Make the hidden folders (idempotent)."""
+        self.store.create()
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        self.live_dir.mkdir(parents=True, exist_ok=True)
+        # Keep the store out of git without touching the user's .gitignore.
+        ignore = self.state / ".gitignore"
+        if not ignore.exists():
+            ignore.write_text("*\n")
+
+    def config(self) -> ExperimentConfig:
+        """The checked experiment config."""
+        return load_experiment_config(self.config_path)
+
+    # ------------------------------------------------------------------ records
+
+    def record_path(self, run_id: str) -> Path:
+        """The record file of ``run_id``."""
+        return self.runs_dir / f"{run_id}.json"
+
+    def save(self, record: RunRecord) -> None:
+        """Write the record atomically (temp file, fsync, rename)."""
+        write_json_atomic(self.record_path(record.run_id), record.to_json())
+
+    def load(self, run_id: str) -> RunRecord:
+        """Read one record by its full id."""
+        path = self.record_path(run_id)
+        if not path.is_file():
+            raise RunNotFound(run_id)
+        return read_record(path)
+
+    def run_ids(self) -> list[str]:
+        """Every run id, oldest first (ULIDs sort by creation time)."""
+        if not self.runs_dir.is_dir():
+            return []
+        return sorted(
+            p.name[:-5]
+            for p in self.runs_dir.iterdir()
+            if p.name.endswith(".json") and not p.name.startswith(".")
+        )
+
+    def records(self) -> Iterator[RunRecord]:
+        """Every record, oldest first."""
+        for run_id in self.run_ids():
+            yield self.load(run_id)
+
+    def next_number(self) -> int:
+        """The number the next run gets (1 + the highest so far)."""
+        self.index.sync()
+        rows = self.index.query_numbers()
+        return max(rows, default=0) + 1
+
+    def resolve(self, ref: str | None) -> RunRecord:
+        """The run ``ref`` names: an id or unique id prefix, a number, ``last``; None = current."""
+        if ref is None:
+            current = self.current_id()
+            if current is not None:
+                return self.load(current)
+            ref = "last"
+        ids = self.run_ids()
+        if not ids:
+            raise RunNotFound(ref, hint="no runs yet; start one with `labledger new`")
+        if ref in ("last", "latest"):
+            return self.load(ids[-1])
+        number = ref.lstrip("#")
+        if number.isdigit():
+            for rec in self.records():
+                if rec.number == int(number):
+                    return rec
+            raise RunNotFound(ref, hint="no run has this number; see `labledger list`")
+        matches = [i for i in ids if i.startswith(ref.upper())]
+        if len(matches) == 1:
+            return self.load(matches[0])
+        if len(matches) > 1:
+            raise InvalidInput(
+                f"Run id prefix {ref!r} matches {len(matches)} runs; give more characters",
+                field="run",
+            )
+        raise RunNotFound(ref, hint="see `labledger list` for the ids")
+
+    # ------------------------------------------------------------------ current run
+
+    def current_id(self) -> str | None:
+        """The id of the run ``run.toml`` belongs to, if a run is open."""
+        try:
+            value = self._current_file.read_text().strip()
+        except FileNotFoundError:
+            return None
+        return value or None
+
+    def set_current(self, run_id: str | None) -> None:
+        """Point ``run.toml`` at ``run_id`` (None: no open run)."""
+        if run_id is None:
+            self._current_file.unlink(missing_ok=True)
+        else:
+            write_json_atomic(self._current_file, run_id + "\n")
+
+    # ------------------------------------------------------------------ lock
+
+    @contextlib.contextmanager
+    def locked(self, *, purpose: str, wait: bool = False) -> Iterator[None]:
+        """Hold the experiment's lock: one recorder or store change at a time.
+
+        The lock is an flock, released by the kernel when its holder dies, so it can never go
+        stale; the file's text only says who holds it, for the error message.
+        """
+        self.state.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self._lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                holder = self._lock_holder()
+                raise Conflict(
+                    f"Another labledger process is busy in {self.root} ({holder}); "
+                    "wait for it to finish, or stop it first",
+                ) from None
+            os.ftruncate(fd, 0)
+            os.write(fd, json.dumps({"pid": os.getpid(), "purpose": purpose}).encode())
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the flock
+
+    def _lock_holder(self) -> str:
+        try:
+            info = json.loads(self._lock_file.read_text() or "{}")
+        except (OSError, ValueError):
+            return "unknown holder"
+        return f"pid {info.get('pid')}, {info.get('purpose')}"
+
+    def is_locked(self) -> bool:
+        """True when a live labledger process holds the lock."""
+        if not self._lock_file.exists():
+            return False
+        fd = os.open(self._lock_file, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
