@@ -29,10 +29,12 @@ from sqlalchemy.types import TypeDecorator
 __all__ = [
     "JSONType",
     "UTCDateTime",
+    "api_tokens",
     "campaigns",
     "events",
     "experiments",
     "forward_cursors",
+    "idempotency_keys",
     "metadata",
     "milestones",
     "resource_uses",
@@ -220,4 +222,37 @@ forward_cursors = Table(
     Column("last_error", Text),
     Column("next_attempt_at", UTCDateTime),
     Column("updated_at", UTCDateTime, nullable=False),
+)
+
+
+# --------------------------------------------------------------------------- revision 0003
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("name", String(64), primary_key=True, doc="shown in the event log as token:<name>"),
+    Column("secret_hash", String(64), nullable=False, doc="hex SHA-256 of the secret"),
+    Column("scope", String(8), nullable=False, doc="read, write or admin"),
+    Column("note", Text),
+    Column("created_by", String(200)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_used_at", UTCDateTime),
+    Column("revoked_at", UTCDateTime, doc="set by revoke; the row stays for the audit trail"),
+    Index("ix_api_tokens_secret_hash", "secret_hash", unique=True),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("principal", String(200), primary_key=True, doc="token name, or '' when anonymous"),
+    Column("key", String(200), primary_key=True, doc="the client's Idempotency-Key"),
+    Column("method", String(8), nullable=False),
+    Column("path", String(1000), nullable=False),
+    Column("fingerprint", String(64), nullable=False, doc="SHA-256 of method, path and body"),
+    Column("resource_kind", String(40), nullable=False, doc="experiment, campaign, result ..."),
+    Column("resource_id", String(200), nullable=False),
+    Column("status_code", Integer, doc="the first answer, stored once it was sent"),
+    Column("response_body", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_idempotency_keys_created", "created_at"),
 )
