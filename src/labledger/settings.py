@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import AnyHttpUrl, Field, field_validator, model_validator
+from pydantic import AnyHttpUrl, Field, IPvAnyNetwork, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     JsonConfigSettingsSource,
@@ -120,6 +120,46 @@ class Settings(BaseSettings):
         default=300.0,
         gt=0,
         description="Longest wait in seconds between retries of a failing forwarding target.",
+    )
+
+    # ---- access control and limits (hardening issue)
+    auth_required: bool = Field(
+        default=False,
+        description="Require a token on every request but /health even before any token exists "
+        "(tokens are always required once one exists; see `labledger token`).",
+    )
+    trusted_networks: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description='Networks whose requests need no token (e.g. ["10.0.5.0/24"] for the '
+        "instruments of a lab); they act with trusted_scope. Requests from elsewhere need one.",
+    )
+    trusted_scope: Literal["read", "write", "admin"] = Field(
+        default="write", description="What requests without a token from trusted_networks may do."
+    )
+    max_body_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body in bytes (uploads have max_upload_bytes); larger: 413.",
+    )
+    max_upload_bytes: int = Field(
+        default=2 * 1024**3,
+        ge=1024,
+        description="Largest uploaded file (multipart request) in bytes; larger: 413.",
+    )
+    rate_limit: float = Field(
+        default=0.0,
+        ge=0,
+        description="Requests per second allowed per client (token or address); 0 = no limit. "
+        "Over it: 429 with Retry-After. Loopback clients are exempt.",
+    )
+    rate_limit_burst: int = Field(
+        default=100, ge=1, description="Requests a client may make at once before rate_limit."
+    )
+    idempotency_hours: float = Field(
+        default=24.0,
+        gt=0,
+        description="How long an Idempotency-Key is remembered (a retry within it gets the first "
+        "answer and creates nothing).",
     )
 
     @classmethod
