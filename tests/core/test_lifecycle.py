@@ -101,5 +101,5 @@ def test_madsci_view_maps_unstarted_states_to_unknown() -> None:
 def test_campaign_table_is_complete_and_terminal_states_are_final() -> None:
     assert set(CAMPAIGN_TRANSITIONS) == set(CampaignStatus)
     assert check_campaign_transition(CampaignStatus.PLANNED, CampaignStatus.ACTIVE)
-    with pytest.raises(IllegalTransition, match="'completed'.*'active'"):
+    with pytest.raises(IllegalTransition, match=r"'completed'.*'active'"):
         check_campaign_transition(CampaignStatus.COMPLETED, CampaignStatus.ACTIVE)
