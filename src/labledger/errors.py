@@ -41,6 +41,7 @@ __all__ = [
     "ConcurrentUpdate",
     "ConfigError",
     "Conflict",
+    "DuplicateRequest",
     "ExperimentNotFound",
     "Forbidden",
     "IllegalTransition",
@@ -206,6 +207,12 @@ class LeaseLost(Conflict):
             status=status,
         )
         self.experiment_id = experiment_id
+
+
+class DuplicateRequest(Conflict):
+    """A request with this Idempotency-Key was made before and is not answered yet."""
+
+    code = "duplicate_request"
 
 
 class Unauthorized(LabledgerError):
