@@ -53,6 +53,14 @@ class ExperimentService:
         self.store = store
         self.default_ownership = default_ownership or OwnershipInfo()
         self.clock = clock
+        #: called with every experiment this service creates or changes (campaigns follow
+        #: their experiments through it); exceptions propagate to the caller
+        self.observers: list[Callable[[Experiment], None]] = []
+
+    def _notify(self, experiment: Experiment) -> Experiment:
+        for observer in self.observers:
+            observer(experiment)
+        return experiment
 
     # ------------------------------------------------------------------ experiments
 
@@ -95,7 +103,7 @@ class ExperimentService:
             at=now,
         )
         self.store.insert_experiment(experiment, [event])
-        return experiment
+        return self._notify(experiment)
 
     def get_experiment(self, experiment_id: str) -> Experiment:
         """The live (not trashed) experiment with this id."""
@@ -252,7 +260,7 @@ class ExperimentService:
             changes, events = decided
             updated = self.store.update_experiment(experiment_id, current.version, changes, events)
             if updated is not None:
-                return updated
+                return self._notify(updated)
         raise ConcurrentUpdate(
             f"Experiment {experiment_id} kept changing under {MAX_ATTEMPTS} attempts; try again",
             experiment_id=experiment_id,

@@ -8,13 +8,14 @@ decide again. That is how concurrent writers never lose an update.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
 from labledger.core.models import Event, Experiment, ExperimentalCampaign, ExperimentQuery
+from labledger.core.records import Milestone, ResourceUse, Result
 
-__all__ = ["CampaignQuery", "Store"]
+__all__ = ["CampaignQuery", "ForwardCursor", "LabStore", "QueueStore", "RecordStore", "Store"]
 
 
 class CampaignQuery(Protocol):
@@ -93,3 +94,103 @@ class Store(Protocol):
         since: datetime | None = None,
     ) -> list[Event]:
         """Events in the order they were written, after ``after_id``."""
+
+
+class QueueStore(Protocol):
+    """The scheduling queue: atomic claims and lease bookkeeping (revision 0002)."""
+
+    def claim_next(
+        self,
+        worker_id: str,
+        now: datetime,
+        lease_expires_at: datetime,
+        *,
+        campaign_id: str | None,
+        make_events: Callable[[Experiment], list[Event]],
+    ) -> Experiment | None:
+        """Claim the next claimable queued experiment for ``worker_id`` in one transaction.
+
+        Claimable: ``queued``, not in the trash, ``not_before`` passed, its campaign (if any)
+        neither paused nor finished. Highest priority first, then oldest. The claim sets status
+        ``in_progress``, the worker, the lease, ``attempts + 1`` (and ``started_at`` if unset),
+        and appends ``make_events(claimed)``. Concurrent claimers never get the same experiment
+        (PostgreSQL: ``FOR UPDATE SKIP LOCKED``; SQLite: the write lock). None when none is left.
+        """
+
+    def list_expired_leases(self, now: datetime, limit: int) -> list[Experiment]:
+        """Experiments in progress or paused whose worker's lease ended before ``now``."""
+
+    def list_queue(
+        self, statuses: Sequence[str], *, campaign_id: str | None, limit: int, offset: int
+    ) -> list[Experiment]:
+        """Live experiments in ``statuses``: queued ones in claim order, others by claim time."""
+
+    def campaign_status_counts(self, campaign_id: str) -> dict[str, int]:
+        """How many live experiments of the campaign are in each status."""
+
+    def max_event_id(self) -> int:
+        """The id of the newest event (0 when there is none)."""
+
+
+class ForwardCursor(Protocol):
+    """Where forwarding to one target has got to."""
+
+    target: str
+    last_event_id: int
+    failures: int
+    last_error: str | None
+    next_attempt_at: datetime | None
+
+
+class RecordStore(Protocol):
+    """Results, milestones, resource uses and forwarding cursors (revision 0002)."""
+
+    def put_results(
+        self, results: Sequence[Result], changes: dict[str, Any] | None, events: Sequence[Event]
+    ) -> list[Result]:
+        """Store results (a name given again replaces its result) and append ``events``."""
+
+    def list_results(
+        self, *, experiment_id: str | None = None, campaign_id: str | None = None
+    ) -> list[Result]:
+        """Results of one experiment (by name) or of every experiment of a campaign."""
+
+    def get_result(self, experiment_id: str, name: str) -> Result:
+        """One result, or raise ``NotFound`` naming it."""
+
+    def add_milestone(self, milestone: Milestone, events: Sequence[Event]) -> Milestone:
+        """Store a milestone and append ``events``; returns it with its id."""
+
+    def list_milestones(self, experiment_id: str) -> list[Milestone]:
+        """An experiment's milestones, oldest first."""
+
+    def add_resource_uses(
+        self, uses: Sequence[ResourceUse], events: Sequence[Event]
+    ) -> list[ResourceUse]:
+        """Store resource uses and append ``events``."""
+
+    def list_resource_uses(
+        self,
+        *,
+        experiment_id: str | None = None,
+        resource_id: str | None = None,
+        limit: int = 1000,
+    ) -> list[ResourceUse]:
+        """Uses of one experiment, or of one resource across experiments, oldest first."""
+
+    def get_forward_cursor(self, target: str) -> ForwardCursor | None:
+        """The cursor of a forwarding target (None before its first forward)."""
+
+    def save_forward_cursor(
+        self,
+        target: str,
+        last_event_id: int,
+        failures: int,
+        last_error: str | None,
+        next_attempt_at: datetime | None,
+    ) -> None:
+        """Create or replace the cursor of a forwarding target."""
+
+
+class LabStore(Store, QueueStore, RecordStore, Protocol):
+    """Everything the campaign, queue, result and report use cases need."""

@@ -35,7 +35,16 @@ from labledger.core.models import (
 )
 from labledger.errors import AlreadyExists, CampaignNotFound, ExperimentNotFound, StorageError
 from labledger.storage.engine import WRITE
-from labledger.storage.tables import campaigns, events, experiments
+from labledger.storage.queue_sql import QueueSql
+from labledger.storage.records_sql import RecordSql
+from labledger.storage.tables import (
+    campaigns,
+    events,
+    experiments,
+    milestones,
+    resource_uses,
+    results,
+)
 
 __all__ = ["SqlStore", "event_row", "row_to_event", "row_to_experiment"]
 
@@ -153,8 +162,8 @@ _EXPERIMENT_COLUMNS = {
 }
 
 
-class SqlStore:
-    """Experiments, campaigns and events in one SQL database."""
+class SqlStore(QueueSql, RecordSql):
+    """Experiments, campaigns, events, the queue and results in one SQL database."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -249,6 +258,8 @@ class SqlStore:
     def purge_experiment(self, experiment_id: str, event: Event) -> None:
         with self.write() as conn:
             conn.execute(delete(events).where(V.experiment_id == experiment_id))
+            for table in (results, milestones, resource_uses):
+                conn.execute(delete(table).where(table.c.experiment_id == experiment_id))
             conn.execute(delete(experiments).where(E.id == experiment_id))
             _append(conn, [event])
 
