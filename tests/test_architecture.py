@@ -1,0 +1,317 @@
+"""The shape of the package: imports point one way, and every command explains itself.
+
+``errors`` <- ``core`` <- ``settings``/``storage``/``archive``/``runner`` <- ``server``/``cli``;
+``client`` needs only ``errors`` and the core's models. The import rules are read from the source
+with ``ast`` (every import counts: module level, inside functions, under ``TYPE_CHECKING``), so a
+lazy import cannot sneak a dependency past them. New packages must be given a place in ``LAYERS``.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+PACKAGE = SRC / "labledger"
+
+#: part of labledger -> the parts it may import (besides itself)
+LAYERS: dict[str, set[str]] = {
+    "errors": set(),
+    "core": {"errors"},
+    "settings": {"errors", "core"},
+    "storage": {"errors", "core", "settings"},
+    "archive": {"errors", "core", "settings"},
+    "client": {"errors", "core"},  # and of core only the models: see the client test below
+    "runner": {"errors", "core", "settings", "storage", "archive", "client"},
+    "server": {"errors", "core", "settings", "storage", "archive", "runner"},
+    "cli": {"errors", "core", "settings", "storage", "archive", "runner", "client", "server"},
+    # the package root re-exports the public API lazily
+    "__init__": {"errors", "core", "client"},
+}
+
+#: third-party and stdlib modules the pure core must not touch (style.md)
+CORE_FORBIDDEN = {
+    "sqlite3",
+    "sqlalchemy",
+    "alembic",
+    "psycopg",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "httpx",
+    "click",
+    "typer",
+    "subprocess",
+}
+#: what a client library must not drag into a user's process
+CLIENT_FORBIDDEN = {
+    "sqlite3",
+    "sqlalchemy",
+    "alembic",
+    "psycopg",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+}
+#: the core modules that hold the wire models (and what they need); the client may use these only
+CLIENT_CORE_ROOTS = {"labledger.core.models", "labledger.core.lifecycle"}
+
+
+@dataclass(frozen=True)
+class Import:
+    importer: str
+    target: str
+    path: Path
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.path.relative_to(SRC)}:{self.line} imports {self.target}"
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(SRC).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def all_modules() -> dict[str, Path]:
+    return {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+MODULES = all_modules()
+
+
+def imports_of(name: str, path: Path) -> Iterator[Import]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield Import(name, alias.name, path, node.lineno)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                target = ".".join([*base, node.module] if node.module else base)
+            else:
+                target = node.module or ""
+            yield Import(name, target, path, node.lineno)
+            for alias in node.names:  # `from labledger.core import models` imports a module
+                sub = f"{target}.{alias.name}"
+                if sub in MODULES:
+                    yield Import(name, sub, path, node.lineno)
+
+
+ALL_IMPORTS = [imp for name, path in MODULES.items() for imp in imports_of(name, path)]
+
+
+def part_of(module: str) -> str:
+    """``labledger.core.models`` -> ``core``; the package root -> ``__init__``."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def is_ours(module: str) -> bool:
+    return module == "labledger" or module.startswith("labledger.")
+
+
+def top(module: str) -> str:
+    return module.split(".")[0]
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def test_the_walk_finds_the_package() -> None:
+    assert {"labledger", "labledger.errors", "labledger.core.models"} <= set(MODULES)
+    assert any(i.target == "labledger.errors" for i in ALL_IMPORTS)
+
+
+def test_every_part_of_the_package_has_a_layer() -> None:
+    parts = {part_of(m) for m in MODULES}
+    assert parts - set(LAYERS) == set(), "give the new part a place in LAYERS"
+
+
+@pytest.mark.parametrize("part", sorted(LAYERS))
+def test_imports_point_down_the_layers(part: str) -> None:
+    allowed = LAYERS[part] | {part}
+    wrong = [
+        str(i)
+        for i in ALL_IMPORTS
+        if part_of(i.importer) == part
+        and is_ours(i.target)
+        and i.target != "labledger"
+        and part_of(i.target) not in allowed
+    ]
+    assert wrong == [], f"{part} may import only {sorted(allowed)}"
+
+
+def test_core_is_pure() -> None:
+    wrong = [
+        str(i)
+        for i in ALL_IMPORTS
+        if part_of(i.importer) == "core" and top(i.target) in CORE_FORBIDDEN
+    ]
+    assert wrong == []
+
+
+def test_errors_uses_only_the_standard_library() -> None:
+    wrong = [
+        str(i)
+        for i in ALL_IMPORTS
+        if i.importer == "labledger.errors"
+        and top(i.target) not in sys.stdlib_module_names
+        and top(i.target) != "__future__"
+    ]
+    assert wrong == []
+
+
+def _closure(start: set[str]) -> set[str]:
+    """Our modules reachable from ``start`` through imports."""
+    seen: set[str] = set()
+    todo = list(start)
+    while todo:
+        module = todo.pop()
+        if module in seen or module not in MODULES:
+            continue
+        seen.add(module)
+        todo.extend(i.target for i in ALL_IMPORTS if i.importer == module and is_ours(i.target))
+    return seen
+
+
+def test_client_needs_only_errors_and_the_core_models() -> None:
+    client = {m for m in MODULES if part_of(m) == "client"}
+    if not client:
+        pytest.skip("there is no labledger.client package yet")
+    allowed_core = _closure(CLIENT_CORE_ROOTS)
+    assert all(part_of(m) in {"core", "errors"} for m in allowed_core), sorted(allowed_core)
+    reached = _closure(client) - client - {"labledger"}
+    assert reached - allowed_core - {"labledger.errors"} == set(), (
+        f"the client may reach only errors and {sorted(allowed_core)}"
+    )
+    wrong = [
+        str(i)
+        for i in ALL_IMPORTS
+        if i.importer in client | reached and top(i.target) in CLIENT_FORBIDDEN
+    ]
+    assert wrong == []
+
+
+def test_the_walk_sees_relative_lazy_and_type_checking_imports(tmp_path: Path) -> None:
+    # So that the rules above cannot pass just because the walk missed an import.
+    path = tmp_path / "service.py"
+    path.write_text(
+        "from __future__ import annotations\n"
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n"
+        "    from ..server import app\n"
+        "def f() -> None:\n"
+        "    import sqlalchemy.orm\n"
+        "    from . import models\n"
+    )
+    found = {i.target for i in imports_of("labledger.core.service", path)}
+    assert {
+        "labledger.server",
+        "labledger.server.app",
+        "sqlalchemy.orm",
+        "labledger.core",
+        "labledger.core.models",
+    } <= found
+    assert part_of("labledger.server.app") not in LAYERS["core"]
+    assert top("sqlalchemy.orm") in CORE_FORBIDDEN
+
+
+# --------------------------------------------------------------------------------------------
+# The command line
+
+
+def _commands() -> list[tuple[str, ...]]:
+    """Every command and subcommand path, as ``labledger --help`` lists them."""
+    from labledger.cli.main import cli
+
+    ctx = click.Context(cli, info_name="labledger")
+    found: list[tuple[str, ...]] = []
+
+    def walk(group: click.Group, path: tuple[str, ...]) -> None:
+        for name in group.list_commands(ctx):
+            command = group.get_command(ctx, name)
+            assert command is not None, f"listed command {' '.join((*path, name))} does not load"
+            found.append((*path, name))
+            if isinstance(command, click.Group):
+                walk(command, (*path, name))
+
+    walk(cli, ())
+    return found
+
+
+COMMANDS = _commands()
+
+
+def _command(path: tuple[str, ...]) -> click.Command:
+    from labledger.cli.main import cli
+
+    ctx = click.Context(cli, info_name="labledger")
+    command: click.Command = cli
+    for name in path:
+        assert isinstance(command, click.Group)
+        sub = command.get_command(ctx, name)
+        assert sub is not None
+        command = sub
+    return command
+
+
+def test_labledger_help_lists_every_command() -> None:
+    script = Path(sys.executable).with_name("labledger")
+    if not script.exists():
+        pytest.skip(f"no console script at {script} (pip install -e '.[dev]')")
+    proc = subprocess.run(
+        [str(script), "--help"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("Usage: labledger")
+    for path in COMMANDS:
+        if len(path) == 1:
+            assert f"\n  {path[0]} " in proc.stdout, f"{path[0]} is not listed"
+
+
+def test_help_imports_no_server_or_database_code() -> None:
+    # `labledger --help` must stay fast: command modules defer heavy imports to their bodies.
+    code = (
+        "import json, sys\n"
+        "from labledger.cli.main import cli\n"
+        "try:\n"
+        "    cli.main(['--help'], prog_name='labledger', standalone_mode=False)\n"
+        "finally:\n"
+        "    sys.stderr.write(json.dumps(sorted(sys.modules)))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    loaded = {top(m) for m in json.loads(proc.stderr)}
+    heavy = {"fastapi", "starlette", "uvicorn", "sqlalchemy", "alembic", "psycopg", "httpx"}
+    assert loaded & heavy == set()
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=[" ".join(p) for p in COMMANDS])
+def test_every_command_has_help_with_an_example(path: tuple[str, ...]) -> None:
+    command = _command(path)
+    name = " ".join(path)
+    # The docstring itself, not the rendered page, whose "Usage: labledger ..." line is automatic.
+    assert command.help, f"labledger {name} has no help text"
+    assert f"labledger {name}" in command.help, f"the help of labledger {name} shows no example"
+    result = CliRunner().invoke(
+        _command(()), [*path, "--help"], prog_name="labledger", catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    assert f"labledger {name}" in result.output
