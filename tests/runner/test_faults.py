@@ -1,0 +1,120 @@
+"""Faults with real processes: a failing phase, Ctrl-C, and a recorder killed mid-run."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import pytest
+from runner.recorder_support import (
+    kill_group_of,
+    labledger,
+    labledger_json,
+    make_experiment,
+    start_labledger,
+    wait_for,
+)
+
+SLOW_RUN = """\
+echo $$ > "$LABLEDGER_EXPERIMENT_DIR/phase.pid"
+mkdir -p results
+echo "partial $lr" > results/partial.txt
+echo "written before the wait" > "$LABLEDGER_OUTPUTS_DIR/early.txt"
+echo "run started"
+touch "$LABLEDGER_EXPERIMENT_DIR/started"
+sleep 60
+echo "never printed"
+"""
+
+
+def test_failing_phase_skips_later_phases_but_fetch_and_keeps_outputs_and_logs(
+    tmp_path: Path,
+) -> None:
+    exp = make_experiment(
+        tmp_path / "exp",
+        run='mkdir -p results; echo "half done" > results/half.txt; echo "oops" >&2; exit 3\n',
+    )
+    labledger(exp, "new", "--var", "lr=0.5")
+    result = labledger(exp, "run", ok=False)
+    assert result.returncode == 1
+    assert "oops" in result.stdout  # streamed live to the terminal
+
+    shown = labledger_json(exp, "show")
+    assert shown["experiment"]["status"] == "failed"
+    phases = {p["phase"]: p for p in shown["phases"]}
+    assert phases["pre-run"]["status"] == "ok"
+    assert phases["run"]["status"] == "failed"
+    assert phases["run"]["exit_code"] == 3
+    assert phases["post-run"]["status"] == "skipped"
+    assert phases["fetch"]["status"] == "ok"
+    outputs = [e["path"] for e in shown["files"]["outputs"]]
+    assert outputs == ["outputs/half.txt"]
+    assert "oops" in labledger(exp, "logs", "--phase", "run").stdout
+
+
+def test_ctrl_c_cancels_the_run_and_keeps_what_exists(tmp_path: Path) -> None:
+    exp = make_experiment(tmp_path / "exp", run=SLOW_RUN)
+    labledger(exp, "new", "--var", "lr=0.1")
+    proc = start_labledger(exp, "run")
+    try:
+        wait_for(exp / "started")
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        kill_group_of(exp / "phase.pid")
+    assert proc.returncode == 1
+    assert b"run started" in out
+
+    shown = labledger_json(exp, "show")
+    assert shown["experiment"]["status"] == "cancelled"
+    phases = {p["phase"]: p["status"] for p in shown["phases"]}
+    assert phases == {"pre-run": "ok", "run": "cancelled", "post-run": "skipped", "fetch": "skipped"}
+    assert [e["path"] for e in shown["files"]["outputs"]] == ["outputs/early.txt"]
+    assert "run started" in labledger(exp, "logs", "--phase", "run").stdout
+    assert "never printed" not in labledger(exp, "logs", "--phase", "run").stdout
+
+
+def test_killed_recorder_is_found_by_the_next_command_and_recorded_unknown(
+    tmp_path: Path,
+) -> None:
+    exp = make_experiment(tmp_path / "exp", run=SLOW_RUN)
+    run_id = labledger_json(exp, "new", "--var", "lr=0.1")["run_id"]
+    proc = start_labledger(exp, "run")
+    try:
+        wait_for(exp / "started")
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=10)
+        result = labledger(exp, "list", "--json")
+    finally:
+        kill_group_of(exp / "phase.pid")
+    assert "was killed" in result.stderr
+    assert result.stdout.count(run_id) == 1
+
+    shown = labledger_json(exp, "show", run_id)
+    assert shown["experiment"]["status"] == "unknown"
+    assert shown["experiment"]["ended_at"] is not None
+    phases = {p["phase"]: p["status"] for p in shown["phases"]}
+    assert phases == {
+        "pre-run": "ok",
+        "run": "interrupted",
+        "post-run": "skipped",
+        "fetch": "skipped",
+    }
+    assert [e["path"] for e in shown["files"]["outputs"]] == ["outputs/early.txt"]
+    assert "run started" in labledger(exp, "logs", run_id, "--phase", "run").stdout
+    # the orphan is recovered once; the folder is usable again
+    assert labledger(exp, "end", "-o", "killed on purpose").returncode == 0
+    assert labledger_json(exp, "new")["number"] == 2
+
+
+@pytest.mark.parametrize("missing", ["run", "fetch"])
+def test_run_refuses_a_config_without_a_required_runner(tmp_path: Path, missing: str) -> None:
+    exp = make_experiment(tmp_path / "exp", run="echo hi\n")
+    labledger(exp, "new")
+    text = (exp / "run.toml").read_text()
+    (exp / "run.toml").write_text(text.replace(f'\n{missing} = "{missing}.sh"', "\n"))
+    result = labledger(exp, "run", ok=False)
+    assert result.returncode == 2
+    assert "run.toml" in result.stderr
+    assert f"runners.{missing}" in result.stderr
+    assert "required" in result.stderr
