@@ -1,14 +1,16 @@
-"""The shared fixtures themselves: each database fixture gives a real, fresh, separate database."""
+"""The shared fixtures themselves: real, fresh, separate databases, and a server we can crash."""
 
 from __future__ import annotations
 
+import signal
 import sqlite3
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from labledger_fixtures import PgCluster
+from labledger_fixtures import LiveServerFactory, PgCluster
 
 
 def test_sqlite_url_points_at_a_new_file_in_tmp_path(sqlite_url: str, tmp_path: Path) -> None:
@@ -74,3 +76,37 @@ def test_db_url_matches_its_backend(db_url: str, request: pytest.FixtureRequest)
             assert conn.execute(text("select x from t")).scalar_one() == 42
     finally:
         engine.dispose()
+
+
+def test_live_server_answers_and_keeps_its_data_across_sigkill_and_restart(
+    live_server: LiveServerFactory, db_url: str
+) -> None:
+    server = live_server(db_url)
+    body = {"experiment_design": {"experiment_name": "survivor"}}
+    created = httpx.post(f"{server.url}experiment", json=body, timeout=10)
+    assert created.status_code == 200, created.text
+    experiment_id = created.json()["_id"]
+    url, first_pid = server.url, server.pid
+
+    assert server.kill() == -signal.SIGKILL
+    assert server.process is None
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{url}health", timeout=2)
+
+    server.restart()
+    assert server.pid != first_pid
+    assert server.url == url
+    got = httpx.get(f"{server.url}experiment/{experiment_id}", timeout=10)
+    assert got.status_code == 200, got.text
+    assert got.json()["experiment_design"]["experiment_name"] == "survivor"
+
+    assert server.stop() is not None
+    assert server.stop() is None  # stopping twice is harmless
+
+
+def test_live_server_that_cannot_start_shows_its_output(live_server: LiveServerFactory) -> None:
+    server = live_server("nosuchdb://x", start=False)
+    with pytest.raises(AssertionError, match="labledger serve") as info:
+        server.start(timeout=10)
+    assert "nosuchdb" in str(info.value)
+    assert server.process is None
