@@ -14,6 +14,7 @@ from labledger.core.ids import utcnow
 from labledger.core.models import Event
 from labledger.core.records import Milestone, ResourceType, ResourceUse, Result, ResultKind
 from labledger.errors import ExperimentNotFound, NotFound
+from labledger.storage.access_sql import record_created
 from labledger.storage.tables import (
     events,
     experiments,
@@ -142,6 +143,7 @@ class RecordSql:
                     .values(**changes, version=E.version + 1, updated_at=utcnow())
                 )
             _append(conn, events_)
+            record_created(conn, "results", experiment_id)
             rows = conn.execute(
                 select(results)
                 .where(R.experiment_id == experiment_id, R.name.in_(names))
@@ -186,6 +188,7 @@ class RecordSql:
         }
         with self.write() as conn:
             new_id = conn.execute(insert(milestones).values(**row).returning(M.id)).scalar_one()
+            record_created(conn, "milestone", str(new_id))
             if milestone.progress is not None:
                 conn.execute(
                     update(experiments)

@@ -34,6 +34,7 @@ from labledger.core.models import (
     OwnershipInfo,
 )
 from labledger.errors import AlreadyExists, CampaignNotFound, ExperimentNotFound, StorageError
+from labledger.storage.access_sql import record_created
 from labledger.storage.engine import WRITE
 from labledger.storage.queue_sql import QueueSql
 from labledger.storage.records_sql import RecordSql
@@ -211,6 +212,7 @@ class SqlStore(QueueSql, RecordSql):
             with self.write() as conn:
                 conn.execute(insert(experiments), [_experiment_row(experiment)])
                 _append(conn, events_)
+                record_created(conn, "experiment", experiment.experiment_id)
         except SAIntegrityError as exc:
             raise AlreadyExists(
                 f"Experiment {experiment.experiment_id} exists already",
@@ -292,6 +294,7 @@ class SqlStore(QueueSql, RecordSql):
                         .values(campaign_id=campaign.campaign_id, version=E.version + 1)
                     )
                 _append(conn, events_)
+                record_created(conn, "campaign", campaign.campaign_id)
         except SAIntegrityError as exc:
             raise AlreadyExists(
                 f"Campaign {campaign.campaign_id} exists already", campaign_id=campaign.campaign_id
