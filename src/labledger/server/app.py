@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from labledger.core.models import OwnershipInfo
 from labledger.core.service import ExperimentService
 from labledger.server.errors import install_error_handlers
-from labledger.server.routes import campaigns, experiments, meta
+from labledger.server.routes import campaigns, experiments, meta, summaries, ui
 from labledger.settings import Settings
 from labledger.storage.engine import create_db_engine
 from labledger.storage.schema import ensure_ready
@@ -21,6 +21,8 @@ __all__ = ["ROUTERS", "create_app"]
 
 #: routers mounted by every app, in order
 ROUTERS: list[APIRouter] = [meta.router, experiments.router, experiments.trash, campaigns.router]
+# the web UI and the cross-experiment views its pages use as JSON twins
+ROUTERS += [summaries.router, ui.router]
 
 #: hooks that add more to an app (routers, middleware); called with (app, settings)
 EXTENSIONS: list[Callable[[FastAPI, Settings], None]] = []

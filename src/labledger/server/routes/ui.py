@@ -1,0 +1,282 @@
+"""The web UI's pages, under ``/ui`` (``/`` redirects there). Not part of the OpenAPI schema.
+
+Each page is rendered from the same service calls as its JSON twin, which the page names (a
+"JSON" link) and which its script polls for live updates. Errors render as HTML pages with the
+status code and message the JSON API would give.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from labledger.core.lifecycle import ExperimentStatus, parse_status
+from labledger.core.models import SORT_KEYS, ExperimentQuery
+from labledger.core.service import ExperimentService
+from labledger.errors import InvalidInput, LabledgerError
+from labledger.server.deps import Service
+from labledger.server.routes.summaries import MAX_COMPARE, comparison, parse_ids, status_counts
+from labledger.server.ui import STATIC_DIR, charts
+from labledger.server.ui.pages import campaign_context, experiment_context, queue_context
+from labledger.server.ui.templating import templates
+from labledger.server.ui.views import status_bars
+
+__all__ = ["MAX_COMPARE", "PAGE_SIZES", "api_params", "experiments_filters", "router"]
+
+router = APIRouter(include_in_schema=False)
+router.mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="ui-static")
+
+#: rows per page the experiments table offers
+PAGE_SIZES = (25, 50, 100, 200)
+SVG = "image/svg+xml"
+
+
+def _render(
+    request: Request, template: str, build: Callable[[], dict[str, Any]], status_code: int = 200
+) -> HTMLResponse:
+    """Render ``template`` with what ``build`` returns; a domain error renders the error page."""
+    try:
+        context = build()
+    except LabledgerError as exc:
+        return templates.TemplateResponse(
+            request,
+            "error.html",
+            {"code": exc.status_code, "message": exc.message, "error_code": exc.code},
+            status_code=exc.status_code,
+        )
+    return templates.TemplateResponse(request, template, context, status_code=status_code)
+
+
+@router.get("/")
+def root() -> RedirectResponse:
+    """The UI's home."""
+    return RedirectResponse("/ui/experiments", status_code=307)
+
+
+@router.get("/ui")
+@router.get("/ui/")
+def ui_root() -> RedirectResponse:
+    return RedirectResponse("/ui/experiments", status_code=307)
+
+
+# ---------------------------------------------------------------------------- experiments
+
+
+def _day_or_time(raw: str, field: str, *, end_of_day: bool = False) -> datetime:
+    """A date (``2026-01-31``, whole UTC day) or an ISO time with zone."""
+    raw = raw.strip()
+    try:
+        if len(raw) == 10:
+            day = date.fromisoformat(raw)
+            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            return start.replace(hour=23, minute=59, second=59) if end_of_day else start
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(
+            f"{field}: expected a date like 2026-01-31 or a time with zone, got {raw!r}",
+            field=field,
+        ) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value
+
+
+def experiments_filters(params: Any) -> tuple[ExperimentQuery, dict[str, Any]]:
+    """The page's query string as an :class:`ExperimentQuery` and the form's values.
+
+    Raises :class:`InvalidInput` naming the field for a bad value.
+    """
+    statuses: list[ExperimentStatus] = []
+    for item in params.getlist("status"):
+        statuses.extend(parse_status(s) for s in item.split(",") if s.strip())
+    form: dict[str, Any] = {
+        "status": [s.value for s in statuses],
+        "campaign_id": params.get("campaign_id", "").strip(),
+        "owner": params.get("owner", "").strip(),
+        "text": params.get("text", "").strip(),
+        "since": params.get("since", "").strip(),
+        "until": params.get("until", "").strip(),
+        "sort": params.get("sort", "-created_at").strip() or "-created_at",
+    }
+    if form["sort"].removeprefix("-") not in SORT_KEYS:
+        raise InvalidInput(f"sort: expected one of {', '.join(SORT_KEYS)}", field="sort")
+    for key in ("campaign_id", "owner"):
+        if len(form[key]) > 26:
+            raise InvalidInput(f"{key}: expected an id of at most 26 characters", field=key)
+    try:
+        size = int(params.get("size", 50))
+        page = int(params.get("page", 1))
+    except ValueError:
+        raise InvalidInput("page: expected a whole number", field="page") from None
+    if size not in PAGE_SIZES:
+        raise InvalidInput(f"size: expected one of {PAGE_SIZES}", field="size")
+    page = max(page, 1)
+    form.update(size=size, page=page)
+    since = _day_or_time(form["since"], "since") if form["since"] else None
+    until = _day_or_time(form["until"], "until", end_of_day=True) if form["until"] else None
+    if since and until and until <= since:
+        raise InvalidInput("until: must be later than since", field="until")
+    query = ExperimentQuery(
+        statuses=statuses,
+        campaign_id=form["campaign_id"] or None,
+        owner=form["owner"] or None,
+        text=form["text"] or None,
+        since=since,
+        until=until,
+        limit=size,
+        offset=(page - 1) * size,
+        sort=form["sort"],
+    )
+    return query, form
+
+
+def api_params(query: ExperimentQuery) -> list[tuple[str, str]]:
+    """The JSON API's query string for the same filters and page."""
+    out: list[tuple[str, str]] = [("number", str(query.limit)), ("offset", str(query.offset))]
+    if query.statuses:
+        out.append(("status", ",".join(s.value for s in query.statuses)))
+    for key in ("campaign_id", "owner", "text"):
+        if value := getattr(query, key):
+            out.append((key, value))
+    for key in ("since", "until"):
+        if value := getattr(query, key):
+            out.append((key, value.isoformat().replace("+00:00", "Z")))
+    if query.sort != "-created_at":
+        out.append(("sort", query.sort))
+    return out
+
+
+def _experiments_page(service: ExperimentService, params: Any) -> dict[str, Any]:
+    context: dict[str, Any] = {
+        "statuses": [s.value for s in ExperimentStatus],
+        "sort_keys": SORT_KEYS,
+        "page_sizes": PAGE_SIZES,
+    }
+    try:
+        query, form = experiments_filters(params)
+    except InvalidInput as exc:
+        empty = {"status": [], "sort": "-created_at", "size": 50, "page": 1}
+        return {**context, "error": exc.message, "form": empty, "experiments": [], "total": 0}
+    total = service.count_experiments(query)
+    pages = max((total + query.limit - 1) // query.limit, 1)
+    experiments = service.list_experiments(query)
+    api = api_params(query)
+    no_page = [(k, v) for k, v in api if k not in ("number", "offset")]
+    form_params = [
+        (k, v) for k, v in form.items() if k not in ("status", "page") and v not in ("", None)
+    ] + [("status", s) for s in form["status"]]
+    return {
+        **context,
+        "form": form,
+        "experiments": experiments,
+        "total": total,
+        "pages": pages,
+        "json_url": "/experiments?" + urlencode(api),
+        "count_url": "/experiments/count?" + urlencode(no_page),
+        "page_url": lambda p: "/ui/experiments?" + urlencode([*form_params, ("page", str(p))]),
+        "sort_url": lambda key: (
+            "/ui/experiments?"
+            + urlencode(
+                [(k, v) for k, v in form_params if k != "sort"]
+                + [("sort", f"-{key}" if form["sort"] == key else key)]
+            )
+        ),
+    }
+
+
+@router.get("/ui/experiments", name="ui-experiments")
+def experiments_page(request: Request, service: Service) -> HTMLResponse:
+    """The experiments table: filters, sorting, paging, live status badges."""
+    context = _experiments_page(service, request.query_params)
+    return _render(
+        request, "experiments.html", lambda: context, 422 if context.get("error") else 200
+    )
+
+
+@router.get("/ui/experiments/{experiment_id}", name="ui-experiment")
+def experiment_page(experiment_id: str, request: Request, service: Service) -> HTMLResponse:
+    """One experiment: design, parameters, timeline, progress, results, recorder data, controls."""
+    return _render(request, "experiment.html", lambda: experiment_context(service, experiment_id))
+
+
+@router.get("/ui/experiments/{experiment_id}/timeline.svg")
+def experiment_timeline(experiment_id: str, service: Service) -> Response:
+    """The status timeline chart of an experiment (from its event log)."""
+    context = experiment_context(service, experiment_id)
+    return Response(context["timeline_svg"], media_type=SVG)
+
+
+# ---------------------------------------------------------------------------- campaigns
+
+
+@router.get("/ui/campaigns", name="ui-campaigns")
+def campaigns_page(request: Request, service: Service) -> HTMLResponse:
+    """The campaigns, newest first."""
+
+    def build() -> dict[str, Any]:
+        campaigns = service.list_campaigns(200, 0)
+        return {"campaigns": campaigns, "json_url": "/campaigns?number=200"}
+
+    return _render(request, "campaigns.html", build)
+
+
+@router.get("/ui/campaigns/{campaign_id}", name="ui-campaign")
+def campaign_page(campaign_id: str, request: Request, service: Service) -> HTMLResponse:
+    """A campaign: progress, status breakdown, results against a chosen parameter, report."""
+    params = request.query_params
+    return _render(
+        request,
+        "campaign.html",
+        lambda: campaign_context(service, campaign_id, params.get("x"), params.get("y")),
+    )
+
+
+@router.get("/ui/campaigns/{campaign_id}/status.svg")
+def campaign_status_chart(campaign_id: str, service: Service) -> Response:
+    """Bar chart: the campaign's experiments by status."""
+    campaign = service.get_campaign(campaign_id)
+    counts = status_counts(service, ExperimentQuery(campaign_id=campaign.campaign_id))
+    svg = charts.bar_chart(
+        f"Experiments of {campaign.campaign_name} by status",
+        status_bars(counts),
+        x_label="status",
+        y_label="experiments",
+    )
+    return Response(svg, media_type=SVG)
+
+
+@router.get("/ui/campaigns/{campaign_id}/results.svg")
+def campaign_results_chart(
+    campaign_id: str, service: Service, x: str | None = None, y: str | None = None
+) -> Response:
+    """Scatter/line chart: a result of each experiment against a parameter."""
+    context = campaign_context(service, campaign_id, x, y)
+    return Response(context["results_svg"], media_type=SVG)
+
+
+# ---------------------------------------------------------------------------- compare, queue
+
+
+@router.get("/ui/compare", name="ui-compare")
+def compare_page(request: Request, service: Service) -> HTMLResponse:
+    """Two or more experiments side by side, differences highlighted."""
+    raw = request.query_params.getlist("ids")
+
+    def build() -> dict[str, Any]:
+        ids = parse_ids(raw)
+        data = comparison(service, ids)
+        return {**data, "json_url": "/experiments/compare?ids=" + ",".join(ids)}
+
+    return _render(request, "compare.html", build)
+
+
+@router.get("/ui/queue", name="ui-queue")
+def queue_page(request: Request, service: Service) -> HTMLResponse:
+    """What is queued and running, on which worker, since when."""
+    return _render(request, "queue.html", lambda: queue_context(service))

@@ -1,0 +1,71 @@
+"""The Jinja2 environment of the UI: autoescaping, filters for times, values and statuses."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
+
+from labledger.server.ui import TEMPLATE_DIR
+from labledger.server.ui.views import value_text
+
+__all__ = ["templates"]
+
+
+def _when(value: datetime | str | None) -> str:
+    """A UTC time to the second, as people read it."""
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+        return _when(parsed)
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    seconds = max(seconds, 0.0)
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, sec = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {sec} s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min"
+    return f"{hours // 24} d {hours % 24} h"
+
+
+def _pretty(value: Any) -> str:
+    if isinstance(value, dict | list):
+        return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+    return value_text(value)
+
+
+def _status(value: str) -> Markup:
+    label = value.replace("_", " ")
+    return Markup('<span class="badge status-{0}" data-status="{0}">{1}</span>').format(
+        value, label
+    )
+
+
+def _tojson_attr(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+templates = Jinja2Templates(directory=str(TEMPLATE_DIR))
+templates.env.filters.update(
+    when=_when,
+    duration=_duration,
+    pretty=_pretty,
+    text=value_text,
+    status=_status,
+    jsonattr=_tojson_attr,
+)
