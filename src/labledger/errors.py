@@ -175,8 +175,18 @@ class IllegalTransition(Conflict):
             entity_id=entity_id,
             action=action,
         )
-        self.current = current
-        self.requested = requested
+        self.current_status = current
+        self.requested_status = requested
+
+    @property
+    def current(self) -> str:
+        """The state the thing is in."""
+        return self.current_status
+
+    @property
+    def requested(self) -> str:
+        """The state that was asked for."""
+        return self.requested_status
 
 
 class ConcurrentUpdate(Conflict):

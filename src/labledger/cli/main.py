@@ -68,3 +68,7 @@ def main() -> None:
     from labledger.cli.errors import run_cli
 
     sys.exit(run_cli(cli))
+
+
+if __name__ == "__main__":
+    main()

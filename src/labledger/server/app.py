@@ -46,8 +46,14 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     """
     settings = settings or Settings()
     url = settings.database_url
+    own_engine = engine is None
     engine = engine or create_db_engine(url, synchronous=settings.sqlite_synchronous)
-    ensure_ready(engine, url)
+    try:
+        ensure_ready(engine, url)
+    except BaseException:
+        if own_engine:
+            engine.dispose()
+        raise
     manager_id = settings.resolved_manager_id()
     store = SqlStore(engine)
     service = ExperimentService(store, default_ownership=OwnershipInfo(manager_id=manager_id))
