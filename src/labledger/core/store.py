@@ -117,6 +117,11 @@ class QueueStore(Protocol):
         (PostgreSQL: ``FOR UPDATE SKIP LOCKED``; SQLite: the write lock). None when none is left.
         """
 
+    def insert_experiments(
+        self, experiments: Sequence[Experiment], events: Sequence[Event]
+    ) -> None:
+        """Store many new experiments and their events in one transaction (a sweep)."""
+
     def list_expired_leases(self, now: datetime, limit: int) -> list[Experiment]:
         """Experiments in progress or paused whose worker's lease ended before ``now``."""
 

@@ -100,6 +100,17 @@ class QueueSql:
                 conn.execute(insert(events), [event_row(e) for e in new_events])
         return claimed
 
+    def insert_experiments(
+        self, experiments_: Sequence[Experiment], events_: Sequence[Event]
+    ) -> None:
+        from labledger.storage.sql import _experiment_row, event_row
+
+        with self.write() as conn:
+            if experiments_:
+                conn.execute(insert(experiments), [_experiment_row(e) for e in experiments_])
+            if events_:
+                conn.execute(insert(events), [event_row(e) for e in events_])
+
     def list_expired_leases(self, now: datetime, limit: int) -> list[Experiment]:
         from labledger.storage.sql import row_to_experiment
 

@@ -1,0 +1,392 @@
+"""Campaigns as first-class objects: created from a spec (``*.campaign.yaml``), with a lifecycle.
+
+A campaign is ``planned`` until one of its experiments starts (then ``active``), and
+``completed`` once every experiment is finished. Pausing it pauses its running experiments and
+holds its queue (claims skip it); resuming continues the experiments the pause stopped.
+Cancelling it cancels every unfinished experiment. A spec may carry a parameter sweep (a grid,
+a list, or both) that becomes one experiment per point, all created in one transaction.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, model_validator
+
+from labledger.core.conditional import Decision, change_experiment
+from labledger.core.ids import new_ulid, utcnow
+from labledger.core.lifecycle import (
+    TERMINAL,
+    CampaignStatus,
+    ExperimentStatus,
+    check_campaign_transition,
+    check_transition,
+)
+from labledger.core.models import (
+    MAX_NAME,
+    Event,
+    EventType,
+    Experiment,
+    ExperimentalCampaign,
+    ExperimentDesign,
+    LabModel,
+    OwnershipInfo,
+)
+from labledger.core.store import LabStore
+from labledger.errors import ConcurrentUpdate, IllegalTransition, InvalidInput
+
+__all__ = ["MAX_SWEEP", "CampaignService", "CampaignSpec", "ExperimentSpec", "SweepSpec"]
+
+#: most experiments one campaign spec may create
+MAX_SWEEP = 10_000
+
+S = ExperimentStatus
+C = CampaignStatus
+JsonObject = dict[str, Any]
+
+
+class ExperimentSpec(LabModel):
+    """One experiment listed in a campaign spec."""
+
+    run_name: str | None = Field(default=None, max_length=MAX_NAME)
+    run_description: str | None = None
+    parameters: JsonObject = Field(default_factory=dict)
+    priority: int = Field(default=0, ge=-1_000_000, le=1_000_000)
+    not_before: datetime | None = None
+
+
+class SweepSpec(LabModel):
+    """A parameter sweep: every combination of ``grid`` values, then each ``points`` entry."""
+
+    grid: dict[str, list[Any]] = Field(
+        default_factory=dict, description="parameter -> values; the cartesian product is run."
+    )
+    points: list[JsonObject] = Field(
+        default_factory=list,
+        validation_alias=AliasChoices("points", "list"),
+        description="Explicit parameter sets (YAML key 'list' or 'points').",
+    )
+
+    @model_validator(mode="after")
+    def _sizes(self) -> SweepSpec:
+        for name, values in self.grid.items():
+            if not values:
+                raise ValueError(f"sweep.grid.{name}: expected a non-empty list of values")
+        return self
+
+    def combinations(self) -> list[JsonObject]:
+        """The parameter sets of the sweep, grid first (in the order the keys were given)."""
+        out: list[JsonObject] = []
+        if self.grid:
+            names = list(self.grid)
+            size = 1
+            for values in self.grid.values():
+                size *= len(values)
+            if size > MAX_SWEEP:
+                raise InvalidInput(
+                    f"sweep.grid: {size} combinations, at most {MAX_SWEEP} per campaign",
+                    field="sweep.grid",
+                )
+            out.extend(
+                dict(zip(names, combo, strict=True))
+                for combo in itertools.product(*self.grid.values())
+            )
+        out.extend(dict(p) for p in self.points)
+        return out
+
+
+class CampaignSpec(LabModel):
+    """A campaign definition: the content of a ``*.campaign.yaml`` file, or a POST body."""
+
+    campaign_name: str = Field(
+        min_length=1, max_length=MAX_NAME, validation_alias=AliasChoices("campaign_name", "name")
+    )
+    campaign_description: str | None = Field(
+        default=None, validation_alias=AliasChoices("campaign_description", "description")
+    )
+    ownership_info: OwnershipInfo = Field(default_factory=OwnershipInfo)
+    parameters: JsonObject = Field(default_factory=dict, description="Campaign-level values.")
+    metadata: JsonObject = Field(default_factory=dict)
+    experiment_design: ExperimentDesign | None = Field(
+        default=None,
+        validation_alias=AliasChoices("experiment_design", "design"),
+        description="The design every experiment of the campaign runs (needed with experiments).",
+    )
+    status: Literal["planned", "queued"] = Field(
+        default="queued", description="Initial status of the campaign's experiments."
+    )
+    priority: int = Field(default=0, ge=-1_000_000, le=1_000_000)
+    experiments: list[ExperimentSpec] = Field(default_factory=list)
+    sweep: SweepSpec | None = None
+
+    @model_validator(mode="after")
+    def _design_needed(self) -> CampaignSpec:
+        if (self.experiments or self.sweep) and self.experiment_design is None:
+            raise ValueError(
+                "experiment_design: needed when the campaign lists experiments or a sweep "
+                "(e.g. experiment_design: {experiment_name: titration})"
+            )
+        return self
+
+    def experiment_specs(self) -> list[ExperimentSpec]:
+        """Every experiment the spec asks for: listed ones, then the sweep's points."""
+        specs = list(self.experiments)
+        if self.sweep is not None:
+            points = self.sweep.combinations()
+            specs.extend(
+                ExperimentSpec(run_name=_point_name(p), parameters=p, priority=self.priority)
+                for p in points
+            )
+        if len(specs) > MAX_SWEEP:
+            raise InvalidInput(
+                f"experiments: {len(specs)} experiments, at most {MAX_SWEEP} per campaign",
+                field="experiments",
+            )
+        return specs
+
+
+def _point_name(point: JsonObject) -> str:
+    text = ", ".join(f"{k}={v}" for k, v in point.items())
+    return text[:MAX_NAME] or "default"
+
+
+class CampaignService:
+    """Campaign use cases over a :class:`LabStore`."""
+
+    def __init__(self, store: LabStore, *, clock: Callable[[], datetime] = utcnow) -> None:
+        self.store = store
+        self.clock = clock
+
+    # ------------------------------------------------------------------ creation
+
+    def create(
+        self,
+        spec: CampaignSpec,
+        *,
+        actor: str | None = None,
+        default_ownership: OwnershipInfo | None = None,
+    ) -> ExperimentalCampaign:
+        """Create a campaign and, in one transaction, every experiment its spec lists."""
+        now = self.clock()
+        specs = spec.experiment_specs()
+        ownership = spec.ownership_info if spec.ownership_info.compact() else None
+        campaign = ExperimentalCampaign(
+            campaign_name=spec.campaign_name,
+            campaign_description=spec.campaign_description,
+            ownership_info=ownership or default_ownership or OwnershipInfo(),
+            parameters=spec.parameters,
+            metadata=spec.metadata,
+            created_at=now,
+            updated_at=now,
+        )
+        created = Event(
+            campaign_id=campaign.campaign_id,
+            type=EventType.CAMPAIGN_CREATED,
+            actor=actor,
+            to_status=C.PLANNED.value,
+            at=now,
+            data={"campaign_name": campaign.campaign_name, "experiments": len(specs)},
+        )
+        self.store.insert_campaign(campaign, [created])
+        if specs:
+            assert spec.experiment_design is not None  # checked by the spec
+            experiments, events = self._experiments(campaign, spec, specs, now, actor)
+            self.store.insert_experiments(experiments, events)
+        return self.store.get_campaign(campaign.campaign_id)
+
+    def _experiments(
+        self,
+        campaign: ExperimentalCampaign,
+        spec: CampaignSpec,
+        specs: list[ExperimentSpec],
+        now: datetime,
+        actor: str | None,
+    ) -> tuple[list[Experiment], list[Event]]:
+        design = spec.experiment_design
+        assert design is not None
+        status = S(spec.status)
+        base_ownership = design.ownership_info.compact() or campaign.ownership_info.compact()
+        experiments: list[Experiment] = []
+        events: list[Event] = []
+        for index, item in enumerate(specs):
+            experiment_id = new_ulid()
+            ownership = OwnershipInfo.model_validate(
+                {
+                    **base_ownership,
+                    "campaign_id": campaign.campaign_id,
+                    "experiment_id": experiment_id,
+                }
+            )
+            experiments.append(
+                Experiment(
+                    _id=experiment_id,
+                    status=status,
+                    experiment_design=design,
+                    ownership_info=ownership,
+                    run_name=item.run_name or f"{design.experiment_name} #{index + 1}",
+                    run_description=item.run_description,
+                    created_at=now,
+                    updated_at=now,
+                    campaign_id=campaign.campaign_id,
+                    parameters={**design.parameters, **item.parameters},
+                    metadata={"campaign_index": index},
+                    priority=item.priority,
+                    not_before=item.not_before,
+                )
+            )
+            events.append(
+                Event(
+                    experiment_id=experiment_id,
+                    campaign_id=campaign.campaign_id,
+                    type=EventType.CREATED,
+                    actor=actor,
+                    to_status=status.value,
+                    at=now,
+                    data={"campaign_index": index},
+                )
+            )
+        return experiments, events
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def pause(self, campaign_id: str, *, actor: str | None = None) -> ExperimentalCampaign:
+        """Hold the campaign's queue and pause its running experiments."""
+        campaign = self._move(campaign_id, C.PAUSED, "pause", actor)
+        for exp in self._experiments_in(campaign_id, [S.IN_PROGRESS]):
+            self._move_experiment(exp.experiment_id, S.PAUSED, "pause", campaign_id, actor)
+        return self.store.get_campaign(campaign.campaign_id)
+
+    def resume(self, campaign_id: str, *, actor: str | None = None) -> ExperimentalCampaign:
+        """Release the queue and continue the experiments the campaign's pause stopped."""
+        self._move(campaign_id, C.ACTIVE, "resume", actor)
+        for exp in self._experiments_in(campaign_id, [S.PAUSED, S.QUEUED]):
+            if self._paused_by(exp.experiment_id) != campaign_id:
+                continue
+            target = S.IN_PROGRESS if exp.worker_id is not None else S.QUEUED
+            self._move_experiment(exp.experiment_id, target, "resume", campaign_id, actor)
+        return self.refresh(campaign_id)
+
+    def cancel(self, campaign_id: str, *, actor: str | None = None) -> ExperimentalCampaign:
+        """End the campaign for good; every unfinished experiment is cancelled."""
+        self._move(campaign_id, C.CANCELLED, "cancel", actor)
+        unfinished = [s for s in S if s not in TERMINAL]
+        for exp in self._experiments_in(campaign_id, unfinished):
+            self._move_experiment(exp.experiment_id, S.CANCELLED, "cancel", campaign_id, actor)
+        return self.store.get_campaign(campaign_id)
+
+    def refresh(self, campaign_id: str) -> ExperimentalCampaign:
+        """Make the campaign's status follow its experiments (active, then completed)."""
+        for _ in range(10):
+            campaign = self.store.get_campaign(campaign_id)
+            counts = self.store.campaign_status_counts(campaign_id)
+            total = sum(counts.values())
+            finished = sum(counts.get(s.value, 0) for s in TERMINAL)
+            started = finished + counts.get(S.IN_PROGRESS, 0) + counts.get(S.PAUSED, 0)
+            target: C | None = None
+            if total and finished == total and campaign.status in (C.PLANNED, C.ACTIVE, C.PAUSED):
+                target = C.COMPLETED
+            elif campaign.status is C.PLANNED and started:
+                target = C.ACTIVE
+            if target is None:
+                return campaign
+            if self._try_move(campaign, target, "auto", "labledger", counts) is not None:
+                return self.store.get_campaign(campaign_id)
+        return self.store.get_campaign(campaign_id)
+
+    def follow(self, experiment: Experiment) -> None:
+        """Observer for experiment changes: keep the experiment's campaign status in step."""
+        if experiment.campaign_id is not None:
+            self.refresh(experiment.campaign_id)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _experiments_in(self, campaign_id: str, statuses: list[S]) -> list[Experiment]:
+        return self.store.list_queue(
+            [s.value for s in statuses], campaign_id=campaign_id, limit=0, offset=0
+        )
+
+    def _paused_by(self, experiment_id: str) -> str | None:
+        """The campaign whose pause put the experiment in its current state, if one did."""
+        last: Event | None = None
+        for ev in self.store.list_events(experiment_id=experiment_id, limit=100_000):
+            if ev.to_status is not None and ev.from_status != ev.to_status:
+                last = ev
+        if last is None or last.data.get("action") != "pause":
+            return None
+        campaign = last.data.get("campaign_id")
+        return str(campaign) if campaign else None
+
+    def _move(
+        self, campaign_id: str, target: C, action: str, actor: str | None
+    ) -> ExperimentalCampaign:
+        for _ in range(50):
+            campaign = self.store.get_campaign(campaign_id)
+            if not check_campaign_transition(
+                campaign.status, target, entity_id=campaign_id, action=action
+            ):
+                return campaign
+            moved = self._try_move(campaign, target, action, actor, None)
+            if moved is not None:
+                return moved
+        raise ConcurrentUpdate(
+            f"Campaign {campaign_id} kept changing; try again", campaign_id=campaign_id
+        )
+
+    def _try_move(
+        self,
+        campaign: ExperimentalCampaign,
+        target: C,
+        action: str,
+        actor: str | None,
+        counts: dict[str, int] | None,
+    ) -> ExperimentalCampaign | None:
+        now = self.clock()
+        changes: dict[str, Any] = {"status": target}
+        if target in (C.COMPLETED, C.CANCELLED):
+            changes["ended_at"] = now
+        data: dict[str, Any] = {"action": action}
+        if counts is not None:
+            data["counts"] = counts
+        event = Event(
+            campaign_id=campaign.campaign_id,
+            type=EventType.CAMPAIGN_STATUS_CHANGED,
+            actor=actor,
+            from_status=campaign.status.value,
+            to_status=target.value,
+            at=now,
+            data=data,
+        )
+        return self.store.update_campaign(campaign.campaign_id, campaign.version, changes, [event])
+
+    def _move_experiment(
+        self, experiment_id: str, target: S, action: str, campaign_id: str, actor: str | None
+    ) -> None:
+        def decide(current: Experiment) -> Decision:
+            try:
+                if not check_transition(current.status, target, entity_id=experiment_id):
+                    return None
+            except IllegalTransition:
+                return None  # finished meanwhile: a campaign action never fails on it
+            now = self.clock()
+            changes: dict[str, Any] = {"status": target}
+            if target in TERMINAL:
+                changes["ended_at"] = now
+                changes["lease_expires_at"] = None
+            if target is S.IN_PROGRESS and current.started_at is None:
+                changes["started_at"] = now
+            event = Event(
+                experiment_id=experiment_id,
+                campaign_id=current.campaign_id,
+                type=EventType.STATUS_CHANGED,
+                actor=actor,
+                from_status=current.status.value,
+                to_status=target.value,
+                at=now,
+                data={"action": action, "campaign_id": campaign_id},
+            )
+            return changes, [event]
+
+        change_experiment(self.store, experiment_id, decide)

@@ -1,0 +1,59 @@
+"""All use cases over one store, wired together: the object the server and tests build."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from labledger.core.campaigns import CampaignService
+from labledger.core.ids import utcnow
+from labledger.core.models import Experiment, OwnershipInfo
+from labledger.core.queue import QueueService
+from labledger.core.results import ResultService
+from labledger.core.service import ExperimentService
+from labledger.core.store import LabStore
+
+__all__ = ["Lab"]
+
+
+class Lab:
+    """The experiment, campaign, queue and result services sharing one :class:`LabStore`.
+
+    Campaigns follow their experiments: every change made through the experiment or queue
+    service refreshes the experiment's campaign (active when one starts, completed when all
+    are finished). Continuing a queue experiment whose worker is gone puts it back in the queue.
+    """
+
+    def __init__(
+        self,
+        store: LabStore,
+        *,
+        experiments: ExperimentService | None = None,
+        default_ownership: OwnershipInfo | None = None,
+        lease_seconds: float = 60.0,
+        max_attempts: int = 3,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.store = store
+        self.experiments = experiments or ExperimentService(
+            store, default_ownership=default_ownership, clock=clock
+        )
+        self.default_ownership = self.experiments.default_ownership
+        self.campaigns = CampaignService(store, clock=clock)
+        self.queue = QueueService(
+            store,
+            lease_seconds=lease_seconds,
+            max_attempts=max_attempts,
+            clock=clock,
+            after_change=self.campaigns.follow,
+        )
+        self.results = ResultService(store, clock=clock)
+        self.experiments.observers.append(self._experiment_changed)
+
+    def _experiment_changed(self, experiment: Experiment) -> None:
+        experiment = self.queue.requeue_orphan(experiment)
+        self.campaigns.follow(experiment)
+
+    def sweep(self) -> int:
+        """Expire stale leases; returns how many experiments were requeued or failed."""
+        return len(self.queue.sweep_expired())
