@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from labledger.core.models import OwnershipInfo
 from labledger.core.service import ExperimentService
 from labledger.server.errors import install_error_handlers
+from labledger.server.hardening import install_hardening
 from labledger.server.routes import campaigns, experiments, meta, summaries, ui
 from labledger.settings import Settings
 from labledger.storage.engine import create_db_engine
@@ -25,7 +26,7 @@ ROUTERS: list[APIRouter] = [meta.router, experiments.router, experiments.trash, 
 ROUTERS += [summaries.router, ui.router]
 
 #: hooks that add more to an app (routers, middleware); called with (app, settings)
-EXTENSIONS: list[Callable[[FastAPI, Settings], None]] = []
+EXTENSIONS: list[Callable[[FastAPI, Settings], None]] = [install_hardening]
 
 DESCRIPTION = """\
 Record and control experiments. Wire-compatible with the MADSci Experiment Manager 0.8.1

@@ -1,0 +1,231 @@
+"""``Idempotency-Key`` on POST: a retried create gets the first answer and creates nothing.
+
+How (see :mod:`labledger.storage.access_sql` for the storage side):
+
+1. A POST with a key whose answer is remembered is answered from memory, after checking that it
+   is the same request (method, path, query and body); a different request with a used key is
+   refused with 422.
+2. Otherwise the request runs with a claim; the store writes the key in the same transaction as
+   the record it creates, under a unique constraint. Of concurrent twins exactly one commits;
+   the others roll back and get the winner's answer.
+3. The answer sent is remembered next to the key. Should the server die between the commit and
+   that write, a retry gets the created record as it is now (for experiments and campaigns).
+
+Keys are scoped to the token that sent them (anonymous clients share one scope) and are
+forgotten after ``idempotency_hours``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import anyio
+import anyio.to_thread
+from fastapi import FastAPI
+from starlette.responses import JSONResponse, Response
+
+from labledger.core.ids import utcnow
+from labledger.core.models import campaign_to_wire, experiment_to_wire
+from labledger.core.service import ExperimentService
+from labledger.errors import DuplicateRequest, InvalidInput, LabledgerError
+from labledger.server.errors import error_body
+from labledger.server.security import ASGIApp, Message, Receive, Scope_, Send
+from labledger.storage.access_sql import IdempotencyClaim, IdempotencyStore, StoredAnswer, claiming
+
+__all__ = ["HEADER", "MAX_KEY_LENGTH", "RENDERERS", "REPLAYED_HEADER", "IdempotencyMiddleware"]
+
+HEADER = b"idempotency-key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+MAX_KEY_LENGTH = 200
+#: how long a twin waits for the first request's answer before it re-reads the record
+WAIT_SECONDS = 5.0
+#: at most this often the expired keys are deleted
+SWEEP_SECONDS = 600.0
+
+
+def _experiment(app: FastAPI, resource_id: str) -> Any:
+    service: ExperimentService = app.state.service
+    return experiment_to_wire(service.store.get_experiment(resource_id, include_deleted=True))
+
+
+def _campaign(app: FastAPI, resource_id: str) -> Any:
+    service: ExperimentService = app.state.service
+    return campaign_to_wire(service.get_campaign(resource_id))
+
+
+#: resource kind -> the JSON of the record as it is now (used when the first answer was lost)
+RENDERERS: dict[str, Callable[[FastAPI, str], Any]] = {
+    "experiment": _experiment,
+    "campaign": _campaign,
+}
+
+
+def _fingerprint_start(scope: Scope_) -> Any:
+    hasher = hashlib.sha256()
+    hasher.update(scope["method"].encode() + b" " + scope["path"].encode("utf-8", "replace"))
+    hasher.update(b"?" + (scope.get("query_string") or b"") + b"\n")
+    return hasher
+
+
+def _error(exc: LabledgerError) -> JSONResponse:
+    return JSONResponse(error_body(exc.code, exc.message, **exc.details), exc.status_code)
+
+
+class IdempotencyMiddleware:
+    """Honour Idempotency-Key on POST requests (see the module docstring)."""
+
+    def __init__(self, app: ASGIApp, fastapi_app: FastAPI, store: IdempotencyStore) -> None:
+        self.app = app
+        self.fastapi_app = fastapi_app
+        self.store = store
+        self.ttl = timedelta(hours=fastapi_app.state.settings.idempotency_hours)
+        self._swept = -1e9
+
+    async def __call__(self, scope: Scope_, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        raw = next((v for k, v in scope.get("headers") or [] if k == HEADER), None)
+        if raw is None:
+            await self.app(scope, receive, send)
+            return
+        key = raw.decode("latin-1").strip()
+        if not 1 <= len(key) <= MAX_KEY_LENGTH:
+            await _error(
+                InvalidInput(
+                    f"Idempotency-Key: expected 1 to {MAX_KEY_LENGTH} characters, got {len(key)}",
+                    field="Idempotency-Key",
+                )
+            )(scope, receive, send)
+            return
+        principal = str((scope.get("state") or {}).get("principal", ""))
+        await self._sweep()
+        stored = await anyio.to_thread.run_sync(self.store.find, principal, key)
+        if stored is not None:
+            fingerprint = await self._drain(scope, receive)
+            await self._replay(scope, receive, send, principal, key, fingerprint, stored)
+            return
+        await self._first(scope, receive, send, principal, key)
+
+    async def _sweep(self) -> None:
+        if time.monotonic() - self._swept > SWEEP_SECONDS:
+            self._swept = time.monotonic()
+            await anyio.to_thread.run_sync(self.store.forget_before, utcnow() - self.ttl)
+
+    async def _drain(self, scope: Scope_, receive: Receive) -> str:
+        """Read (and hash) the whole body of a request that will be answered from memory."""
+        hasher = _fingerprint_start(scope)
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            hasher.update(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        return str(hasher.hexdigest())
+
+    async def _first(
+        self, scope: Scope_, receive: Receive, send: Send, principal: str, key: str
+    ) -> None:
+        hasher = _fingerprint_start(scope)
+        claim = IdempotencyClaim(
+            principal=principal,
+            key=key,
+            method=scope["method"],
+            path=scope["path"],
+            fingerprint=hasher.copy().hexdigest(),
+        )
+
+        async def hashing() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                hasher.update(message.get("body", b""))
+                claim.fingerprint = hasher.copy().hexdigest()
+            return message
+
+        # The answer is held back until we know whether this request won its key.
+        held: list[Message] = []
+
+        async def hold(message: Message) -> None:
+            held.append(message)
+
+        with claiming(claim):
+            await self.app(scope, hashing, hold)
+        start = next((m for m in held if m["type"] == "http.response.start"), None)
+        status = int(start["status"]) if start else 500
+        if claim.resource_id is not None and 200 <= status < 300:
+            body = b"".join(m.get("body", b"") for m in held if m["type"] == "http.response.body")
+            await anyio.to_thread.run_sync(
+                self.store.store_answer, principal, key, status, body.decode("utf-8", "replace")
+            )
+        elif claim.lost or status >= 400:
+            # A twin may have won the key (its record made ours fail, or ours lost the key).
+            stored = await anyio.to_thread.run_sync(self.store.find, principal, key)
+            if stored is not None:
+                await self._replay(scope, receive, send, principal, key, claim.fingerprint, stored)
+                return
+        for message in held:
+            await send(message)
+
+    async def _replay(
+        self,
+        scope: Scope_,
+        receive: Receive,
+        send: Send,
+        principal: str,
+        key: str,
+        fingerprint: str,
+        stored: StoredAnswer,
+    ) -> None:
+        if stored.fingerprint != fingerprint:
+            await _error(
+                InvalidInput(
+                    f"Idempotency-Key: {key!r} was used for a different request "
+                    f"({stored.method} {stored.path} with another body); use a new key",
+                    field="Idempotency-Key",
+                )
+            )(scope, receive, send)
+            return
+        deadline = time.monotonic() + WAIT_SECONDS
+        while stored.status_code is None and time.monotonic() < deadline:
+            await anyio.sleep(0.05)
+            found = await anyio.to_thread.run_sync(self.store.find, principal, key)
+            stored = found or stored
+        headers = {REPLAYED_HEADER: "true"}
+        if stored.status_code is not None and stored.response_body is not None:
+            response: Response = Response(
+                stored.response_body.encode("utf-8"),
+                status_code=stored.status_code,
+                media_type="application/json",
+                headers=headers,
+            )
+        else:
+            response = await self._rerender(stored, headers)
+        await response(scope, receive, send)
+
+    async def _rerender(self, stored: StoredAnswer, headers: dict[str, str]) -> Response:
+        render = RENDERERS.get(stored.resource_kind)
+        if render is None:
+            return _error(
+                DuplicateRequest(
+                    f"The request with this Idempotency-Key created {stored.resource_kind} "
+                    f"{stored.resource_id}, but its answer was not kept; read it instead",
+                    resource_kind=stored.resource_kind,
+                    resource_id=stored.resource_id,
+                )
+            )
+        try:
+            body = await anyio.to_thread.run_sync(render, self.fastapi_app, stored.resource_id)
+        except LabledgerError as exc:
+            return _error(exc)
+        return Response(
+            json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8"),
+            status_code=200,
+            media_type="application/json",
+            headers=headers,
+        )
