@@ -17,6 +17,7 @@ __all__ = ["COMMANDS", "cli", "main"]
 COMMANDS: dict[str, str] = {
     "serve": "labledger.cli.serve:serve",
     "db": "labledger.cli.db:db",
+    "token": "labledger.cli.token:token",
     # the local recorder
     "init": "labledger.cli.recorder_start:init",
     "new": "labledger.cli.recorder_start:new",

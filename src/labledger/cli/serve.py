@@ -17,7 +17,15 @@ __all__ = ["serve"]
     default="info",
     show_default=True,
 )
-def serve(host: str | None, port: int | None, db_url: str | None, log_level: str) -> None:
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="Serve on a non-loopback address although no token or trusted network is set "
+    "(anyone who reaches the port may change everything).",
+)
+def serve(
+    host: str | None, port: int | None, db_url: str | None, log_level: str, insecure: bool
+) -> None:
     """Run the experiment service (MADSci-compatible REST API, docs at /docs).
 
     \b
@@ -25,16 +33,31 @@ def serve(host: str | None, port: int | None, db_url: str | None, log_level: str
       labledger serve
       labledger serve --port 9000 --db-url postgresql+psycopg://lab@db.local/labledger
       EXPERIMENT_DB_URL=sqlite:///lab.sqlite3 labledger serve
+      labledger serve --host 0.0.0.0   (after: labledger token create admin --scope admin)
     """
     import uvicorn
 
     from labledger.server.app import create_app
+    from labledger.server.security import exposure_problem
     from labledger.settings import load_settings
 
     settings = load_settings(db_url=db_url)
     app = create_app(settings)
     bind_host = host or settings.host
     bind_port = port or settings.port
+    problem = exposure_problem(bind_host, settings, len(app.state.token_store.active()))
+    if problem and not insecure:
+        app.state.engine.dispose()
+        raise click.ClickException(problem)
+    if problem:
+        banner = "!" * 78
+        click.secho(
+            f"{banner}\nWARNING: --insecure: {problem.split('. Make')[0]}.\n"
+            f"Every request is allowed, as admin. Do this only on a network you trust.\n{banner}",
+            fg="red",
+            bold=True,
+            err=True,
+        )
     click.echo(
         f"labledger serving on http://{bind_host}:{bind_port} (docs at /docs), "
         f"database {settings.public()['db_url']}",

@@ -42,7 +42,9 @@ __all__ = [
     "AccessControl",
     "AuthMiddleware",
     "client_host",
+    "exposure_problem",
     "is_loopback",
+    "is_loopback_bind",
     "parse_credentials",
     "required_scope",
 ]
@@ -231,3 +233,28 @@ class AuthMiddleware:
             return
         state["scope"] = granted.value
         await self.app(scope, receive, send)
+
+
+def is_loopback_bind(host: str) -> bool:
+    """True when binding ``host`` exposes the server to this machine only."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost: assume it faces the network
+
+
+def exposure_problem(host: str, settings: Settings, token_count: int) -> str | None:
+    """Why serving on ``host`` would leave the records open to the network, or None."""
+    if is_loopback_bind(host):
+        return None
+    if token_count or settings.auth_required or settings.trusted_networks:
+        return None
+    return (
+        f"Serving on {host} with no access control: anyone who can reach this port could "
+        "change or delete every record. Make a token first "
+        "(labledger token create NAME --scope admin), or allow only your lab's networks "
+        "(EXPERIMENT_TRUSTED_NETWORKS='[\"10.0.5.0/24\"]'), or pass --insecure on a network "
+        "you trust completely."
+    )
