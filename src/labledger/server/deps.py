@@ -1,4 +1,9 @@
-"""Request dependencies shared by the routers (``Annotated`` aliases)."""
+"""Request dependencies shared by the routers (``Annotated`` aliases).
+
+They do no I/O, so they are ``async``: FastAPI runs a plain ``def`` dependency in the thread
+pool, and a hop there per dependency cost more than the rest of a ``GET /experiment/{id}``
+(``benchmarks/server.py``).
+"""
 
 from __future__ import annotations
 
@@ -14,19 +19,19 @@ __all__ = ["Actor", "AppSettings", "Service", "get_actor", "get_service", "get_s
 ACTOR_HEADER = "X-Labledger-Actor"
 
 
-def get_service(request: Request) -> ExperimentService:
+async def get_service(request: Request) -> ExperimentService:
     """The service the app was built with."""
     service: ExperimentService = request.app.state.service
     return service
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The settings the app was built with."""
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_actor(request: Request) -> str:
+async def get_actor(request: Request) -> str:
     """Who acts, for the event log: the token's name, a declared actor, or the peer."""
     token_name = getattr(request.state, "token_name", None)
     if token_name:
