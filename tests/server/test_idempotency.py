@@ -1,0 +1,175 @@
+"""Idempotency-Key: a retried create returns the first answer and never makes a second record."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from labledger.client import ExperimentClient
+from labledger.server.app import create_app
+from labledger.settings import Settings
+from labledger_fixtures import LiveServerFactory
+
+DESIGN = {"experiment_design": {"experiment_name": "titration"}}
+
+
+@pytest.fixture
+def api(sqlite_url: str, tmp_path: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(Settings(db_url=sqlite_url, data_dir=tmp_path))) as client:
+        yield client
+
+
+def _key() -> dict[str, str]:
+    return {"Idempotency-Key": str(uuid.uuid4())}
+
+
+def test_a_repeated_create_returns_the_first_answer_and_creates_nothing(api: TestClient) -> None:
+    key = _key()
+    first = api.post("/experiment", json=DESIGN, headers=key)
+    again = api.post("/experiment", json=DESIGN, headers=key)
+    assert first.status_code == again.status_code == 200
+    assert again.json() == first.json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first.headers
+    assert api.get("/experiments/count").json() == {"count": 1}
+    events = api.get(f"/experiment/{first.json()['_id']}/events").json()
+    assert [e["type"] for e in events] == ["created"]
+
+
+def test_the_replay_is_the_first_answer_even_after_the_record_changed(api: TestClient) -> None:
+    key = _key()
+    first = api.post("/experiment", json=DESIGN, headers=key).json()
+    api.post(f"/experiment/{first['_id']}/pause")
+    again = api.post("/experiment", json=DESIGN, headers=key).json()
+    assert again == first
+    assert again["lifecycle_status"] == "in_progress"
+
+
+def test_without_a_key_each_post_creates(api: TestClient) -> None:
+    api.post("/experiment", json=DESIGN)
+    api.post("/experiment", json=DESIGN)
+    assert api.get("/experiments/count").json() == {"count": 2}
+
+
+def test_a_key_reused_for_another_request_is_refused_naming_the_header(api: TestClient) -> None:
+    key = _key()
+    api.post("/experiment", json=DESIGN, headers=key)
+    other = {"experiment_design": {"experiment_name": "other"}}
+    refused = api.post("/experiment", json=other, headers=key)
+    assert refused.status_code == 422
+    assert refused.json()["error"]["field"] == "Idempotency-Key"
+    assert "different request" in refused.json()["detail"]
+    assert api.get("/experiments/count").json() == {"count": 1}
+
+
+def test_an_overlong_key_is_refused(api: TestClient) -> None:
+    refused = api.post("/experiment", json=DESIGN, headers={"Idempotency-Key": "k" * 201})
+    assert refused.status_code == 422
+    assert "200 characters" in refused.json()["detail"]
+    assert api.get("/experiments/count").json() == {"count": 0}
+
+
+def test_a_failed_create_does_not_use_up_the_key(api: TestClient) -> None:
+    key = _key()
+    bad = {
+        "experiment_design": {"experiment_name": "x"},
+        "campaign_id": "01JAAAAAAAAAAAAAAAAAAAAAAA",
+    }
+    assert api.post("/experiment", json=bad, headers=key).status_code == 404
+    campaign = api.post("/campaign", json={"campaign_name": "c"}).json()
+    good = {**bad, "campaign_id": campaign["campaign_id"]}
+    # the same key, now with a body that works: a different request, so refused? No: the first
+    # attempt created nothing and kept nothing, so the key is still free.
+    assert api.post("/experiment", json=good, headers=key).status_code == 200
+    assert api.get("/experiments/count").json() == {"count": 1}
+
+
+def test_a_retried_campaign_registration_replays_instead_of_409(api: TestClient) -> None:
+    key = _key()
+    body = {"campaign_name": "screen", "campaign_id": "01JBBBBBBBBBBBBBBBBBBBBBBB"}
+    first = api.post("/campaign", json=body, headers=key)
+    again = api.post("/campaign", json=body, headers=key)
+    assert first.status_code == again.status_code == 200
+    assert again.json() == first.json()
+    # the same body without the key is a new request, and the id is taken
+    assert api.post("/campaign", json=body).status_code == 409
+
+
+def test_keys_of_different_tokens_do_not_meet(api: TestClient) -> None:
+    root = api.post("/tokens", json={"name": "root", "scope": "admin"}).json()["secret"]
+    other = api.post(
+        "/tokens",
+        json={"name": "other", "scope": "write"},
+        headers={"Authorization": f"Bearer {root}"},
+    ).json()["secret"]
+    key = _key()
+    a = api.post("/experiment", json=DESIGN, headers={**key, "Authorization": f"Bearer {root}"})
+    b = api.post("/experiment", json=DESIGN, headers={**key, "Authorization": f"Bearer {other}"})
+    assert a.json()["_id"] != b.json()["_id"]
+    assert "Idempotent-Replayed" not in b.headers
+
+
+@pytest.mark.slow
+def test_concurrent_retries_over_real_http_create_exactly_one(
+    live_server: LiveServerFactory, db_url: str
+) -> None:
+    """Twelve copies of one request race each other on a real server: one record, one answer."""
+    server = live_server(db_url)
+    key = _key()
+    answers: list[httpx.Response] = []
+    barrier = threading.Barrier(12)
+
+    def post() -> None:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            barrier.wait()
+            answers.append(http.post("experiment", json=DESIGN, headers=key))
+
+    threads = [threading.Thread(target=post) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [a.status_code for a in answers] == [200] * 12, [a.text for a in answers]
+    assert len({a.json()["_id"] for a in answers}) == 1
+    assert len({a.text for a in answers}) == 1
+    with httpx.Client(base_url=server.url) as http:
+        assert http.get("experiments/count").json() == {"count": 1}
+
+
+@pytest.mark.parametrize("kind", ["experiment", "campaign"])
+def test_our_client_retrying_after_a_lost_answer_creates_one(
+    live_server: LiveServerFactory, kind: str
+) -> None:
+    """The first answer is lost on the way back (a proxy answers 503 after the server acted);
+    the client tries again with the same key and gets the record the first attempt made."""
+    server = live_server()
+    real = httpx.HTTPTransport()
+    seen: list[httpx.Request] = []
+
+    class LosesFirstAnswer(httpx.BaseTransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            seen.append(request)
+            response = real.handle_request(request)
+            if len(seen) == 1:
+                response.read()
+                response.close()
+                return httpx.Response(503, json={"detail": "proxy: upstream timed out"})
+            return response
+
+    with real, ExperimentClient(server.url, transport=LosesFirstAnswer()) as client:
+        if kind == "experiment":
+            made = client.start_experiment({"experiment_name": "retry me"}).experiment_id
+            listed = [e.experiment_id for e in client.get_experiments(number=50)]
+        else:
+            made = client.register_campaign({"campaign_name": "retry me"}).campaign_id
+            listed = [c.campaign_id for c in client.get_campaigns()]
+    keys = {r.headers.get("Idempotency-Key") for r in seen if r.method == "POST"}
+    assert len([r for r in seen if r.method == "POST"]) == 2
+    assert len(keys) == 1 and None not in keys
+    assert listed == [made]
