@@ -1,0 +1,94 @@
+"""Settings come from EXPERIMENT_ variables and the MADSci-style settings files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from labledger.errors import ConfigError
+from labledger.settings import Settings, load_settings
+
+ULID = "01JC0000000000000000000007"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for key in ("EXPERIMENT_DB_URL", "EXPERIMENT_SERVER_URL", "EXPERIMENT_MANAGER_NAME"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_defaults_are_the_embedded_sqlite_on_port_8002(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", "/srv/data")
+    settings = Settings()
+    assert settings.database_url == "sqlite:////srv/data/labledger/labledger.sqlite3"
+    assert (settings.host, settings.port) == ("127.0.0.1", 8002)
+
+
+def test_environment_variables_with_the_experiment_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EXPERIMENT_DB_URL", "postgresql+psycopg://lab@db/labledger")
+    monkeypatch.setenv("EXPERIMENT_SERVER_URL", "http://0.0.0.0:9000")
+    settings = Settings()
+    assert settings.database_url == "postgresql+psycopg://lab@db/labledger"
+    assert (settings.host, settings.port) == ("0.0.0.0", 9000)
+
+
+@pytest.mark.parametrize(
+    ("filename", "content"),
+    [
+        (".env", "EXPERIMENT_MANAGER_NAME=from dotenv\n"),
+        ("experiments.env", "EXPERIMENT_MANAGER_NAME=from dotenv\n"),
+        ("settings.toml", 'manager_name = "from file"\n'),
+        ("experiments.settings.toml", 'manager_name = "from file"\n'),
+        ("settings.yaml", "manager_name: from file\n"),
+        ("experiments.settings.yaml", "manager_name: from file\n"),
+        ("settings.json", '{"manager_name": "from file"}'),
+    ],
+)
+def test_settings_files_in_the_working_directory(
+    tmp_path: Path, filename: str, content: str
+) -> None:
+    (tmp_path / filename).write_text(content)
+    assert Settings().manager_name.startswith("from ")
+
+
+def test_environment_beats_files_and_arguments_beat_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "settings.toml").write_text('manager_name = "file"\n')
+    monkeypatch.setenv("EXPERIMENT_MANAGER_NAME", "env")
+    assert Settings().manager_name == "env"
+    assert load_settings(manager_name="argument").manager_name == "argument"
+    assert load_settings(manager_name=None).manager_name == "env"
+
+
+def test_manager_definition_yaml_fills_name_and_id(tmp_path: Path) -> None:
+    path = tmp_path / "em.yaml"
+    path.write_text(f"name: Lab EM\ndescription: d\nexperiment_manager_id: {ULID}\n")
+    settings = Settings(manager_definition=path)
+    assert (settings.manager_name, settings.manager_description) == ("Lab EM", "d")
+    assert settings.resolved_manager_id() == ULID
+
+
+@pytest.mark.parametrize(
+    ("content", "field"),
+    [
+        ("name: [unclosed\n", "manager_definition"),
+        ("- a list\n", "manager_definition"),
+        ("manager_id: bob\n", "manager_id"),
+    ],
+)
+def test_bad_manager_definition_names_the_file_and_field(
+    tmp_path: Path, content: str, field: str
+) -> None:
+    path = tmp_path / "em.yaml"
+    path.write_text(content)
+    with pytest.raises(ConfigError) as info:
+        Settings(manager_definition=path)
+    assert info.value.field == field and str(path) in str(info.value)
+
+
+def test_manager_id_is_kept_across_restarts(tmp_path: Path) -> None:
+    first = Settings(data_dir=tmp_path / "data").resolved_manager_id()
+    assert Settings(data_dir=tmp_path / "data").resolved_manager_id() == first
