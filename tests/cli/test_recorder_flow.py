@@ -114,7 +114,7 @@ def test_checkout_restores_scripts_config_and_outputs_and_rerun_reports_a_match(
 
 def test_rerun_reports_outputs_that_differ(tmp_path: Path) -> None:
     exp = make_experiment(
-        tmp_path / "exp", run='mkdir -p results; date +%s%N > results/clock.txt\n'
+        tmp_path / "exp", run="mkdir -p results; date +%s%N > results/clock.txt\n"
     )
     labledger(exp, "new")
     labledger(exp, "run")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -33,7 +34,9 @@ def git(cwd: Path, *args: str) -> str:
     ).stdout
 
 
-def labledger(cwd: Path, *args: str, ok: bool = True, **extra: str) -> subprocess.CompletedProcess[str]:
+def labledger(
+    cwd: Path, *args: str, ok: bool = True, **extra: str
+) -> subprocess.CompletedProcess[str]:
     """Run the labledger CLI in a real process; with ``ok`` it must exit 0."""
     result = subprocess.run(
         [*CLI, *args], cwd=cwd, env=env(**extra), capture_output=True, text=True, timeout=120
@@ -72,7 +75,9 @@ def make_experiment(root: Path, *, run: str, fetch: str | None = None) -> Path:
     write_script(root / "run.sh", run)
     write_script(
         root / "fetch.sh",
-        fetch if fetch is not None else 'cp -r results/. "$LABLEDGER_OUTPUTS_DIR"/ 2>/dev/null || true\n',
+        fetch
+        if fetch is not None
+        else 'cp -r results/. "$LABLEDGER_OUTPUTS_DIR"/ 2>/dev/null || true\n',
     )
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "experiment")
@@ -92,7 +97,5 @@ def kill_group_of(pid_file: Path) -> None:
     """Kill the process group whose leader's pid is in ``pid_file`` (a phase left running)."""
     import signal
 
-    try:
+    with contextlib.suppress(ProcessLookupError, ValueError, FileNotFoundError):
         os.killpg(int(pid_file.read_text().strip()), signal.SIGKILL)
-    except (ProcessLookupError, ValueError, FileNotFoundError):
-        pass

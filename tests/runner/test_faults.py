@@ -6,6 +6,7 @@ import signal
 from pathlib import Path
 
 import pytest
+
 from runner.recorder_support import (
     kill_group_of,
     labledger,
@@ -68,7 +69,12 @@ def test_ctrl_c_cancels_the_run_and_keeps_what_exists(tmp_path: Path) -> None:
     shown = labledger_json(exp, "show")
     assert shown["experiment"]["status"] == "cancelled"
     phases = {p["phase"]: p["status"] for p in shown["phases"]}
-    assert phases == {"pre-run": "ok", "run": "cancelled", "post-run": "skipped", "fetch": "skipped"}
+    assert phases == {
+        "pre-run": "ok",
+        "run": "cancelled",
+        "post-run": "skipped",
+        "fetch": "skipped",
+    }
     assert [e["path"] for e in shown["files"]["outputs"]] == ["outputs/early.txt"]
     assert "run started" in labledger(exp, "logs", "--phase", "run").stdout
     assert "never printed" not in labledger(exp, "logs", "--phase", "run").stdout

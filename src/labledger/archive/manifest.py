@@ -16,6 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from labledger.archive.batch import BlobBatch
 from labledger.archive.store import BlobStore, check_digest
 from labledger.errors import IntegrityError, InvalidInput
 
@@ -92,6 +93,25 @@ def archive_tree(
     skipped: list[str] = []
     nonempty: set[str] = set()
     dirs: list[tuple[str, int]] = []
+    with BlobBatch(store) as batch:
+        _walk_into(batch, root, prefix, exclude, entries, skipped, nonempty, dirs)
+    for rel, mode in dirs:
+        if rel not in nonempty:
+            entries.append(FileEntry(path=prefix + rel, kind="dir", mode=mode))
+    entries.sort(key=lambda e: e.path)
+    return entries, skipped
+
+
+def _walk_into(
+    batch: BlobBatch,
+    root: Path,
+    prefix: str,
+    exclude: Iterable[str],
+    entries: list[FileEntry],
+    skipped: list[str],
+    nonempty: set[str],
+    dirs: list[tuple[str, int]],
+) -> None:
     for rel, entry in scan_tree(root, exclude=exclude):
         st = entry.stat(follow_symlinks=False)
         parent = rel.rpartition("/")[0]
@@ -102,7 +122,7 @@ def archive_tree(
         elif stat.S_ISDIR(st.st_mode):
             dirs.append((rel, stat.S_IMODE(st.st_mode)))
         elif stat.S_ISREG(st.st_mode):
-            blob = store.put_file(Path(entry.path))
+            blob = batch.put_file(Path(entry.path))
             entries.append(
                 FileEntry(
                     path=prefix + rel,
@@ -113,11 +133,6 @@ def archive_tree(
             )
         else:
             skipped.append(prefix + rel)
-    for rel, mode in dirs:
-        if rel not in nonempty:
-            entries.append(FileEntry(path=prefix + rel, kind="dir", mode=mode))
-    entries.sort(key=lambda e: e.path)
-    return entries, skipped
 
 
 def _safe_parent(dest: Path, rel: PurePosixPath) -> Path:

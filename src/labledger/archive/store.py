@@ -34,18 +34,24 @@ DIGEST_LEN = 64
 _HEX = frozenset("0123456789abcdef")
 
 
-def _new_hasher() -> blake3.blake3:
+#: files at least this large are hashed on several threads (smaller ones lose to the overhead)
+_THREADED_FROM = 16 * CHUNK
+
+
+def _new_hasher(size: int = 0) -> blake3.blake3:
     # AUTO lets BLAKE3 hash big chunks on several threads; it releases the GIL while it does.
-    return blake3.blake3(max_threads=blake3.blake3.AUTO)
+    if size >= _THREADED_FROM:
+        return blake3.blake3(max_threads=blake3.blake3.AUTO)
+    return blake3.blake3()
 
 
 def hash_file(path: Path) -> tuple[str, int]:
     """The BLAKE3 hex digest and size of the file at ``path``, streamed in chunks."""
-    hasher = _new_hasher()
     size = 0
     buf = bytearray(CHUNK)
     view = memoryview(buf)
     with path.open("rb", buffering=0) as src:
+        hasher = _new_hasher(os.fstat(src.fileno()).st_size)
         while n := src.readinto(buf):
             hasher.update(view[:n])
             size += n

@@ -1,0 +1,135 @@
+"""Manifests: archive a folder (symlinks as links) and restore it, never outside the target."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from labledger.archive.manifest import FileEntry, archive_tree, check_entry_path, restore_entries
+from labledger.archive.store import BlobStore
+from labledger.errors import IntegrityError, LabledgerError
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> BlobStore:
+    s = BlobStore(tmp_path / "store")
+    s.create()
+    return s
+
+
+def _tree(root: Path) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            rel = path.relative_to(root).as_posix()
+            if path.is_symlink():
+                found[rel] = "-> " + os.readlink(path)
+            elif path.is_file():
+                found[rel] = path.read_text()
+            elif not any(path.iterdir()):
+                found[rel] = "(empty dir)"
+    return found
+
+
+def test_archive_then_restore_gives_the_same_tree(store: BlobStore, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "a" / "b").mkdir(parents=True)
+    (src / "empty").mkdir()
+    (src / "top.txt").write_text("top")
+    (src / "a" / "b" / "deep.txt").write_text("deep")
+    (src / "a" / "link").symlink_to("b/deep.txt")
+    (src / "run.sh").write_text("#!/bin/sh\n")
+    (src / "run.sh").chmod(0o755)
+
+    entries, skipped = archive_tree(store, src)
+    assert skipped == []
+    dest = tmp_path / "dest"
+    restore_entries(store, entries, dest)
+    assert _tree(dest) == _tree(src)
+    assert os.access(dest / "run.sh", os.X_OK)
+
+
+def test_symlinks_are_recorded_as_links_and_never_followed(
+    store: BlobStore, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("not part of the run")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "to_dir").symlink_to(outside)
+    (src / "to_file").symlink_to(outside / "secret.txt")
+
+    entries, _ = archive_tree(store, src)
+    assert {(e.path, e.kind, e.target) for e in entries} == {
+        ("to_dir", "symlink", str(outside)),
+        ("to_file", "symlink", str(outside / "secret.txt")),
+    }
+    assert list(store.iter_digests()) == []  # nothing behind the links was read
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["../escape.txt", "a/../../escape.txt", "/etc/passwd", "", "a//b", "./a", "a\\..\\b", "a\0b"],
+)
+def test_restore_refuses_paths_that_could_leave_the_folder(
+    store: BlobStore, tmp_path: Path, path: str
+) -> None:
+    blob = store.put_bytes(b"payload")
+    entry = FileEntry(path=path, size=7, digest=blob.digest)
+    dest = tmp_path / "dest" / "inner"
+    with pytest.raises(IntegrityError):
+        restore_entries(
+            store, [FileEntry(path="fine.txt", size=7, digest=blob.digest), entry], dest
+        )
+    assert not dest.exists()  # every path is checked before anything is written
+    assert not (tmp_path / "dest" / "escape.txt").exists()
+
+
+def test_restore_never_writes_through_a_symlink_the_manifest_made(
+    store: BlobStore, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    blob = store.put_bytes(b"payload")
+    entries = [
+        FileEntry(path="link", kind="symlink", target=str(outside)),
+        FileEntry(path="link/planted.txt", size=7, digest=blob.digest),
+    ]
+    # files are written before links, so the link's name is taken by a folder and the
+    # crafted link is refused rather than followed
+    with pytest.raises(LabledgerError, match="overwrite"):
+        restore_entries(store, entries, tmp_path / "dest")
+    assert list(outside.iterdir()) == []
+    assert (tmp_path / "dest" / "link" / "planted.txt").read_bytes() == b"payload"
+    assert not (tmp_path / "dest" / "link").is_symlink()
+
+
+def test_restore_refuses_to_pass_through_an_existing_symlink(
+    store: BlobStore, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "sub").symlink_to(outside)
+    blob = store.put_bytes(b"payload")
+    with pytest.raises(IntegrityError, match="symlink"):
+        restore_entries(store, [FileEntry(path="sub/x.txt", size=7, digest=blob.digest)], dest)
+    assert list(outside.iterdir()) == []
+
+
+@given(st.text(max_size=60))
+def test_an_accepted_entry_path_always_stays_inside_its_folder(path: str) -> None:
+    root = Path("/base/folder")
+    try:
+        rel = check_entry_path(path)
+    except IntegrityError:
+        return
+    resolved = os.path.normpath(root / rel)
+    assert resolved.startswith(str(root) + os.sep)
