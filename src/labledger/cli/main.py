@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "reindex": "labledger.cli.recorder_store:reindex",
     "checkout": "labledger.cli.recorder_store:checkout",
     "rerun": "labledger.cli.recorder_store:rerun",
+    "push": "labledger.cli.recorder_push:push",
 }
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -18,6 +19,12 @@ from labledger.core.models import Event, Experiment, ExperimentalCampaign
 __all__ = ["AsyncExperimentClient"]
 
 T = TypeVar("T")
+
+
+async def _async_chunks(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    # httpx's async client streams only async iterables; file reads here are short and local.
+    for chunk in chunks:
+        yield chunk
 
 
 class AsyncExperimentClient:
@@ -71,7 +78,12 @@ class AsyncExperimentClient:
         while True:
             try:
                 response = await self._http.request(
-                    call.method, call.path, params=call.params, json=call.json, headers=headers
+                    call.method,
+                    call.path,
+                    params=call.params,
+                    json=call.json,
+                    content=_async_chunks(call.content()) if call.content is not None else None,
+                    headers=headers,
                 )
             except httpx.TransportError as exc:
                 if attempt >= self.retry.retries or not self.retry.should_retry_error(
@@ -192,3 +204,17 @@ class AsyncExperimentClient:
     async def health(self) -> Any:
         """The server's health answer."""
         return await self._run(calls.health())
+
+    async def missing_blobs(self, digests: list[str]) -> list[str]:
+        """Which of these BLAKE3 digests the server does not hold."""
+        return await self._run(calls.missing_blobs(digests))
+
+    async def upload_blob(self, digest: str, path: Path) -> Any:
+        """Stream the file at ``path`` to the server under its BLAKE3 ``digest``."""
+        return await self._run(calls.upload_blob(digest, path))
+
+    async def import_experiment(
+        self, experiment: Experiment, events: list[Event], recorder: Mapping[str, Any]
+    ) -> Experiment:
+        """Keep a run recorded elsewhere on the server under its own id (idempotent)."""
+        return await self._run(calls.import_experiment(experiment, events, recorder))

@@ -6,7 +6,7 @@ the API surface here once means the two clients cannot drift apart.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -44,6 +44,8 @@ class Call(Generic[T]):
     idempotent_create: bool = False
     expect_body: bool = True
     extra: Mapping[str, Any] = field(default_factory=dict)
+    #: makes a fresh request body for each attempt (streamed uploads)
+    content: Callable[[], Iterator[bytes]] | None = None
 
 
 def _experiment(data: Any) -> Experiment:
@@ -232,6 +234,32 @@ class calls:  # noqa: N801 - a namespace of call builders
     @staticmethod
     def get_campaigns(number: int = 100, offset: int = 0) -> Call[list[ExperimentalCampaign]]:
         return Call("GET", "campaigns", _campaigns, params={"number": number, "offset": offset})
+
+    @staticmethod
+    def missing_blobs(digests: Sequence[str]) -> Call[list[str]]:
+        return Call(
+            "POST", "blobs/missing", lambda d: list(d["missing"]), json={"digests": list(digests)}
+        )
+
+    @staticmethod
+    def upload_blob(digest: str, path: Path) -> Call[Any]:
+        def chunks() -> Iterator[bytes]:
+            with path.open("rb") as fh:
+                while block := fh.read(1 << 20):
+                    yield block
+
+        return Call("PUT", f"blobs/{digest}", _identity, content=chunks)
+
+    @staticmethod
+    def import_experiment(
+        experiment: Experiment, events: Sequence[Event], recorder: Mapping[str, Any]
+    ) -> Call[Experiment]:
+        body = {
+            "experiment": experiment.model_dump(mode="json", by_alias=True),
+            "events": [e.model_dump(mode="json") for e in events],
+            "recorder": dict(recorder),
+        }
+        return Call("PUT", f"experiment/{experiment.experiment_id}/import", _experiment, json=body)
 
     @staticmethod
     def health() -> Call[Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -83,7 +84,12 @@ class ExperimentClient:
         while True:
             try:
                 response = self._http.request(
-                    call.method, call.path, params=call.params, json=call.json, headers=headers
+                    call.method,
+                    call.path,
+                    params=call.params,
+                    json=call.json,
+                    content=call.content() if call.content is not None else None,
+                    headers=headers,
                 )
             except httpx.TransportError as exc:
                 if attempt >= self.retry.retries or not self.retry.should_retry_error(
@@ -204,3 +210,17 @@ class ExperimentClient:
     def health(self) -> Any:
         """The server's health answer."""
         return self._run(calls.health())
+
+    def missing_blobs(self, digests: list[str]) -> list[str]:
+        """Which of these BLAKE3 digests the server does not hold."""
+        return self._run(calls.missing_blobs(digests))
+
+    def upload_blob(self, digest: str, path: Path) -> Any:
+        """Stream the file at ``path`` to the server under its BLAKE3 ``digest``."""
+        return self._run(calls.upload_blob(digest, path))
+
+    def import_experiment(
+        self, experiment: Experiment, events: list[Event], recorder: Mapping[str, Any]
+    ) -> Experiment:
+        """Keep a run recorded elsewhere on the server under its own id (idempotent)."""
+        return self._run(calls.import_experiment(experiment, events, recorder))

@@ -244,6 +244,73 @@ class ExperimentService:
             ExperimentQuery(limit=limit, offset=offset, deleted=True)
         )
 
+    def import_experiment(
+        self,
+        experiment: Experiment,
+        events: list[Event],
+        *,
+        recorder: dict[str, Any] | None = None,
+        actor: str | None = None,
+    ) -> tuple[Experiment, bool]:
+        """Keep a record made elsewhere (a recorder run) under its own id; safe to repeat.
+
+        The first import stores the experiment with its events. A repeat with nothing new
+        changes nothing; a later state of the same run (ended since, observations added) is
+        applied if the transition table allows the status change. Only events not imported
+        before are appended. Returns the stored experiment and whether anything changed.
+        """
+        extra = {"recorder": {**(recorder or {}), "event_count": len(events)}} if recorder else {}
+        metadata = {**experiment.metadata, **extra}
+        stamped = [
+            ev.model_copy(update={"experiment_id": experiment.experiment_id, "campaign_id": None})
+            for ev in events
+        ]
+        try:
+            current = self.store.get_experiment(experiment.experiment_id, include_deleted=True)
+        except ExperimentNotFound:
+            fresh = experiment.model_copy(
+                update={
+                    "metadata": metadata,
+                    "version": 1,
+                    "campaign_id": None,
+                    "updated_at": self.clock(),
+                }
+            )
+            imported = Event(
+                experiment_id=experiment.experiment_id,
+                type=EventType.UPDATED,
+                actor=actor,
+                at=self.clock(),
+                data={"imported": True, "events": len(events)},
+            )
+            self.store.insert_experiment(fresh, [*stamped, imported])
+            stored = self.store.get_experiment(experiment.experiment_id, include_deleted=True)
+            return self._notify(stored), True
+
+        def attempt(current: Experiment) -> tuple[dict[str, Any], list[Event]] | None:
+            changes: dict[str, Any] = {}
+            if experiment.status != current.status:
+                check_transition(
+                    current.status,
+                    experiment.status,
+                    entity_id=current.experiment_id,
+                    action="import",
+                )
+                changes["status"] = experiment.status
+            for name in ("run_name", "run_description", "parameters", "started_at", "ended_at"):
+                if getattr(experiment, name) != getattr(current, name):
+                    changes[name] = getattr(experiment, name)
+            if metadata != current.metadata:
+                changes["metadata"] = metadata
+            if not changes:
+                return None
+            seen = int(current.metadata.get("recorder", {}).get("event_count", 0))
+            return changes, stamped[seen:]
+
+        before = current.version
+        after = self._conditional(experiment.experiment_id, attempt, include_deleted=True)
+        return after, after.version != before
+
     def _conditional(
         self,
         experiment_id: str,

@@ -12,7 +12,19 @@ from labledger.core.models import OwnershipInfo
 from labledger.core.service import ExperimentService
 from labledger.server.errors import install_error_handlers
 from labledger.server.hardening import install_hardening
-from labledger.server.routes import campaigns, experiments, meta, summaries, ui
+from labledger.server.lab import install_lab
+from labledger.server.routes import (
+    campaigns,
+    events,
+    experiments,
+    imports,
+    meta,
+    queue,
+    reports,
+    results,
+    summaries,
+    ui,
+)
 from labledger.settings import Settings
 from labledger.storage.engine import create_db_engine
 from labledger.storage.schema import ensure_ready
@@ -24,9 +36,13 @@ __all__ = ["ROUTERS", "create_app"]
 ROUTERS: list[APIRouter] = [meta.router, experiments.router, experiments.trash, campaigns.router]
 # the web UI and the cross-experiment views its pages use as JSON twins
 ROUTERS += [summaries.router, ui.router]
+# the queue, results, progress, resources, event log and reports (campaigns issue)
+ROUTERS += [queue.router, results.router, events.router, reports.router]
+# runs pushed from recorders (labledger push)
+ROUTERS += [imports.router]
 
 #: hooks that add more to an app (routers, middleware); called with (app, settings)
-EXTENSIONS: list[Callable[[FastAPI, Settings], None]] = [install_hardening]
+EXTENSIONS: list[Callable[[FastAPI, Settings], None]] = [install_hardening, install_lab]
 
 DESCRIPTION = """\
 Record and control experiments. Wire-compatible with the MADSci Experiment Manager 0.8.1

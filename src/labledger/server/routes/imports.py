@@ -1,0 +1,151 @@
+"""Receiving runs recorded elsewhere (``labledger push``): blobs by digest, then the record.
+
+A push is idempotent end to end: ``POST /blobs/missing`` says which digests the server lacks,
+``PUT /blobs/{digest}`` stores one (verified against its digest, stored once), and
+``PUT /experiment/{id}/import`` keeps the run under its own id, changing nothing on a repeat.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
+import blake3
+from fastapi import APIRouter, Request
+from fastapi import Path as PathParam
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+
+from labledger.core.models import Event, Experiment, ExperimentPublic
+from labledger.errors import InvalidInput, NotFound
+from labledger.server.deps import Actor, Service
+from labledger.server.lab import BlobsDep
+from labledger.server.limits import too_large, upload_limit
+from labledger.server.rendering import JSONBody, experiment_json, json_response
+from labledger.server.schemas import ERRORS
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["push"])
+
+_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+Digest = Annotated[
+    str, PathParam(pattern=r"^[0-9a-f]{64}$", description="BLAKE3 hex digest (64 characters)")
+]
+
+
+class MissingQuery(BaseModel):
+    """Digests a pusher holds."""
+
+    digests: list[str] = Field(max_length=100_000)
+
+
+class MissingAnswer(BaseModel):
+    """The digests the server does not hold yet."""
+
+    missing: list[str]
+
+
+class BlobAnswer(BaseModel):
+    """A stored blob."""
+
+    digest: str
+    size: int
+    added: bool
+
+
+class ExperimentImport(BaseModel):
+    """A run recorded elsewhere: the experiment, its events and the recorder's record."""
+
+    experiment: Experiment
+    events: list[Event] = Field(default_factory=list, max_length=100_000)
+    recorder: dict[str, Any] = Field(
+        default_factory=dict,
+        description="What the recorder adds (hypothesis, observations, phases, code, files).",
+    )
+
+
+@router.post("/blobs/missing", response_model=MissingAnswer, responses=ERRORS)
+def missing_blobs(query: MissingQuery, blobs: BlobsDep) -> JSONBody:
+    """Which of these digests the server lacks (so a push uploads only those)."""
+    bad = next((d for d in query.digests if not _DIGEST.match(d)), None)
+    if bad is not None:
+        raise InvalidInput(
+            f"digests: expected 64-character lowercase hex BLAKE3 digests, got {bad!r}",
+            field="digests",
+        )
+    return json_response({"missing": [d for d in dict.fromkeys(query.digests) if not blobs.has(d)]})
+
+
+@router.put("/blobs/{digest}", response_model=BlobAnswer, responses=ERRORS)
+async def put_blob(digest: Digest, request: Request, blobs: BlobsDep) -> JSONBody:
+    """Store the request body under its BLAKE3 digest; a mismatch stores nothing (422)."""
+    if blobs.has(digest):
+        return json_response(
+            {"digest": digest, "size": blobs.path_of(digest).stat().st_size, "added": False}
+        )
+    limit = upload_limit(request)
+    await anyio.to_thread.run_sync(blobs.create)
+    fd, name = tempfile.mkstemp(dir=blobs.tmp, prefix="push-")
+    tmp = Path(name)
+    try:
+        hasher = blake3.blake3()
+        size = 0
+        with os.fdopen(fd, "wb") as out:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise too_large("The uploaded blob", limit, "max_upload_bytes")
+                hasher.update(chunk)
+                out.write(chunk)
+        got = hasher.hexdigest()
+        if got != digest:
+            raise InvalidInput(
+                f"digest: the body's BLAKE3 is {got}, not {digest}; nothing was stored",
+                field="digest",
+            )
+        stored = await anyio.to_thread.run_sync(lambda: blobs.put_file(tmp, known_digest=digest))
+        return json_response(
+            {"digest": digest, "size": stored.size, "added": stored.added},
+            status_code=201 if stored.added else 200,
+        )
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+@router.get(
+    "/blobs/{digest}",
+    responses={**ERRORS, 200: {"content": {"application/octet-stream": {}}}},
+)
+def get_blob(digest: Digest, blobs: BlobsDep) -> FileResponse:
+    """A stored blob's bytes (logs, scripts and outputs of pushed runs)."""
+    path = blobs.path_of(digest)
+    if not path.is_file():
+        raise NotFound(f"No blob {digest} on this server", digest=digest)
+    return FileResponse(
+        path, media_type="application/octet-stream", headers={"ETag": f'"{digest}"'}
+    )
+
+
+@router.put("/experiment/{experiment_id}/import", response_model=ExperimentPublic, responses=ERRORS)
+def import_experiment(
+    experiment_id: str, body: ExperimentImport, service: Service, actor: Actor
+) -> JSONBody:
+    """Keep a run recorded elsewhere under its own id (201 first, 200 after); safe to repeat."""
+    if body.experiment.experiment_id != experiment_id:
+        raise InvalidInput(
+            f"experiment._id: the body is for {body.experiment.experiment_id}, "
+            f"the path for {experiment_id}",
+            field="experiment._id",
+        )
+    stored, changed = service.import_experiment(
+        body.experiment, body.events, recorder=body.recorder, actor=actor
+    )
+    first = changed and stored.version == 1
+    return experiment_json(stored, status_code=201 if first else 200)
