@@ -7,7 +7,12 @@ import io
 import json
 from pathlib import Path
 
+import pytest
+
 from runner.recorder_support import git, labledger, labledger_json, make_experiment, write_script
+
+# every test here drives several real labledger processes: seconds each
+pytestmark = pytest.mark.slow
 
 RUN = """\
 mkdir -p results

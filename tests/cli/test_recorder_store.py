@@ -12,10 +12,12 @@ import pytest
 from labledger.runner.workspace import Workspace
 from runner.recorder_support import labledger, labledger_json, make_experiment
 
+# every test here drives several real labledger processes: seconds each
+pytestmark = pytest.mark.slow
+
 MB = 1024 * 1024
 
 
-@pytest.mark.slow
 def test_three_runs_with_the_same_100_mb_of_outputs_store_them_once(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()

@@ -16,6 +16,9 @@ from runner.recorder_support import (
     wait_for,
 )
 
+# every test here drives several real labledger processes: seconds each
+pytestmark = pytest.mark.slow
+
 SLOW_RUN = """\
 echo $$ > "$LABLEDGER_EXPERIMENT_DIR/phase.pid"
 mkdir -p results
