@@ -88,17 +88,19 @@ def nice_ticks(low: float, high: float, target: int = 5) -> list[float]:
         raise ValueError("tick bounds must be finite")
     if high < low:
         low, high = high, low
-    if high == low:
-        pad = abs(high) * 0.1 or 1.0
+    # a range too narrow to print at this magnitude (or none at all) is widened around its middle
+    min_span = max(abs(low), abs(high)) * 1e-6
+    if high - low <= min_span:
+        pad = max(abs(high) * 0.1, min_span) or 1.0
         low, high = low - pad, high + pad
     raw = (high - low) / max(target, 1)
     magnitude = 10 ** math.floor(math.log10(raw))
     step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
-    first = math.floor(low / step) * step
-    ticks = [round(first, 12)]
-    while ticks[-1] < high - step * 1e-9:
-        ticks.append(round(first + len(ticks) * step, 12))
-    return ticks
+    first = math.floor(low / step)
+    last = math.ceil(high / step)
+    # integer multiples of the step, so float error never accumulates; tidied to the step's digits
+    digits = max(0, -math.floor(math.log10(step)))
+    return [round(i * step, digits) for i in range(first, last + 1)]
 
 
 class _Frame:
@@ -201,7 +203,8 @@ def bar_chart(
     if not bars:
         out.append(_empty(frame, "No data yet"))
         return "".join([*out, "</svg>"])
-    ticks = nice_ticks(0.0, max(max(b.value for b in bars), 1.0))
+    # headroom above the tallest bar for its value label
+    ticks = nice_ticks(0.0, max(max(b.value for b in bars), 1.0) * 1.12)
     to_y = _Scale(0.0, ticks[-1], frame.top + frame.inner_h, frame.top)
     out += frame.y_axis(ticks, to_y, y_label)
     slot = frame.inner_w / len(bars)

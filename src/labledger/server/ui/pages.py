@@ -137,7 +137,9 @@ def campaign_context(
         if (k.startswith(("results.", "metadata.")) or k in ("duration_s", "progress"))
         and any(numeric(r.get(k)) is not None for r in rows)
     ]
-    y_options.sort(key=lambda k: (not k.startswith("results."), k))
+    y_options.sort(key=lambda k: (_rank(k), k))
+    # by default plot against a parameter that varies, numeric ones first
+    x_options.sort(key=lambda k: (not _varies(rows, k), not _all_numeric(rows, k), k))
     x = x if x in x_options else (x_options[0] if x_options else None)
     y = y if y in y_options else (y_options[0] if y_options else None)
     name = campaign.campaign_name
@@ -175,6 +177,18 @@ def campaign_context(
         "counts_url": f"/experiments/status-counts?campaign_id={campaign.campaign_id}",
         "experiments_url": f"/experiments?campaign_id={campaign.campaign_id}&number=0",
     }
+
+
+def _rank(key: str) -> int:
+    return 0 if key.startswith("results.") else 1 if key.startswith("metadata.") else 2
+
+
+def _varies(rows: list[dict[str, Any]], key: str) -> bool:
+    return len({repr(r.get(key)) for r in rows if r.get(key) is not None}) > 1
+
+
+def _all_numeric(rows: list[dict[str, Any]], key: str) -> bool:
+    return all(numeric(r.get(key)) is not None for r in rows if r.get(key) is not None)
 
 
 def _label(key: str) -> str:

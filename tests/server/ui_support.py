@@ -1,0 +1,45 @@
+"""Seed data for the UI tests, written through the public API (any httpx-like client)."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+
+class Client(Protocol):
+    def post(self, url: str, **kwargs: Any) -> Any: ...
+    def get(self, url: str, **kwargs: Any) -> Any: ...
+
+
+def start(api: Client, name: str = "Yield screen", **extra: Any) -> dict[str, Any]:
+    """Register an experiment and return its JSON."""
+    design = {"experiment_name": name, "parameters": extra.pop("design_parameters", {})}
+    response = api.post("/experiment", json={"experiment_design": design, **extra})
+    assert response.status_code == 200, response.text
+    data: dict[str, Any] = response.json()
+    return data
+
+
+def act(api: Client, experiment_id: str, action: str, **params: str) -> dict[str, Any]:
+    response = api.post(f"/experiment/{experiment_id}/{action}", params=params)
+    assert response.status_code == 200, response.text
+    data: dict[str, Any] = response.json()
+    return data
+
+
+def sweep(api: Client, temperatures: list[int]) -> tuple[str, list[str]]:
+    """A campaign with one experiment per temperature; yields recorded in metadata."""
+    response = api.post("/campaign", json={"campaign_name": "Temperature sweep"})
+    assert response.status_code == 200, response.text
+    campaign_id: str = response.json()["campaign_id"]
+    ids = []
+    for temp in temperatures:
+        exp = start(
+            api,
+            "Coupling",
+            run_name=f"T={temp}",
+            campaign_id=campaign_id,
+            parameters={"temperature": temp, "solvent": "water"},
+            metadata={"yield": temp / 2},
+        )
+        ids.append(exp["_id"])
+    return campaign_id, ids
