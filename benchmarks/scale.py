@@ -1,0 +1,359 @@
+"""List latency as the store grows: 10,000, 100,000 and 1,000,000 experiments.
+
+For each backend (SQLite, and PostgreSQL when its binaries are installed) one database grows in
+steps; after each step the same lists are timed two ways:
+
+    store   SqlStore.list_experiments(...) called directly (no HTTP)
+    http    GET /experiments?... answered by a real ``labledger serve`` over loopback
+            (one keep-alive client, requests one after another)
+
+Lists: the latest 10 (MADSci's ``GET /experiments?number=10``), and the latest 10 filtered by
+one status, by two statuses, by campaign, by owner and by a text that about 1 in 20 experiments
+contains. Each figure is printed with its ratio to the figure at the smallest size.
+
+Experiments are bulk-loaded through the schema's own tables (``executemany`` in transactions of
+20,000 rows): realistic rows (design JSON, parameters, ownership), statuses mostly terminal,
+1,000 experiments per campaign, 50 owners, 1% in the trash. Events are not loaded (lists never
+read them). PostgreSQL is ANALYZEd after each load, as autovacuum would do.
+
+    python benchmarks/scale.py                 # 10k, 100k, 1M on SQLite and PostgreSQL
+    python benchmarks/scale.py --quick         # 1k and 5k
+    python benchmarks/scale.py --sizes 10000,100000 --backends sqlite
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import random
+import sys
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from _common import (
+    has_postgres,
+    heading,
+    labledger_server,
+    machine,
+    percentile,
+    postgres,
+    table,
+    workdir,
+)
+
+from labledger.core.lifecycle import ExperimentStatus
+from labledger.core.models import ExperimentQuery
+from labledger.storage.engine import create_db_engine
+from labledger.storage.schema import ensure_ready
+from labledger.storage.sql import SqlStore
+from labledger.storage.tables import experiments
+
+STATUSES = (
+    ["completed"] * 70
+    + ["failed"] * 10
+    + ["cancelled"] * 5
+    + ["in_progress"] * 5
+    + ["paused"] * 3
+    + ["queued"] * 4
+    + ["planned"] * 3
+)
+DESIGNS = [
+    "xrd-scan",
+    "anneal-700",
+    "spin-coat",
+    "uv-vis",
+    "titration",
+    "pxrd-fit",
+    "ink-print",
+    "furnace-ramp",
+    "hplc-run",
+    "cv-sweep",
+    "sem-image",
+    "ball-mill",
+    "dsc-heat",
+    "tga-burn",
+    "ph-probe",
+    "raman-map",
+    "sputter",
+    "drop-cast",
+    "electro-dep",
+    "flow-syn",
+]
+TEXT = "anneal"  # in one design name of 20
+PER_CAMPAIGN = 1_000
+BATCH = 20_000
+_B32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def ulid_at(ms: int, rnd: random.Random) -> str:
+    """A ULID string for millisecond timestamp ``ms`` (time-ordered, like the app's)."""
+    value = (ms << 80) | rnd.getrandbits(80)
+    return "".join(_B32[(value >> (5 * i)) & 31] for i in range(25, -1, -1))
+
+
+@dataclass
+class Dataset:
+    """What was loaded so far, and ids the filters pick."""
+
+    size: int = 0
+    owners: list[str] | None = None
+    campaigns: list[str] | None = None
+
+
+BASE = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def load(store: SqlStore, data: Dataset, target: int, rnd: random.Random) -> float:
+    """Add experiments until ``target`` are stored; returns rows/s.
+
+    Rows go in through the driver in batches of 20,000 per transaction (SQLite ``executemany``,
+    PostgreSQL ``COPY``), in the storage form SQLAlchemy writes (``check_round_trip`` reads them
+    back through the store).
+    """
+    if data.owners is None:
+        data.owners = [ulid_at(1_700_000_000_000 + i, rnd) for i in range(50)]
+        data.campaigns = []
+    assert data.campaigns is not None
+    sqlite = store.engine.dialect.name == "sqlite"
+    columns = [c.name for c in experiments.columns]
+    started = time.perf_counter()
+    added = target - data.size
+    while data.size < target:
+        rows = []
+        for i in range(data.size, min(target, data.size + BATCH)):
+            if i % PER_CAMPAIGN == 0:
+                data.campaigns.append(ulid_at(1_700_000_000_000 + i, rnd))
+            row = _row(i, data, rnd, sqlite)
+            rows.append(tuple(row.get(c) for c in columns))
+        with store.write() as conn:
+            dbapi = conn.connection.driver_connection
+            assert dbapi is not None
+            if sqlite:
+                marks = ", ".join("?" * len(columns))
+                dbapi.executemany(
+                    f"INSERT INTO experiments ({', '.join(columns)}) VALUES ({marks})", rows
+                )
+            else:
+                with (
+                    dbapi.cursor() as cur,
+                    cur.copy(f"COPY experiments ({', '.join(columns)}) FROM STDIN") as copy,
+                ):
+                    for row in rows:
+                        copy.write_row(row)
+        data.size += len(rows)
+    return added / (time.perf_counter() - started)
+
+
+_DESIGN_JSON = {
+    d: json.dumps(
+        {
+            "experiment_name": d,
+            "experiment_description": f"{d} protocol v3",
+            "resource_conditions": [],
+            "ownership_info": {},
+            "parameters": {"temperature_c": 25},
+        }
+    )
+    for d in DESIGNS
+}
+_NAIVE_BASE = BASE.replace(tzinfo=None)
+
+
+def _row(i: int, data: Dataset, rnd: random.Random, sqlite: bool) -> dict[str, Any]:
+    """Experiment number ``i`` in storage form (SQLite keeps naive UTC text, as SQLAlchemy does)."""
+    assert data.campaigns and data.owners
+    status = STATUSES[rnd.randrange(len(STATUSES))]
+    design = DESIGNS[rnd.randrange(len(DESIGNS))]
+    terminal = status in _TERMINAL
+    base = _NAIVE_BASE if sqlite else BASE
+    created = base + timedelta(seconds=30 * i)
+    ended = created + timedelta(minutes=20) if terminal else None
+    deleted = created + timedelta(days=1) if i % 100 == 99 else None
+    times = {
+        "created_at": created,
+        "updated_at": ended or created,
+        "started_at": None if status in ("planned", "queued") else created,
+        "ended_at": ended,
+        "deleted_at": deleted,
+    }
+    if sqlite:
+        times = {k: v and v.isoformat(" ", "microseconds") for k, v in times.items()}
+    return {
+        "id": ulid_at(1_704_067_200_000 + 30_000 * i, rnd),
+        "status": status,
+        "name": design,
+        "run_name": f"{design} #{i}",
+        "run_description": f"sample S{i % 977:03d} on line {i % 7}",
+        "campaign_id": data.campaigns[-1],
+        "owner": data.owners[rnd.randrange(len(data.owners))],
+        "design": _DESIGN_JSON[design],
+        "ownership": "{}",
+        "parameters": f'{{"temperature_c": {20 + i % 600}, "sample": "S{i % 977:03d}"}}',
+        "metadata": "{}",
+        "priority": 0,
+        "progress": 1.0 if terminal else None,
+        "attempts": 0,
+        "version": 3,
+        **times,
+    }
+
+
+def check_round_trip(store: SqlStore, data: Dataset) -> None:
+    """The newest stored experiment reads back as the loader meant it (storage form is right)."""
+    newest = store.list_experiments(ExperimentQuery(limit=1, deleted=False))[0]
+    index = int(newest.run_name.rsplit("#", 1)[1]) if newest.run_name else -1
+    expected = BASE + timedelta(seconds=30 * index)
+    if newest.created_at != expected or newest.experiment_design is None:
+        raise RuntimeError(f"bulk-loaded rows do not read back: {newest!r}")
+
+
+_TERMINAL = {"completed", "failed", "cancelled"}
+
+
+def queries(data: Dataset) -> dict[str, dict[str, Any]]:
+    """Name -> list filters (as ExperimentQuery fields)."""
+    assert data.campaigns and data.owners
+    return {
+        "latest 10": {},
+        "status=failed": {"statuses": [ExperimentStatus.FAILED]},
+        "status=in_progress,paused": {
+            "statuses": [ExperimentStatus.IN_PROGRESS, ExperimentStatus.PAUSED]
+        },
+        "campaign": {"campaign_id": data.campaigns[len(data.campaigns) // 2]},
+        "owner": {"owner": data.owners[7]},
+        f"text={TEXT}": {"text": TEXT},
+    }
+
+
+def query_string(filters: dict[str, Any]) -> str:
+    params: list[tuple[str, str]] = [("number", "10")]
+    for key, value in filters.items():
+        if key == "statuses":
+            params.append(("status", ",".join(s.value for s in value)))
+        else:
+            params.append((key, str(value)))
+    return "/experiments?" + urllib.parse.urlencode(params)
+
+
+def timed(fn: Callable[[], Any], n: int) -> tuple[float, float]:
+    """p50 and p99 in ms of ``n`` calls (after 5 warm-up calls)."""
+    for _ in range(5):
+        fn()
+    samples = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t0) * 1000)
+    samples.sort()
+    return percentile(samples, 50), percentile(samples, 99)
+
+
+def http_getter(base_url: str) -> tuple[Callable[[str], None], Callable[[], None]]:
+    host, port = base_url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+
+    def get(path: str) -> None:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        body = resp.read()
+        if resp.status != 200:
+            raise RuntimeError(f"GET {path}: {resp.status} {body[:300]!r}")
+
+    return get, conn.close
+
+
+@contextlib.contextmanager
+def backend_url(name: str, tmp: Path) -> Iterator[str]:
+    if name == "sqlite":
+        yield f"sqlite:///{tmp}/scale.sqlite3"
+        return
+    with postgres() as cluster:
+        yield cluster.url(cluster.create_database())
+
+
+def run_backend(name: str, sizes: list[int], n: int, tmp: Path) -> list[list[Any]]:
+    rows: list[list[Any]] = []
+    with backend_url(name, tmp) as url:
+        engine = create_db_engine(url)
+        ensure_ready(engine, url)
+        store = SqlStore(engine)
+        data = Dataset()
+        rnd = random.Random(7)
+        first: dict[tuple[str, str], float] = {}
+        for size in sizes:
+            rate = load(store, data, size, rnd)
+            check_round_trip(store, data)
+            if name == "postgresql":
+                with engine.connect() as conn:
+                    conn.exec_driver_sql("ANALYZE experiments")
+                    conn.commit()
+            print(f"{name}: {size:,} experiments stored (loaded at {rate:,.0f} rows/s)", flush=True)
+            cases = queries(data)
+            results: dict[tuple[str, str], tuple[float, float]] = {}
+            for label, filters in cases.items():
+                query = ExperimentQuery(limit=10, **filters)
+                results[(label, "store")] = timed(lambda q=query: store.list_experiments(q), n)
+            with labledger_server(url, tmp) as server:
+                get, close = http_getter(server.url)
+                try:
+                    for label, filters in cases.items():
+                        path = query_string(filters)
+                        results[(label, "http")] = timed(lambda p=path, g=get: g(p), n)
+                finally:
+                    close()
+            for (label, via), (p50, p99) in results.items():
+                first.setdefault((label, via), p99)
+                rows.append([name, f"{size:,}", label, via, p50, p99, p99 / first[(label, via)]])
+        engine.dispose()
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="1k and 5k experiments (for CI)")
+    parser.add_argument("--sizes", default=None, help="comma-separated, ascending")
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--requests", type=int, default=None, help="timed calls per figure")
+    args = parser.parse_args()
+    sizes = [
+        int(s)
+        for s in (args.sizes or ("1000,5000" if args.quick else "10000,100000,1000000")).split(",")
+    ]
+    n = args.requests or (50 if args.quick else 300)
+    backends = [b for b in args.backends.split(",") if b]
+
+    heading("List latency as the store grows")
+    print(f"machine: {machine()}; {n} timed calls per figure, one client")
+    all_rows: list[list[Any]] = []
+    with workdir("scale") as tmp:
+        for backend in backends:
+            if backend == "postgresql" and not has_postgres():
+                print("postgresql: skipped (PostgreSQL 15 binaries not installed)")
+                continue
+            all_rows += run_backend(backend, sizes, n, tmp)
+    print()
+    print(
+        table(
+            ["backend", "experiments", "list", "via", "p50 ms", "p99 ms", "p99 x smallest"],
+            all_rows,
+        )
+    )
+    biggest = f"{sizes[-1]:,}"
+    worst = max((r for r in all_rows if r[1] == biggest), key=lambda r: r[5], default=None)
+    if worst is not None:
+        print(
+            f"\nslowest at {biggest}: {worst[0]} {worst[2]} via {worst[3]}: "
+            f"p99 {worst[5]:.2f} ms ({worst[6]:.2f}x the smallest size)"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
