@@ -52,11 +52,12 @@ def json_option(func: F) -> F:
 
 def open_workspace(directory: Path | None, *, recover: bool = True) -> Workspace:
     """The experiment folder, after ending any run whose recorder was killed."""
-    from labledger.runner.session import recover_orphan
     from labledger.runner.workspace import Workspace
 
     ws = Workspace.find(directory)
-    if recover:
+    if recover and ws.may_hold_orphan():
+        from labledger.runner.session import recover_orphan
+
         orphan = recover_orphan(ws)
         if orphan is not None:
             click.secho(

@@ -29,6 +29,7 @@ from pydantic import (
 
 from labledger.core.models import MAX_NAME, MAX_TEXT
 from labledger.errors import ConfigError
+from labledger.runner.files import EXPERIMENT_FILE, RUN_FILE
 
 __all__ = [
     "EXPERIMENT_FILE",
@@ -47,8 +48,6 @@ __all__ = [
     "validate_config",
 ]
 
-EXPERIMENT_FILE = "labledger.toml"
-RUN_FILE = "run.toml"
 #: the four phases, in the order they run
 PHASES = ("pre-run", "run", "post-run", "fetch")
 

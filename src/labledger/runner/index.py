@@ -15,10 +15,12 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labledger.errors import InvalidInput
-from labledger.runner.record import RunRecord, read_record
+
+if TYPE_CHECKING:
+    from labledger.runner.record import RunRecord
 
 __all__ = ["RunIndex", "RunQuery", "VarFilter", "parse_var_filter"]
 
@@ -169,15 +171,24 @@ class RunIndex:
             }
             for run_id in known.keys() - files.keys():
                 conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
-            for run_id, st in files.items():
-                if known.get(run_id) != (st.st_mtime_ns, st.st_size):
-                    self._upsert(conn, read_record(self.runs_dir / f"{run_id}.json"), st)
+            changed = {
+                run_id: st
+                for run_id, st in files.items()
+                if known.get(run_id) != (st.st_mtime_ns, st.st_size)
+            }
+            if changed:
+                # Reading records needs the models; an index already up to date never loads them.
+                from labledger.runner.record import read_record
+            for run_id, st in changed.items():
+                self._upsert(conn, read_record(self.runs_dir / f"{run_id}.json"), st)
 
     def rebuild(self) -> int:
         """Build a fresh index from every record file and swap it in; return the run count."""
         tmp = self.path.with_name(self.path.name + ".new")
         tmp.unlink(missing_ok=True)
         files = self._record_files()
+        from labledger.runner.record import read_record
+
         with self._connect(tmp) as conn:
             for run_id, st in sorted(files.items()):
                 self._upsert(conn, read_record(self.runs_dir / f"{run_id}.json"), st)

@@ -9,8 +9,6 @@ to a server maps ``RunRecord.experiment`` and ``RunRecord.events`` directly.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +20,7 @@ from labledger.core.ids import utcnow
 from labledger.core.lifecycle import ExperimentStatus, check_transition
 from labledger.core.models import Event, EventType, Experiment
 from labledger.errors import IntegrityError
+from labledger.runner.files import write_json_atomic
 
 __all__ = [
     "RECORD_FORMAT",
@@ -186,23 +185,3 @@ def read_record(path: Path) -> RunRecord:
         return RunRecord.model_validate_json(path.read_bytes())
     except (OSError, ValidationError, ValueError) as exc:
         raise IntegrityError(f"Run record {path} is unreadable: {exc}", path=str(path)) from None
-
-
-def write_json_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temp file, fsync and rename: all or nothing."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600; records are meant to be shared and synced
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)

@@ -27,17 +27,17 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from labledger.archive.store import BlobStore
 from labledger.errors import ConfigError, Conflict, InvalidInput, RunNotFound
-from labledger.runner.config import (
-    EXPERIMENT_FILE,
-    RUN_FILE,
-    ExperimentConfig,
-    load_experiment_config,
-)
+from labledger.runner.files import EXPERIMENT_FILE, RUN_FILE, write_json_atomic
 from labledger.runner.index import RunIndex
-from labledger.runner.record import RunRecord, read_record, write_json_atomic
+
+if TYPE_CHECKING:
+    # Imported where used, so opening a folder and listing runs need no pydantic models.
+    from labledger.runner.config import ExperimentConfig
+    from labledger.runner.record import RunRecord
 
 __all__ = ["STATE_DIR", "Workspace"]
 
@@ -87,6 +87,8 @@ class Workspace:
 
     def config(self) -> ExperimentConfig:
         """The checked experiment config."""
+        from labledger.runner.config import load_experiment_config
+
         return load_experiment_config(self.config_path)
 
     # ------------------------------------------------------------------ records
@@ -101,6 +103,8 @@ class Workspace:
 
     def load(self, run_id: str) -> RunRecord:
         """Read one record by its full id."""
+        from labledger.runner.record import read_record
+
         path = self.record_path(run_id)
         if not path.is_file():
             raise RunNotFound(run_id)
@@ -204,6 +208,17 @@ class Workspace:
         except (OSError, ValueError):
             return "unknown holder"
         return f"pid {info.get('pid')}, {info.get('purpose')}"
+
+    def may_hold_orphan(self) -> bool:
+        """Cheap check (no models loaded): could the open run have lost its recorder?"""
+        current = self.current_id()
+        if current is None or self.is_locked():
+            return False
+        try:
+            data = json.loads(self.record_path(current).read_bytes())
+            return bool(data["experiment"]["status"] == "in_progress")
+        except (OSError, ValueError, KeyError, TypeError):
+            return True  # unreadable: let the full check decide and report
 
     def is_locked(self) -> bool:
         """True when a live labledger process holds the lock."""
