@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from labledger.archive.manifest import FileEntry, archive_tree, check_entry_path, restore_entries
@@ -21,8 +21,8 @@ def store(tmp_path: Path) -> BlobStore:
     return s
 
 
-def _tree(root: Path) -> dict[str, str]:
-    found: dict[str, str] = {}
+def _tree(root: Path) -> dict[str, object]:
+    found: dict[str, object] = {}
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
             path = Path(dirpath) / name
@@ -30,7 +30,7 @@ def _tree(root: Path) -> dict[str, str]:
             if path.is_symlink():
                 found[rel] = "-> " + os.readlink(path)
             elif path.is_file():
-                found[rel] = path.read_text()
+                found[rel] = path.read_bytes()
             elif not any(path.iterdir()):
                 found[rel] = "(empty dir)"
     return found
@@ -75,7 +75,7 @@ def test_symlinks_are_recorded_as_links_and_never_followed(
 
 @pytest.mark.parametrize(
     "path",
-    ["../escape.txt", "a/../../escape.txt", "/etc/passwd", "", "a//b", "./a", "a\\..\\b", "a\0b"],
+    ["../escape.txt", "a/../../escape.txt", "/etc/passwd", "", "a//b", "./a", "a/./b", "a\0b"],
 )
 def test_restore_refuses_paths_that_could_leave_the_folder(
     store: BlobStore, tmp_path: Path, path: str
@@ -133,3 +133,38 @@ def test_an_accepted_entry_path_always_stays_inside_its_folder(path: str) -> Non
         return
     resolved = os.path.normpath(root / rel)
     assert resolved.startswith(str(root) + os.sep)
+
+
+names = st.text(
+    alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="/\0"),
+    min_size=1,
+    max_size=40,
+).filter(lambda n: n not in (".", "..") and len(n.encode()) <= 255)
+
+
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(files=st.dictionaries(names, st.binary(max_size=64), min_size=1, max_size=5))
+def test_any_file_names_archive_and_restore_unchanged(
+    tmp_path_factory: pytest.TempPathFactory, files: dict[str, bytes]
+) -> None:
+    base = tmp_path_factory.mktemp("names")
+    store = BlobStore(base / "store")
+    src = base / "src"
+    (src / "sub").mkdir(parents=True)
+    for name, data in files.items():
+        (src / "sub" / name).write_bytes(data)
+    entries, skipped = archive_tree(store, src)
+    assert skipped == []
+    restore_entries(store, entries, base / "dest")
+    assert _tree(base / "dest") == _tree(src)
+
+
+def test_a_name_that_is_not_utf8_is_reported_not_mangled(store: BlobStore, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "ok.txt").write_text("fine")
+    with open(os.path.join(os.fsencode(src), b"bad\xff.txt"), "wb") as fh:
+        fh.write(b"latin-1 name")
+    entries, skipped = archive_tree(store, src)
+    assert [e.path for e in entries] == ["ok.txt"]
+    assert skipped == ["bad\ufffd.txt"]

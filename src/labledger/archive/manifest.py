@@ -41,8 +41,8 @@ class FileEntry(BaseModel):
 def check_entry_path(path: str) -> PurePosixPath:
     """The manifest path ``path`` as a relative POSIX path; raise if it could leave its folder."""
     problem = None
-    if not path or "\x00" in path or "\\" in path:
-        problem = "it is empty or holds a NUL byte or a backslash"
+    if not path or "\x00" in path:
+        problem = "it is empty or holds a NUL byte"
     else:
         pure = PurePosixPath(path)
         if pure.is_absolute():
@@ -113,6 +113,13 @@ def _walk_into(
     dirs: list[tuple[str, int]],
 ) -> None:
     for rel, entry in scan_tree(root, exclude=exclude):
+        if not _is_utf8(rel):
+            # A name that is not UTF-8 cannot be written into a JSON record faithfully;
+            # it is reported rather than stored under a mangled name.
+            skipped.append(
+                prefix + rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            )
+            continue
         st = entry.stat(follow_symlinks=False)
         parent = rel.rpartition("/")[0]
         nonempty.add(parent)
@@ -133,6 +140,14 @@ def _walk_into(
             )
         else:
             skipped.append(prefix + rel)
+
+
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _safe_parent(dest: Path, rel: PurePosixPath) -> Path:
