@@ -43,6 +43,7 @@ def _write(tmp_path: Path, text: str) -> Path:
         ('[variables]\n"bad-name" = 1\n' + RUNNERS, "variables", "environment variable"),
         ("[variables]\nLABLEDGER_X = 1\n" + RUNNERS, "variables", "reserved"),
         ("[variables]\nlr = [1, 2]\n" + RUNNERS, "variables.lr", "got [1, 2]"),
+        ('[variables]\nx = "a\\u0000b"\n' + RUNNERS, "variables", "NUL byte"),
         ('[runners]\nrun = ""\nfetch = "f.sh"\n', "runners.run", "at least 1 character"),
     ],
     ids=[
@@ -55,6 +56,7 @@ def _write(tmp_path: Path, text: str) -> Path:
         "bad-variable-name",
         "reserved-variable",
         "list-variable",
+        "nul-in-variable",
         "empty-run",
     ],
 )

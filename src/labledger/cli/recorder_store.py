@@ -4,6 +4,7 @@ checkout, rerun."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -15,6 +16,9 @@ from labledger.cli.recorder_common import (
     print_json,
     record_summary,
 )
+
+if TYPE_CHECKING:
+    from labledger.runner.workspace import Workspace
 
 __all__ = ["checkout", "gc", "reindex", "rerun", "verify"]
 
@@ -37,12 +41,10 @@ def verify(directory: Path | None, as_json: bool) -> None:
         raise SystemExit(1)
 
 
-def verify_and_report(ws: object, as_json: bool) -> bool:
+def verify_and_report(ws: Workspace, as_json: bool) -> bool:
     """Run the check and print its result; True when the store is sound."""
     from labledger.runner.closing import verify_store
-    from labledger.runner.workspace import Workspace
 
-    assert isinstance(ws, Workspace)
     health = verify_store(ws)
     r = health.report
     if as_json:

@@ -95,6 +95,8 @@ def _check_variables(value: dict[str, Any]) -> dict[str, Any]:
             )
         if name.startswith("LABLEDGER_"):
             raise ValueError(f"variable name {name!r}: the LABLEDGER_ prefix is reserved")
+        if isinstance(value[name], str) and "\x00" in value[name]:
+            raise ValueError(f"variable {name!r}: an environment variable cannot hold a NUL byte")
     return value
 
 
