@@ -127,3 +127,23 @@ def test_rerun_reports_outputs_that_differ(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "outputs differ" in result.stdout
     assert "outputs/clock.txt" in result.stdout
+
+
+def test_end_without_text_takes_the_observations_from_the_editor(tmp_path: Path) -> None:
+    exp = make_experiment(tmp_path / "exp", run="echo hi\n")
+    labledger(exp, "new")
+    labledger(exp, "run")
+    editor = tmp_path / "editor.sh"
+    write_script(editor, 'printf "seen in the editor\\n# a comment line\\n" > "$1"\n')
+    labledger(exp, "end", EDITOR=str(editor))
+    assert labledger_json(exp, "show", "1")["observations"] == "seen in the editor"
+
+
+def test_end_takes_the_observations_typed_into_run_toml(tmp_path: Path) -> None:
+    exp = make_experiment(tmp_path / "exp", run="echo hi\n")
+    labledger(exp, "new")
+    labledger(exp, "run")
+    text = (exp / "run.toml").read_text().replace('observations = ""', 'observations = "by hand"')
+    (exp / "run.toml").write_text(text)
+    labledger(exp, "end")
+    assert labledger_json(exp, "show", "1")["observations"] == "by hand"

@@ -167,10 +167,11 @@ def end(
 
 
 def _ask_editor(number: int) -> str | None:
+    import os
     import sys
 
-    if not sys.stdin.isatty():
-        return None  # no one to type: end without observations rather than hang
+    if not sys.stdin.isatty() and not (os.environ.get("VISUAL") or os.environ.get("EDITOR")):
+        return None  # nobody to type and no editor chosen: end without observations
     marker = "# Lines starting with # are ignored."
     text = click.edit(f"\n{marker}\n# Observations of run {number}: what did you see?\n")
     if text is None:
