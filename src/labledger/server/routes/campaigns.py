@@ -6,9 +6,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from labledger.core.campaigns import CampaignSpec
+from labledger.core.lifecycle import TERMINAL, ExperimentStatus
 from labledger.core.models import ExperimentalCampaign
 from labledger.server.deps import Actor, Service
-from labledger.server.rendering import JSONBody, campaign_json, campaigns_json, events_json
+from labledger.server.lab import LabDep, ReportsDep
+from labledger.server.rendering import (
+    JSONBody,
+    campaign_json,
+    campaigns_json,
+    events_json,
+    json_response,
+)
 from labledger.server.schemas import ERRORS, EventPublic
 
 __all__ = ["router"]
@@ -47,3 +56,85 @@ def campaign_events(
 ) -> JSONBody:
     """The event log of a campaign and its experiments, oldest first."""
     return events_json(service.list_events(campaign_id=campaign_id, after_id=after, limit=limit))
+
+
+# ---------------------------------------------------------------- campaign management (labledger)
+
+
+@router.post(
+    "/campaigns",
+    response_model=ExperimentalCampaign,
+    responses=ERRORS,
+    status_code=201,
+    summary="Create a campaign from a spec (a *.campaign.yaml's content), sweep included",
+)
+def create_campaign(spec: CampaignSpec, lab: LabDep, actor: Actor) -> JSONBody:
+    """Create a campaign and all the experiments its spec lists or sweeps, in one call.
+
+    The body is the parsed content of a ``*.campaign.yaml`` file: ``campaign_name`` (or
+    ``name``), ``experiment_design``, ``status`` (queued or planned), ``experiments`` and/or
+    ``sweep: {grid: {param: [values]}, list: [{param: value}]}``.
+    """
+    campaign = lab.campaigns.create(spec, actor=actor, default_ownership=lab.default_ownership)
+    return campaign_json(campaign, status_code=201)
+
+
+def _campaign_action(name: str, summary: str) -> None:
+    def handler(campaign_id: str, lab: LabDep, actor: Actor) -> JSONBody:
+        method = getattr(lab.campaigns, name)
+        return campaign_json(method(campaign_id, actor=actor))
+
+    handler.__name__ = f"{name}_campaign"
+    handler.__doc__ = summary
+    router.add_api_route(
+        f"/campaign/{{campaign_id}}/{name}",
+        handler,
+        methods=["POST"],
+        response_model=ExperimentalCampaign,
+        responses=ERRORS,
+        summary=summary,
+    )
+
+
+for _name, _summary in (
+    ("pause", "Pause a campaign: its running experiments pause and its queue is held"),
+    ("resume", "Resume a paused campaign: the experiments its pause stopped continue"),
+    ("cancel", "Cancel a campaign: every unfinished experiment is cancelled (terminal)"),
+):
+    _campaign_action(_name, _summary)
+
+
+@router.get("/campaign/{campaign_id}/progress", responses=ERRORS)
+def campaign_progress(campaign_id: str, lab: LabDep) -> JSONBody:
+    """Counts by status, how many finished, success rate and the fraction done."""
+    campaign = lab.store.get_campaign(campaign_id)
+    counts = lab.store.campaign_status_counts(campaign_id)
+    by_status = {s.value: counts.get(s.value, 0) for s in ExperimentStatus}
+    total = sum(by_status.values())
+    finished = sum(by_status[s.value] for s in TERMINAL)
+    completed = by_status[ExperimentStatus.COMPLETED.value]
+    return json_response(
+        {
+            "campaign_id": campaign_id,
+            "status": campaign.status.value,
+            "counts": by_status,
+            "total": total,
+            "finished": finished,
+            "progress": finished / total if total else None,
+            "success_rate": completed / finished if finished else None,
+        }
+    )
+
+
+@router.get("/campaign/{campaign_id}/results", responses=ERRORS)
+def campaign_results(campaign_id: str, reports: ReportsDep) -> JSONBody:
+    """The campaign's results as one table: each experiment's parameters and results."""
+    report = reports.campaign_report(campaign_id)
+    return json_response(
+        {
+            "campaign_id": campaign_id,
+            "parameter_names": report["parameter_names"],
+            "result_names": report["result_names"],
+            "rows": report["rows"],
+        }
+    )

@@ -1,0 +1,244 @@
+"""Results (values and files), progress, milestones and resources of an experiment.
+
+File results are uploaded as multipart (field ``file``), streamed to disk in chunks while their
+BLAKE3 digest is computed, and kept content-addressed (one copy per content). A download
+carries the digest in ``X-Content-BLAKE3`` and the ``ETag``, so the receiver can check it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
+import blake3
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi.responses import FileResponse
+
+from labledger.archive.store import BlobStore
+from labledger.core.records import (
+    Milestone,
+    MilestoneCreate,
+    ProgressUpdate,
+    ResourceUse,
+    ResourceUseCreate,
+    Result,
+    ResultKind,
+    ResultValues,
+    check_result_name,
+)
+from labledger.errors import InvalidInput, NotFound
+from labledger.server.deps import Actor
+from labledger.server.lab import BlobsDep, LabDep
+from labledger.server.limits import too_large, upload_limit
+from labledger.server.rendering import JSONBody, experiment_json, json_response
+from labledger.server.schemas import ERRORS
+
+__all__ = ["DIGEST_HEADER", "router"]
+
+router = APIRouter(tags=["results"])
+
+#: response header with the BLAKE3 hex digest of a downloaded file
+DIGEST_HEADER = "X-Content-BLAKE3"
+CHUNK = 1 << 20
+
+
+def result_wire(r: Result) -> dict[str, Any]:
+    """The JSON of one result."""
+    return r.model_dump(mode="json")
+
+
+@router.post("/experiment/{experiment_id}/results", response_model=list[Result], responses=ERRORS)
+def add_values(experiment_id: str, body: ResultValues, lab: LabDep, actor: Actor) -> JSONBody:
+    """Attach named values (numbers, text, JSON); a name given again replaces its value."""
+    stored = lab.results.add_values(experiment_id, body.values, actor=actor)
+    return json_response([result_wire(r) for r in stored])
+
+
+@router.get("/experiment/{experiment_id}/results", response_model=list[Result], responses=ERRORS)
+def list_results(experiment_id: str, lab: LabDep) -> JSONBody:
+    """An experiment's results (values and files), by name."""
+    return json_response([result_wire(r) for r in lab.results.list_results(experiment_id)])
+
+
+@router.get("/experiment/{experiment_id}/results/{name}", response_model=Result, responses=ERRORS)
+def get_result(experiment_id: str, name: str, lab: LabDep) -> JSONBody:
+    """One named result."""
+    return json_response(result_wire(lab.results.get_result(experiment_id, name)))
+
+
+def _store_upload(blobs: BlobStore, upload: UploadFile, limit: int) -> tuple[str, int]:
+    """Copy the upload in chunks to a temp file while hashing, then into the blob store."""
+    blobs.create()
+    hasher = blake3.blake3()
+    size = 0
+    fd, name = tempfile.mkstemp(dir=blobs.tmp, prefix="upload-")
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            while chunk := upload.file.read(CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise too_large("The uploaded file", limit, "max_upload_bytes")
+                hasher.update(chunk)
+                out.write(chunk)
+        digest = hasher.hexdigest()
+        blobs.put_file(tmp, known_digest=digest)
+        return digest, size
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+@router.post(
+    "/experiment/{experiment_id}/files/{name}",
+    response_model=Result,
+    responses=ERRORS,
+    status_code=201,
+)
+async def upload_file(
+    experiment_id: str,
+    name: str,
+    request: Request,
+    lab: LabDep,
+    blobs: BlobsDep,
+    actor: Actor,
+    file: Annotated[UploadFile, File(description="The file (multipart field 'file').")],
+    digest: Annotated[
+        str | None,
+        Form(description="Expected BLAKE3 hex digest; a mismatch stores nothing (422)."),
+    ] = None,
+) -> JSONBody:
+    """Upload a file result (multipart). Stored content-addressed; answers its digest and size."""
+    try:
+        check_result_name(name)
+    except ValueError as exc:
+        raise InvalidInput(str(exc), field="name") from None
+    await anyio.to_thread.run_sync(lab.store.get_experiment, experiment_id)  # 404 before upload
+    limit = upload_limit(request)
+    got, size = await anyio.to_thread.run_sync(_store_upload, blobs, file, limit)
+    if digest is not None and digest.lower() != got:
+        raise InvalidInput(
+            f"digest: the upload's BLAKE3 is {got}, the client said {digest}; "
+            "the file was corrupted in transit and was not recorded",
+            field="digest",
+        )
+    result = await anyio.to_thread.run_sync(
+        lambda: lab.results.add_file(
+            experiment_id,
+            name,
+            digest=got,
+            size=size,
+            media_type=file.content_type,
+            filename=Path(file.filename or name).name[:1000],
+            actor=actor,
+        )
+    )
+    return JSONBody(result_wire(result), status_code=201)
+
+
+@router.get(
+    "/experiment/{experiment_id}/files/{name}",
+    responses={**ERRORS, 200: {"content": {"application/octet-stream": {}}}},
+)
+def download_file(experiment_id: str, name: str, lab: LabDep, blobs: BlobsDep) -> FileResponse:
+    """Download a file result; its BLAKE3 digest is in ``X-Content-BLAKE3`` and the ETag."""
+    result = lab.results.get_result(experiment_id, name)
+    if result.kind is not ResultKind.FILE or result.digest is None:
+        raise InvalidInput(
+            f"name: result {name!r} of experiment {experiment_id} is a value, not a file; "
+            f"read it at /experiment/{experiment_id}/results/{name}",
+            field="name",
+        )
+    path = blobs.path_of(result.digest)
+    if not path.is_file():
+        raise NotFound(
+            f"The content of file result {name!r} (blake3 {result.digest}) is missing from "
+            f"the result store at {blobs.root}",
+            experiment_id=experiment_id,
+            name=name,
+        )
+    return FileResponse(
+        path,
+        media_type=result.media_type or "application/octet-stream",
+        filename=result.filename or name,
+        headers={DIGEST_HEADER: result.digest, "ETag": f'"{result.digest}"'},
+    )
+
+
+# ---------------------------------------------------------------- progress and milestones
+
+
+@router.post("/experiment/{experiment_id}/progress", responses=ERRORS)
+def set_progress(experiment_id: str, body: ProgressUpdate, lab: LabDep, actor: Actor) -> JSONBody:
+    """Record how far the experiment has got (0 to 1), with an optional message."""
+    return experiment_json(lab.results.set_progress(experiment_id, body, actor=actor))
+
+
+@router.post(
+    "/experiment/{experiment_id}/milestones",
+    response_model=Milestone,
+    responses=ERRORS,
+    status_code=201,
+)
+def add_milestone(experiment_id: str, body: MilestoneCreate, lab: LabDep, actor: Actor) -> JSONBody:
+    """Record a checkpoint: a name, the time, optional progress and the data to resume from."""
+    milestone = lab.results.add_milestone(experiment_id, body, actor=actor)
+    return JSONBody(milestone.model_dump(mode="json"), status_code=201)
+
+
+@router.get(
+    "/experiment/{experiment_id}/milestones", response_model=list[Milestone], responses=ERRORS
+)
+def list_milestones(experiment_id: str, lab: LabDep) -> JSONBody:
+    """An experiment's milestones, oldest first (the last one is where to resume)."""
+    return json_response(
+        [m.model_dump(mode="json") for m in lab.results.list_milestones(experiment_id)]
+    )
+
+
+# ---------------------------------------------------------------- resources
+
+
+@router.post(
+    "/experiment/{experiment_id}/resources",
+    response_model=list[ResourceUse],
+    responses=ERRORS,
+    status_code=201,
+)
+def add_resources(
+    experiment_id: str, body: list[ResourceUseCreate], lab: LabDep, actor: Actor
+) -> JSONBody:
+    """Record samples, consumables or instruments the experiment used."""
+    uses = lab.results.add_resources(experiment_id, body, actor=actor)
+    return JSONBody([u.model_dump(mode="json") for u in uses], status_code=201)
+
+
+@router.get(
+    "/experiment/{experiment_id}/resources", response_model=list[ResourceUse], responses=ERRORS
+)
+def list_resources(experiment_id: str, lab: LabDep) -> JSONBody:
+    """What the experiment used."""
+    return json_response(
+        [u.model_dump(mode="json") for u in lab.results.list_resources(experiment_id)]
+    )
+
+
+@router.get("/resources/{resource_id}/experiments", responses=ERRORS)
+def experiments_using(
+    resource_id: str,
+    lab: LabDep,
+    number: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> JSONBody:
+    """Which experiments used this resource (e.g. a sample), with each use."""
+    uses = lab.results.uses_of(resource_id, limit=number)
+    return json_response(
+        {
+            "resource_id": resource_id,
+            "experiment_ids": list(dict.fromkeys(u.experiment_id for u in uses)),
+            "uses": [u.model_dump(mode="json") for u in uses],
+        }
+    )
