@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -12,8 +12,7 @@ from labledger.cli.recorder_common import dir_option, json_option, open_workspac
 
 if TYPE_CHECKING:
     from labledger.client.sync import ExperimentClient
-    from labledger.runner.record import RunRecord
-    from labledger.runner.workspace import Workspace
+    from labledger.runner.push import PushItem
 
 __all__ = ["PushResult", "push", "push_run"]
 
@@ -30,46 +29,36 @@ class PushResult:
     outcome: str  # "new", "updated" or "unchanged"
 
 
-def recorder_payload(record: RunRecord) -> dict[str, Any]:
-    """The recorder's part of a run, as the server keeps it in ``metadata.recorder``."""
-    data: dict[str, Any] = record.model_dump(mode="json", exclude={"experiment", "events"})
-    return data
+def push_run(client: ExperimentClient, item: PushItem) -> PushResult:
+    """Upload the blobs the server lacks, then the run's record; safe to repeat."""
+    from labledger.errors import ExperimentNotFound, IntegrityError
 
-
-def push_run(ws: Workspace, client: ExperimentClient, record: RunRecord) -> PushResult:
-    """Upload the blobs the server lacks, then the record; safe to repeat."""
-    digests = sorted(record.digests())
-    missing = client.missing_blobs(digests) if digests else []
+    record = item.record
+    missing = client.missing_blobs(sorted(item.blobs)) if item.blobs else []
     sent_bytes = 0
     for digest in missing:
-        path = ws.store.path_of(digest)
+        path = item.blobs[digest]
         if not path.is_file():
-            from labledger.errors import IntegrityError
-
             raise IntegrityError(
                 f"Run {record.number} ({record.run_id}) refers to blob {digest}, which is missing "
-                f"from {ws.store.root}; run `labledger verify` to see what is damaged"
+                f"from {path.parent.parent}; run `labledger verify` to see what is damaged"
             )
         client.upload_blob(digest, path)
         sent_bytes += path.stat().st_size
-    from labledger.errors import ExperimentNotFound
-
     try:
         before: int | None = client.get_experiment(record.run_id).version
     except ExperimentNotFound:
         before = None
-    stored = client.import_experiment(
-        record.experiment, list(record.events), recorder_payload(record)
-    )
+    recorder = item.experiment.metadata.get("recorder", {})
+    stored = client.import_experiment(item.experiment, item.events, recorder)
     changed = "unchanged" if stored.version == before else "updated"
-    outcome = "new" if before is None else changed
     return PushResult(
         run_id=record.run_id,
         number=record.number,
         status=stored.status.value,
         blobs_sent=len(missing),
         bytes_sent=sent_bytes,
-        outcome=outcome,
+        outcome="new" if before is None else changed,
     )
 
 
@@ -103,18 +92,20 @@ def push(
     import httpx
 
     from labledger.client.sync import ExperimentClient
+    from labledger.runner.push import push_items
 
     ws = open_workspace(directory)
-    records = [ws.resolve(ref) for ref in runs] if runs else list(ws.records())
-    if not records:
+    items = list(push_items(ws, runs or None))
+    if not items:
         raise click.ClickException(
-            "No runs to push yet; record one with `labledger new` and `labledger run`."
+            "No finished runs to push yet; finish one with `labledger run` (runs still planned "
+            "or in progress are pushed once they end)."
         )
     results: list[PushResult] = []
     try:
         with ExperimentClient(server, token=token) as client:
-            for record in records:
-                results.append(push_run(ws, client, record))
+            for item in items:
+                results.append(push_run(client, item))
     except httpx.TransportError as exc:
         raise click.ClickException(
             f"Cannot reach {server}: {exc}. Check --server, or start one with `labledger serve`."

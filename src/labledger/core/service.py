@@ -259,8 +259,11 @@ class ExperimentService:
         applied if the transition table allows the status change. Only events not imported
         before are appended. Returns the stored experiment and whether anything changed.
         """
-        extra = {"recorder": {**(recorder or {}), "event_count": len(events)}} if recorder else {}
-        metadata = {**experiment.metadata, **extra}
+        metadata = {
+            **experiment.metadata,
+            **({"recorder": recorder} if recorder else {}),
+            "import": {"event_count": len(events)},
+        }
         stamped = [
             ev.model_copy(update={"experiment_id": experiment.experiment_id, "campaign_id": None})
             for ev in events
@@ -304,7 +307,7 @@ class ExperimentService:
                 changes["metadata"] = metadata
             if not changes:
                 return None
-            seen = int(current.metadata.get("recorder", {}).get("event_count", 0))
+            seen = int(current.metadata.get("import", {}).get("event_count", 0))
             return changes, stamped[seen:]
 
         before = current.version
