@@ -42,14 +42,20 @@ CREATE_BODY = json.dumps(
 CLIENTS = (1, 8)
 
 
-def scenarios(base_url: str) -> list[Scenario]:
-    """The four labledger operations; creates the experiments that get and status act on."""
+def seed(base_url: str, n: int = 8) -> list[str]:
+    """Create ``n`` experiments (one per client) for get and status to act on; their ids."""
     ids = []
-    for i in range(8):
+    for i in range(n):
         status, body = request(base_url, "POST", "/experiment", json.loads(CREATE_BODY))
         if status != 200:
             raise RuntimeError(f"cannot create experiment {i}: {status} {body}")
         ids.append(body["_id"])
+    return ids
+
+
+def scenarios(base_url: str) -> list[Scenario]:
+    """The four labledger operations, over experiments made by :func:`seed`."""
+    ids = seed(base_url)
     return [
         Scenario("create", [[("POST", "/experiment", CREATE_BODY)]]),
         Scenario("get", [[("GET", f"/experiment/{i}", None)] for i in ids]),

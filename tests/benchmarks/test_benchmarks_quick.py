@@ -1,0 +1,80 @@
+"""The benchmarks keep working: each script's quick mode runs and prints its figures.
+
+Speed is not checked here (figures on a shared CI machine mean little); only that every
+benchmark runs to the end against the real server, databases and recorder, and prints the
+figures it is for.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from labledger_fixtures import PG_BINDIR, strict
+
+pytestmark = pytest.mark.slow
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+NUMBER = r"[\d,]+(\.\d+)?"
+
+#: script -> patterns its output must hold
+EXPECTED: dict[str, list[str]] = {
+    "server": [
+        rf"\| reference INSERT \| 8 +\| {NUMBER} ",
+        rf"\| labledger create +\| 8 +\| {NUMBER} +\| {NUMBER} +\| {NUMBER} +\| {NUMBER} +\| 0 ",
+        r"\| labledger get ",
+        r"\| labledger list ",
+        r"\| labledger status ",
+        r"target create@8: .* -> [\d.]+x",
+    ],
+    "scale": [
+        rf"\| sqlite +\| 3,000 +\| latest 10 +\| store \| {NUMBER}",
+        rf"\| sqlite +\| 3,000 +\| campaign +\| http +\| {NUMBER}",
+        r"\| sqlite +\| 3,000 +\| status=in_progress,paused \| http",
+        r"slowest at 3,000: ",
+    ],
+    "queue_claims": [
+        rf"\| sqlite +\| claim +\| 100 +\| {NUMBER} ",
+        r"no experiment was claimed twice",
+    ],
+    "recorder": [
+        rf"\| archive_tree, first archive +\| {NUMBER}",
+        r"\| archive_tree, unchanged again .*\| 0 +\|",
+        rf"\| labledger --help +\| {NUMBER}",
+        rf"\| labledger list +\| {NUMBER}",
+    ],
+    "memory": [r"after [\d,]+ requests: \d+ MiB", r"\| warm \(first chunk\) \|"],
+}
+
+
+def _postgres_expected(name: str) -> list[str]:
+    if not (PG_BINDIR / "initdb").exists():
+        if strict():
+            pytest.fail(f"PostgreSQL 15 binaries not found in {PG_BINDIR}")
+        return []
+    return {
+        "scale": [rf"\| postgresql \| 3,000 +\| owner +\| http +\| {NUMBER}"],
+        "queue_claims": [rf"\| postgresql \| claim +\| 100 +\| {NUMBER} "],
+    }.get(name, [])
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_quick_mode_runs_and_prints_its_figures(name: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXPERIMENT_")}
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / f"{name}.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
+        check=False,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    for pattern in EXPECTED[name] + _postgres_expected(name):
+        assert re.search(pattern, output), f"{pattern!r} not in:\n{output}"
