@@ -164,7 +164,7 @@ def test_campaign_status_chart_has_one_bar_per_status_present(sqlite_api: TestCl
 
 def test_campaign_results_chart_plots_the_chosen_parameter(sqlite_api: TestClient) -> None:
     campaign_id, _ = sweep(sqlite_api, [10, 30, 20])
-    url = f"/ui/campaigns/{campaign_id}/results.svg?x=parameters.temperature&y=metadata.yield"
+    url = f"/ui/campaigns/{campaign_id}/results.svg?x=parameters.temperature&y=results.yield"
     root = parse(sqlite_api.get(url).text)
     points = marks(root, "point")
     assert sorted((p.get("data-x"), p.get("data-y")) for p in points) == [

@@ -188,7 +188,7 @@ def test_compare_twin_lists_every_field_and_marks_differences(sqlite_api: TestCl
     assert fields["parameters.temperature"]["values"] == [20, 80]
     assert fields["parameters.temperature"]["differs"] is True
     assert fields["parameters.solvent"]["differs"] is False
-    assert "metadata.yield" in data["differing"] and "parameters.solvent" not in data["differing"]
+    assert "results.yield" in data["differing"] and "parameters.solvent" not in data["differing"]
     shown = page(sqlite_api, f"/ui/compare?ids={cold}&ids={hot}")
     assert shown.differs == len(data["differing"])
     assert shown.json_links == [f"/experiments/compare?ids={cold},{hot}"]

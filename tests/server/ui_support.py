@@ -27,7 +27,7 @@ def act(api: Client, experiment_id: str, action: str, **params: str) -> dict[str
 
 
 def sweep(api: Client, temperatures: list[int]) -> tuple[str, list[str]]:
-    """A campaign with one experiment per temperature; yields recorded in metadata."""
+    """A campaign with one experiment per temperature, each with a ``yield`` result."""
     response = api.post("/campaign", json={"campaign_name": "Temperature sweep"})
     assert response.status_code == 200, response.text
     campaign_id: str = response.json()["campaign_id"]
@@ -39,7 +39,8 @@ def sweep(api: Client, temperatures: list[int]) -> tuple[str, list[str]]:
             run_name=f"T={temp}",
             campaign_id=campaign_id,
             parameters={"temperature": temp, "solvent": "water"},
-            metadata={"yield": temp / 2},
         )
+        added = api.post(f"/experiment/{exp['_id']}/results", json={"values": {"yield": temp / 2}})
+        assert added.status_code in (200, 201), added.text
         ids.append(exp["_id"])
     return campaign_id, ids

@@ -6,11 +6,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
+from labledger.core.lab import Lab
 from labledger.core.lifecycle import ExperimentStatus
 from labledger.core.models import ExperimentQuery
+from labledger.core.reports import result_cell
 from labledger.core.service import ExperimentService
 from labledger.errors import InvalidInput
 from labledger.server.deps import Service
+from labledger.server.lab import LabDep
 from labledger.server.rendering import JSONBody, json_response
 from labledger.server.routes.experiments import experiment_query
 from labledger.server.schemas import ERRORS
@@ -42,9 +45,15 @@ def parse_ids(raw: list[str] | None) -> list[str]:
     return ids
 
 
-def comparison(service: ExperimentService, ids: list[str]) -> dict[str, Any]:
-    """The comparison of the experiments ``ids`` (404 naming the first one that does not exist)."""
-    return compare([service.get_experiment(i) for i in ids])
+def comparison(lab: Lab, ids: list[str]) -> dict[str, Any]:
+    """The comparison of the experiments ``ids`` with their results (404 naming the first one
+    that does not exist)."""
+    experiments = [lab.experiments.get_experiment(i) for i in ids]
+    results = [
+        {r.name: result_cell(r) for r in lab.results.list_results(e.experiment_id)}
+        for e in experiments
+    ]
+    return compare(experiments, results)
 
 
 def status_counts(service: ExperimentService, query: ExperimentQuery) -> dict[str, int]:
@@ -60,18 +69,18 @@ def status_counts(service: ExperimentService, query: ExperimentQuery) -> dict[st
 
 @router.get("/experiments/compare", responses=ERRORS, summary="Compare experiments side by side")
 def compare_experiments(
-    service: Service,
+    lab: LabDep,
     ids: Annotated[
         list[str] | None,
         Query(description="Two or more experiment ids, comma-separated or repeated"),
     ] = None,
 ) -> JSONBody:
-    """Every field of the experiments (design, state, times, parameters, metadata) side by side.
+    """Every field of the experiments (state, times, parameters, results, metadata) side by side.
 
     ``fields`` lists ``{"key", "values", "differs"}`` in the experiments' order; ``differing``
     names the keys whose values are not all equal.
     """
-    return json_response(comparison(service, parse_ids(ids)))
+    return json_response(comparison(lab, parse_ids(ids)))
 
 
 @router.get(

@@ -21,11 +21,12 @@ from labledger.core.models import SORT_KEYS, ExperimentQuery
 from labledger.core.service import ExperimentService
 from labledger.errors import InvalidInput, LabledgerError
 from labledger.server.deps import Service
+from labledger.server.lab import LabDep, ReportsDep
 from labledger.server.routes.summaries import MAX_COMPARE, comparison, parse_ids, status_counts
 from labledger.server.ui import STATIC_DIR, charts
 from labledger.server.ui.pages import campaign_context, experiment_context, queue_context
 from labledger.server.ui.templating import templates
-from labledger.server.ui.views import status_bars
+from labledger.server.ui.views import status_bars, status_spans
 
 __all__ = ["MAX_COMPARE", "PAGE_SIZES", "api_params", "experiments_filters", "router"]
 
@@ -200,16 +201,20 @@ def experiments_page(request: Request, service: Service) -> HTMLResponse:
 
 
 @router.get("/ui/experiments/{experiment_id}", name="ui-experiment")
-def experiment_page(experiment_id: str, request: Request, service: Service) -> HTMLResponse:
+def experiment_page(experiment_id: str, request: Request, lab: LabDep) -> HTMLResponse:
     """One experiment: design, parameters, timeline, progress, results, recorder data, controls."""
-    return _render(request, "experiment.html", lambda: experiment_context(service, experiment_id))
+    return _render(request, "experiment.html", lambda: experiment_context(lab, experiment_id))
 
 
 @router.get("/ui/experiments/{experiment_id}/timeline.svg")
 def experiment_timeline(experiment_id: str, service: Service) -> Response:
     """The status timeline chart of an experiment (from its event log)."""
-    context = experiment_context(service, experiment_id)
-    return Response(context["timeline_svg"], media_type=SVG)
+    exp = service.get_experiment(experiment_id)
+    events = service.list_events(experiment_id=exp.experiment_id, limit=10_000)
+    svg = charts.timeline_chart(
+        f"Status timeline of {exp.run_name or exp.name}", status_spans(events), now=service.clock()
+    )
+    return Response(svg, media_type=SVG)
 
 
 # ---------------------------------------------------------------------------- campaigns
@@ -227,13 +232,13 @@ def campaigns_page(request: Request, service: Service) -> HTMLResponse:
 
 
 @router.get("/ui/campaigns/{campaign_id}", name="ui-campaign")
-def campaign_page(campaign_id: str, request: Request, service: Service) -> HTMLResponse:
+def campaign_page(campaign_id: str, request: Request, reports: ReportsDep) -> HTMLResponse:
     """A campaign: progress, status breakdown, results against a chosen parameter, report."""
     params = request.query_params
     return _render(
         request,
         "campaign.html",
-        lambda: campaign_context(service, campaign_id, params.get("x"), params.get("y")),
+        lambda: campaign_context(reports, campaign_id, params.get("x"), params.get("y")),
     )
 
 
@@ -253,10 +258,10 @@ def campaign_status_chart(campaign_id: str, service: Service) -> Response:
 
 @router.get("/ui/campaigns/{campaign_id}/results.svg")
 def campaign_results_chart(
-    campaign_id: str, service: Service, x: str | None = None, y: str | None = None
+    campaign_id: str, reports: ReportsDep, x: str | None = None, y: str | None = None
 ) -> Response:
     """Scatter/line chart: a result of each experiment against a parameter."""
-    context = campaign_context(service, campaign_id, x, y)
+    context = campaign_context(reports, campaign_id, x, y)
     return Response(context["results_svg"], media_type=SVG)
 
 
@@ -264,19 +269,19 @@ def campaign_results_chart(
 
 
 @router.get("/ui/compare", name="ui-compare")
-def compare_page(request: Request, service: Service) -> HTMLResponse:
+def compare_page(request: Request, lab: LabDep) -> HTMLResponse:
     """Two or more experiments side by side, differences highlighted."""
     raw = request.query_params.getlist("ids")
 
     def build() -> dict[str, Any]:
         ids = parse_ids(raw)
-        data = comparison(service, ids)
+        data = comparison(lab, ids)
         return {**data, "json_url": "/experiments/compare?ids=" + ",".join(ids)}
 
     return _render(request, "compare.html", build)
 
 
 @router.get("/ui/queue", name="ui-queue")
-def queue_page(request: Request, service: Service) -> HTMLResponse:
+def queue_page(request: Request, lab: LabDep) -> HTMLResponse:
     """What is queued and running, on which worker, since when."""
-    return _render(request, "queue.html", lambda: queue_context(service))
+    return _render(request, "queue.html", lambda: queue_context(lab))

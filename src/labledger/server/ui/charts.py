@@ -89,9 +89,9 @@ def nice_ticks(low: float, high: float, target: int = 5) -> list[float]:
     if high < low:
         low, high = high, low
     # a range too narrow to print at this magnitude (or none at all) is widened around its middle
-    min_span = max(abs(low), abs(high)) * 1e-6
+    min_span = max(max(abs(low), abs(high)) * 1e-6, 1e-300)
     if high - low <= min_span:
-        pad = max(abs(high) * 0.1, min_span) or 1.0
+        pad = max(abs(high) * 0.1, min_span)
         low, high = low - pad, high + pad
     raw = (high - low) / max(target, 1)
     magnitude = 10 ** math.floor(math.log10(raw))
@@ -100,7 +100,13 @@ def nice_ticks(low: float, high: float, target: int = 5) -> list[float]:
     last = math.ceil(high / step)
     # integer multiples of the step, so float error never accumulates; tidied to the step's digits
     digits = max(0, -math.floor(math.log10(step)))
-    return [round(i * step, digits) for i in range(first, last + 1)]
+    ticks = [round(i * step, digits) for i in range(first, last + 1)]
+    # values below the float range's resolution (e.g. -5e-324) round to the wrong side of 0
+    if ticks[0] > low:
+        ticks.insert(0, round((first - 1) * step, digits))
+    if ticks[-1] < high:
+        ticks.append(round((last + 1) * step, digits))
+    return ticks
 
 
 class _Frame:

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 from urllib.parse import quote
 
+from labledger.core.lab import Lab
 from labledger.core.lifecycle import TERMINAL, ExperimentStatus
 from labledger.core.models import ExperimentQuery
-from labledger.core.service import ExperimentService
+from labledger.core.records import ResultKind
+from labledger.core.reports import ReportService
+from labledger.errors import CampaignNotFound
 from labledger.server.ui import charts
 from labledger.server.ui.views import (
     allowed_actions,
-    flatten,
-    milestones_of,
     numeric,
     plot_points,
     recorder_info,
@@ -23,24 +25,15 @@ from labledger.server.ui.views import (
 
 __all__ = ["campaign_context", "experiment_context", "queue_context"]
 
-#: the most experiments a campaign page loads for its chart and table
-CAMPAIGN_LIMIT = 5_000
+#: the most experiments the campaign page lists (the chart plots them all)
+CAMPAIGN_ROWS = 500
 #: the most rows the queue page shows per section
 QUEUE_LIMIT = 500
 
 
-def _results(service: ExperimentService, experiment_id: str) -> list[Any]:
-    """The experiment's results (values and files), when the service records results."""
-    lister = getattr(service, "list_results", None)
-    if lister is None:
-        return []
-    results: list[Any] = lister(experiment_id)
-    return results
-
-
 def file_url(experiment_id: str, result: Any) -> str:
     """Where a file result downloads from."""
-    return f"/experiment/{experiment_id}/results/{quote(result.name)}/file"
+    return f"/experiment/{experiment_id}/files/{quote(result.name, safe='')}"
 
 
 def result_charts(values: list[Any]) -> list[str]:
@@ -62,29 +55,25 @@ def result_charts(values: list[Any]) -> list[str]:
     return out
 
 
-def experiment_context(service: ExperimentService, experiment_id: str) -> dict[str, Any]:
+def experiment_context(lab: Lab, experiment_id: str) -> dict[str, Any]:
     """Everything the experiment page shows."""
+    service = lab.experiments
     exp = service.get_experiment(experiment_id)
     events = service.list_events(experiment_id=exp.experiment_id, limit=10_000)
-    now = service.clock()
-    spans = status_spans(events)
-    results = _results(service, exp.experiment_id)
-    values = [r for r in results if getattr(r, "kind", "value") == "value"]
-    files = [r for r in results if getattr(r, "kind", "value") == "file"]
+    results = lab.results.list_results(exp.experiment_id)
+    values = [r for r in results if r.kind is ResultKind.VALUE]
     campaign = None
     if exp.campaign_id:
-        try:
+        with contextlib.suppress(CampaignNotFound):  # a dangling id must not break the page
             campaign = service.get_campaign(exp.campaign_id)
-        except Exception:  # a dangling campaign id must not break the page
-            campaign = None
+    base = f"/experiment/{exp.experiment_id}"
     return {
         "exp": exp,
         "events": events,
         "last_event_id": events[-1].event_id if events else 0,
-        "milestones": milestones_of(events),
+        "milestones": lab.results.list_milestones(exp.experiment_id),
         "results": values,
-        "files": files,
-        "numeric_results": [r for r in values if numeric(r.value) is not None],
+        "files": [r for r in results if r.kind is ResultKind.FILE],
         "recorder": recorder_info(exp),
         "allowed": allowed_actions(exp),
         "transitions": transitions_table(),
@@ -97,32 +86,46 @@ def experiment_context(service: ExperimentService, experiment_id: str) -> dict[s
         "result_charts": result_charts(values),
         "file_url": lambda f: file_url(exp.experiment_id, f),
         "timeline_svg": charts.timeline_chart(
-            f"Status timeline of {exp.run_name or exp.name}", spans, now=now
+            f"Status timeline of {exp.run_name or exp.name}",
+            status_spans(events),
+            now=service.clock(),
         ),
-        "json_url": f"/experiment/{exp.experiment_id}",
-        "events_url": f"/experiment/{exp.experiment_id}/events",
+        "json_url": base,
+        "events_url": f"{base}/events",
+        "results_url": f"{base}/results",
+        "milestones_url": f"{base}/milestones",
+        "report_url": f"{base}/report",
     }
 
 
-def _campaign_rows(service: ExperimentService, campaign_id: str) -> list[dict[str, Any]]:
-    experiments = service.list_experiments(
-        ExperimentQuery(campaign_id=campaign_id, limit=CAMPAIGN_LIMIT, sort="created_at")
-    )
-    table_lister = getattr(service, "campaign_results", None)
-    by_id: dict[str, dict[str, Any]] = {}
-    if table_lister is not None:
-        for row in table_lister(campaign_id):
-            by_id[str(row.get("experiment_id"))] = dict(row.get("results", {}))
-    return [flatten(e, by_id.get(e.experiment_id)) for e in experiments]
+def _flat_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A row of the campaign results table with ``parameters.*`` and ``results.*`` keys."""
+    flat: dict[str, Any] = {
+        "id": row["experiment_id"],
+        "run_name": row.get("run_name"),
+        "status": row["status"],
+        "duration_s": row.get("duration_s"),
+        "attempts": row.get("attempts"),
+        "worker_id": row.get("worker_id"),
+    }
+    for key, value in sorted(row.get("parameters", {}).items()):
+        flat[f"parameters.{key}"] = value
+    for key, value in sorted(row.get("results", {}).items()):
+        flat[f"results.{key}"] = value
+    return flat
 
 
 def campaign_context(
-    service: ExperimentService, campaign_id: str, x: str | None, y: str | None
+    reports: ReportService, campaign_id: str, x: str | None, y: str | None
 ) -> dict[str, Any]:
-    """Everything the campaign page shows; ``x``/``y`` choose the plotted parameter and result."""
-    campaign = service.get_campaign(campaign_id)
-    rows = _campaign_rows(service, campaign.campaign_id)
-    counts = {s.value: 0 for s in ExperimentStatus}
+    """Everything the campaign page shows; ``x``/``y`` choose the plotted parameter and result.
+
+    Built from the campaign report, the data of ``GET /campaign/{id}/results`` and ``/progress``.
+    """
+    report = reports.campaign_report(campaign_id)
+    campaign = reports.store.get_campaign(campaign_id)
+    rows = [_flat_row(r) for r in report["rows"]]
+    counts: dict[str, int] = {s.value: 0 for s in ExperimentStatus}
     for row in rows:
         counts[row["status"]] += 1
     total = len(rows)
@@ -134,7 +137,7 @@ def campaign_context(
     y_options = [
         k
         for k in keys
-        if (k.startswith(("results.", "metadata.")) or k in ("duration_s", "progress"))
+        if (k.startswith("results.") or k == "duration_s")
         and any(numeric(r.get(k)) is not None for r in rows)
     ]
     y_options.sort(key=lambda k: (_rank(k), k))
@@ -157,10 +160,10 @@ def campaign_context(
         x_label="status",
         y_label="experiments",
     )
-    report = getattr(service, "campaign_report", None) is not None
+    base = f"/campaign/{campaign.campaign_id}"
     return {
         "campaign": campaign,
-        "rows": rows[:200],
+        "rows": rows[:CAMPAIGN_ROWS],
         "total": total,
         "finished": finished,
         "fraction": finished / total if total else 0.0,
@@ -172,15 +175,15 @@ def campaign_context(
         "points": len(points),
         "status_svg": status_svg,
         "results_svg": results_svg,
-        "has_report": report,
-        "json_url": f"/campaign/{campaign.campaign_id}",
-        "counts_url": f"/experiments/status-counts?campaign_id={campaign.campaign_id}",
-        "experiments_url": f"/experiments?campaign_id={campaign.campaign_id}&number=0",
+        "json_url": base,
+        "progress_url": f"{base}/progress",
+        "results_url": f"{base}/results",
+        "report_url": f"{base}/report",
     }
 
 
 def _rank(key: str) -> int:
-    return 0 if key.startswith("results.") else 1 if key.startswith("metadata.") else 2
+    return 0 if key.startswith("results.") else 1
 
 
 def _varies(rows: list[dict[str, Any]], key: str) -> bool:
@@ -195,25 +198,27 @@ def _label(key: str) -> str:
     return key.split(".", 1)[1] if "." in key else key.replace("_s", " (s)")
 
 
-def queue_context(service: ExperimentService) -> dict[str, Any]:
-    """Queued experiments in claim order, and what is running or paused, with worker and times."""
-    queued = service.list_experiments(
-        ExperimentQuery(statuses=[ExperimentStatus.QUEUED], limit=QUEUE_LIMIT, sort="-priority")
+def queue_context(lab: Lab) -> dict[str, Any]:
+    """Queued experiments in claim order, and what is running or paused, with worker and times.
+
+    The same store calls as ``GET /queue``, its JSON twin.
+    """
+    queued = lab.store.list_queue(
+        [ExperimentStatus.QUEUED.value], campaign_id=None, limit=QUEUE_LIMIT, offset=0
     )
-    queued.sort(key=lambda e: (-e.priority, e.created_at, e.experiment_id))
-    running = service.list_experiments(
-        ExperimentQuery(
-            statuses=[ExperimentStatus.IN_PROGRESS, ExperimentStatus.PAUSED],
-            limit=QUEUE_LIMIT,
-            sort="started_at",
-        )
+    running = lab.store.list_queue(
+        [ExperimentStatus.IN_PROGRESS.value, ExperimentStatus.PAUSED.value],
+        campaign_id=None,
+        limit=QUEUE_LIMIT,
+        offset=0,
     )
-    queued_total = service.count_experiments(ExperimentQuery(statuses=[ExperimentStatus.QUEUED]))
+    queued_total = lab.experiments.count_experiments(
+        ExperimentQuery(statuses=[ExperimentStatus.QUEUED])
+    )
     return {
         "queued": queued,
         "running": running,
         "queued_total": queued_total,
-        "now": service.clock(),
-        "json_url": "/experiments?status=queued&number=500&sort=-priority",
-        "running_url": "/experiments?status=in_progress,paused&number=500&sort=started_at",
+        "now": lab.experiments.clock(),
+        "json_url": f"/queue?number={QUEUE_LIMIT}",
     }

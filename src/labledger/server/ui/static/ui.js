@@ -225,10 +225,11 @@
           var chart = $("#status-chart");
           fetch(chart.dataset.src, { cache: "no-store" }).then(function (r) { return r.text(); })
             .then(function (svg) { chart.innerHTML = svg; });
-          var finished = (data.counts.completed || 0) + (data.counts.failed || 0) + (data.counts.cancelled || 0);
-          $("#finished").textContent = finished;
+          $("#finished").textContent = data.finished;
           $("#total").textContent = data.total;
-          announce(finished + " of " + data.total + " experiments finished");
+          var bar = $("#campaign-progress progress");
+          if (bar && data.progress !== null) bar.value = data.progress;
+          announce(data.finished + " of " + data.total + " experiments finished");
         }
         lastCounts = key;
       });
@@ -245,11 +246,10 @@
 
   function queuePage() {
     var main = $("main");
-    var urls = [document.body.dataset.poll, document.body.dataset.pollRunning];
     var last = null;
     every(POLL_MS * 2, function () {
-      return Promise.all(urls.map(getJSON)).then(function (lists) {
-        var key = lists.map(function (list) {
+      return getJSON(document.body.dataset.poll).then(function (data) {
+        var key = [data.queued, data.running].map(function (list) {
           return list.map(function (e) { return e._id + ":" + e.lifecycle_status + ":" + (e.worker_id || ""); }).join();
         }).join("|");
         var changed = last !== null && key !== last;

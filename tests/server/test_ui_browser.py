@@ -1,0 +1,207 @@
+"""The web UI in a real headless Chromium against a real ``labledger serve`` process."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from labledger_fixtures import LiveServer, server_env, unavailable
+from server.ui_support import act, start, sweep
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+WAIT = 15.0  # seconds; pages poll every 2 s
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for the module, with a fresh profile."""
+    if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
+        unavailable(
+            f"{CHROMIUM} or {CHROMEDRIVER} not found (apt-get install chromium chromium-driver)"
+        )
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        unavailable("selenium is not installed (pip install -e '.[dev]')")
+    profile = tempfile.mkdtemp(prefix="labledger-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1280,1000",
+        f"--user-data-dir={profile}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, httpx.Client]]:
+    """One ``labledger serve`` for the module (as the ``live_server`` fixture starts it) and an
+    API client for seeding it. Tests keep to their own experiments, so they can share it."""
+    workdir = tmp_path_factory.mktemp("ui-server")
+    srv = LiveServer(
+        db_url=f"sqlite:///{workdir}/labledger.sqlite3", workdir=workdir, env=server_env()
+    )
+    srv.start()
+    try:
+        with httpx.Client(base_url=srv.url.rstrip("/"), timeout=10) as client:
+            yield srv.url.rstrip("/"), client
+    finally:
+        srv.stop()
+
+
+def wait(driver: Any, condition: Any, message: str) -> Any:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, WAIT, poll_frequency=0.1).until(condition, message)
+
+
+def css(driver: Any, selector: str) -> list[Any]:
+    from selenium.webdriver.common.by import By
+
+    return list(driver.find_elements(By.CSS_SELECTOR, selector))
+
+
+def badge_of(driver: Any, selector: str) -> str:
+    """The status a badge shows, read in one step (the page's script replaces badges live)."""
+    script = "const b = document.querySelector(arguments[0]); return b && b.dataset.status;"
+    return str(driver.execute_script(script, f"{selector} .badge"))
+
+
+def test_open_each_page_and_filter_the_experiments(
+    browser: Any, server: tuple[str, httpx.Client]
+) -> None:
+    base, api = server
+    campaign_id, ids = sweep(api, [20, 40, 60])
+    act(api, ids[0], "pause")
+    start(api, run_name="waiting", status="queued", priority=3)
+    browser.get(f"{base}/")
+    assert browser.current_url.endswith("/ui/experiments")
+    assert {ids[0], ids[1]} <= {r.get_attribute("data-id") for r in css(browser, "tr[data-id]")}
+    css(browser, 'input[name="campaign_id"]')[0].send_keys(campaign_id)
+    css(browser, 'input[name="status"][value="paused"]')[0].click()
+    css(browser, "form.filters button[type=submit]")[0].click()
+    wait(browser, lambda d: "status=paused" in d.current_url, "filter not applied")
+    rows = css(browser, "tr[data-id]")
+    assert [r.get_attribute("data-id") for r in rows] == [ids[0]]
+    assert css(browser, 'input[value="paused"]')[0].is_selected()
+    for path, heading in [
+        (f"/ui/experiments/{ids[1]}", "T=40"),
+        ("/ui/campaigns", "Campaigns"),
+        (f"/ui/campaigns/{campaign_id}", "Temperature sweep"),
+        ("/ui/queue", "Queue"),
+    ]:
+        browser.get(base + path)
+        assert css(browser, "h1")[0].text == heading
+        assert not css(browser, ".message.error")
+    assert [r.get_attribute("data-id") for r in css(browser, "table.queued tr[data-id]")]
+
+
+def test_pausing_shows_the_new_status_live(browser: Any, server: tuple[str, httpx.Client]) -> None:
+    base, api = server
+    mine = start(api, run_name="clicked")["_id"]
+    other = start(api, run_name="paused elsewhere")["_id"]
+    browser.get(f"{base}/ui/experiments/{mine}")
+    assert badge_of(browser, "#status") == "in_progress"
+    css(browser, 'button[data-action="pause"]')[0].click()
+    wait(browser, lambda d: badge_of(d, "#status") == "paused", "badge did not turn paused")
+    assert api.get(f"/experiment/{mine}").json()["lifecycle_status"] == "paused"
+    assert css(browser, 'button[data-action="continue"]')[0].is_enabled()
+    assert not css(browser, 'button[data-action="pause"]')[0].is_enabled()
+    wait(browser, lambda d: "paused" in d.find_element("id", "event-rows").text, "no event row")
+    # a change made by someone else shows up on an open list without reloading it
+    browser.get(f"{base}/ui/experiments")
+    marker = browser.execute_script("window.__same_page = 1; return window.__same_page")
+    act(api, other, "pause")
+    row = f'tr[data-id="{other}"] .status-cell'
+    wait(browser, lambda d: badge_of(d, row) == "paused", "list did not update live")
+    assert browser.execute_script("return window.__same_page") == marker
+    assert "paused" in css(browser, "#live")[0].get_attribute("textContent")
+
+
+def test_a_refused_transition_is_shown_as_a_readable_message(
+    browser: Any, server: tuple[str, httpx.Client]
+) -> None:
+    base, api = server
+    exp = start(api, run_name="race")["_id"]
+    browser.get(f"{base}/ui/experiments/{exp}")
+    css(browser, 'button[data-action="cancel"]')[0].click()
+    dialog = css(browser, "dialog#confirm")[0]
+    wait(browser, lambda d: dialog.get_attribute("open") is not None, "no confirmation dialog")
+    act(api, exp, "end")  # someone else ends it while the dialog is open
+    css(browser, "#confirm-ok")[0].click()
+    message = css(browser, "#action-message")[0]
+    wait(browser, lambda d: message.is_displayed() and message.text, "no message shown")
+    assert message.text.startswith("Refused:")
+    assert "completed" in message.text and "cancelled" in message.text
+    wait(browser, lambda d: badge_of(d, "#status") == "completed", "badge not refreshed")
+    assert api.get(f"/experiment/{exp}").json()["lifecycle_status"] == "completed"
+
+
+def test_campaign_chart_follows_the_chosen_parameter(
+    browser: Any, server: tuple[str, httpx.Client]
+) -> None:
+    from selenium.webdriver.support.ui import Select
+
+    base, api = server
+    campaign_id, ids = sweep(api, [10, 30, 20])
+    act(api, ids[0], "end")
+    browser.get(f"{base}/ui/campaigns/{campaign_id}")
+    bars = css(browser, "#status-chart rect.bar")
+    assert sorted(b.get_attribute("data-label") for b in bars) == ["completed", "in_progress"]
+    # the default is the parameter that varies; switching redraws the chart in place
+    assert Select(css(browser, "#plot-x")[0]).first_selected_option.text == "parameters.temperature"
+    Select(css(browser, "#plot-x")[0]).select_by_value("parameters.solvent")
+    wait(browser, lambda d: "x=parameters.solvent" in d.current_url, "chart not replotted")
+    points = css(browser, "#results-chart circle.point")
+    assert {p.get_attribute("data-x") for p in points} == {"water"}
+    Select(css(browser, "#plot-x")[0]).select_by_value("parameters.temperature")
+    Select(css(browser, "#plot-y")[0]).select_by_value("results.yield")
+    wait(browser, lambda d: "x=parameters.temperature" in d.current_url, "chart not replotted")
+    wait(browser, lambda d: len(css(d, "#results-chart circle.point")) == 3, "points missing")
+    xs = sorted(p.get_attribute("data-x") for p in css(browser, "#results-chart circle.point"))
+    assert xs == ["10", "20", "30"]
+    title = css(browser, "#results-chart svg title")[0].get_attribute("textContent")
+    assert "yield" in title and "temperature" in title
+
+
+def test_compare_two_experiments_from_the_list(
+    browser: Any, server: tuple[str, httpx.Client]
+) -> None:
+    base, api = server
+    _, (cold, hot) = sweep(api, [20, 80])
+    browser.get(f"{base}/ui/experiments")
+    for exp_id in (cold, hot):
+        css(browser, f'input[name="ids"][value="{exp_id}"]')[0].click()
+    css(browser, "#compare-button")[0].click()
+    wait(browser, lambda d: "/ui/compare" in d.current_url, "compare page not opened")
+    differing = [r.find_element("css selector", "th").text for r in css(browser, "tr.differs")]
+    assert any(t.startswith("parameters.temperature") for t in differing)
+    assert not any(t.startswith("parameters.solvent") for t in differing)
+    same_rows = css(browser, "tr.same")
+    assert same_rows and same_rows[0].is_displayed()
+    css(browser, "#only-diff")[0].click()
+    assert not same_rows[0].is_displayed()
