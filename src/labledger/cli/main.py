@@ -18,6 +18,9 @@ COMMANDS: dict[str, str] = {
     "serve": "labledger.cli.serve:serve",
     "db": "labledger.cli.db:db",
     "token": "labledger.cli.token:token",
+    # campaigns and the queue (a server's)
+    "campaign": "labledger.cli.campaign:campaign",
+    "worker": "labledger.cli.worker:worker",
     # the local recorder
     "init": "labledger.cli.recorder_start:init",
     "new": "labledger.cli.recorder_start:new",

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import httpx
 
 from labledger.client.calls import Call, DesignLike, calls
+from labledger.client.lab_aio import AsyncLabMethods
 from labledger.client.sync import _status
 from labledger.client.wire import RetryPolicy, base_url, headers_for, parse_response
 from labledger.core.lifecycle import ExperimentStatus
@@ -27,7 +28,7 @@ async def _async_chunks(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
         yield chunk
 
 
-class AsyncExperimentClient:
+class AsyncExperimentClient(AsyncLabMethods):
     """The async twin of :class:`labledger.client.ExperimentClient`.
 
     ``transport=httpx.ASGITransport(app)`` drives an app in-process.

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import httpx
 
 from labledger.client.calls import Call, DesignLike, calls
+from labledger.client.lab_sync import LabMethods
 from labledger.client.wire import RetryPolicy, base_url, headers_for, parse_response
 from labledger.core.lifecycle import ExperimentStatus
 from labledger.core.models import Event, Experiment, ExperimentalCampaign
@@ -24,7 +25,7 @@ def _status(status: ExperimentStatus | str | None) -> str | None:
     return None if status is None else ExperimentStatus(status).value
 
 
-class ExperimentClient:
+class ExperimentClient(LabMethods):
     """A client of a labledger (or MADSci-compatible) experiment server.
 
     Use it as a context manager, or call :meth:`close`. ``transport`` is handed to httpx, so

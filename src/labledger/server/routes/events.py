@@ -78,7 +78,8 @@ async def stream_events(
     """Every new event (of one experiment or campaign, if given) as it is written.
 
     Without ``after`` or ``Last-Event-ID`` the stream starts at the end of the log; with
-    ``after=0`` it replays the whole log first.
+    ``after=0`` it replays the whole log first. The first message, ``ready``, carries the
+    starting position as its id.
     """
     if experiment_id is not None:
         await anyio.to_thread.run_sync(
@@ -98,6 +99,8 @@ async def stream_events(
 
     async def generate() -> AsyncIterator[ServerSentEvent]:
         nonlocal position
+        # Tell the follower where it starts, so a reconnect resumes from there (Last-Event-ID).
+        yield ServerSentEvent(data=json.dumps({"after": position}), event="ready", id=str(position))
         while True:
             batch = await anyio.to_thread.run_sync(read_after, position)
             for ev in batch:
