@@ -13,7 +13,7 @@ of each, and the ratio of the page to its twin (list + count, the two calls a cl
 show the same thing). Figures only; nothing is asserted about time.
 
     python benchmarks/ui_page.py              # 100,000 experiments, 50 requests per figure
-    python benchmarks/ui_page.py --small      # 1,000 experiments, 20 requests (for CI)
+    python benchmarks/ui_page.py --small      # 1,000 experiments, 20 requests (--quick too)
     python benchmarks/ui_page.py --experiments 300000 --requests 100
 """
 
@@ -51,12 +51,20 @@ def timer(conn: http.client.HTTPConnection, path: str) -> Callable[[], float]:
     return once
 
 
-def measure(run: Callable[[], float], n: int) -> tuple[float, float]:
-    """(median, p99) in milliseconds over ``n`` runs, after two warm-up runs."""
-    run()
-    run()
-    times = sorted(run() * 1000 for _ in range(n))
-    return percentile(times, 50), percentile(times, 99)
+def measure(runs: list[Callable[[], float]], n: int) -> list[tuple[float, float]]:
+    """(median, p99) in milliseconds of each run over ``n`` rounds, after two warm-up rounds.
+
+    The runs take turns within each round, so a busy moment of the machine slows all of them
+    alike rather than one.
+    """
+    for _ in range(2):
+        for run in runs:
+            run()
+    times: list[list[float]] = [[] for _ in runs]
+    for _ in range(n):
+        for i, run in enumerate(runs):
+            times[i].append(run() * 1000)
+    return [(percentile(sorted(t), 50), percentile(sorted(t), 99)) for t in times]
 
 
 def cases(total: int) -> list[tuple[str, str, str]]:
@@ -74,7 +82,9 @@ def cases(total: int) -> list[tuple[str, str, str]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--small", action="store_true", help="1,000 experiments, 20 requests")
+    parser.add_argument(
+        "--small", "--quick", action="store_true", help="1,000 experiments, 20 requests (CI)"
+    )
     parser.add_argument("--experiments", type=int, default=None)
     parser.add_argument("--requests", type=int, default=None)
     args = parser.parse_args()
@@ -104,11 +114,14 @@ def main() -> None:
                 page_no = int(page_q.split("=")[1]) if page_q.startswith("page=") else 1
                 offset = (page_no - 1) * PAGE_SIZE
                 sep = "&" if filt else ""
-                page_ms = measure(timer(conn, f"/ui/experiments?size={PAGE_SIZE}&{page_q}"), n)
-                list_ms = measure(
-                    timer(conn, f"/experiments?number={PAGE_SIZE}&offset={offset}{sep}{filt}"), n
+                page_ms, list_ms, count_ms = measure(
+                    [
+                        timer(conn, f"/ui/experiments?size={PAGE_SIZE}&{page_q}"),
+                        timer(conn, f"/experiments?number={PAGE_SIZE}&offset={offset}{sep}{filt}"),
+                        timer(conn, f"/experiments/count?{filt}"),
+                    ],
+                    n,
                 )
-                count_ms = measure(timer(conn, f"/experiments/count?{filt}"), n)
                 twin = list_ms[0] + count_ms[0]
                 rows.append(
                     [
@@ -133,8 +146,9 @@ def main() -> None:
         )
     )
     print(
-        f"\n{n} requests per figure, one keep-alive connection over loopback, {PAGE_SIZE} rows "
-        "per page; the page runs the same count and list as its twin, then renders HTML."
+        f"\n{n} requests per figure (page, list and count taking turns), one keep-alive "
+        f"connection over loopback, {PAGE_SIZE} rows per page; the page runs the same count and "
+        "list as its twin, then renders HTML."
     )
 
 

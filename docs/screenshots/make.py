@@ -127,6 +127,12 @@ def seed(base: str) -> dict[str, Any]:
             "recorder.outputs": ["hplc/trace.csv", "notes.md"],
         },
     )
+    trace = "time_min,absorbance\n" + "".join(f"{t},{0.02 * t:.2f}\n" for t in range(0, 30, 5))
+    c.post(
+        f"/experiment/{rec}/files/hplc_trace",
+        files={"file": ("trace.csv", trace.encode(), "text/csv")},
+    )
+    c.post(f"/experiment/{rec}/progress", json={"progress": 0.7, "message": "sampling"})
     for name, frac in (("weighed", 0.1), ("heated", 0.4), ("sampled", 0.7)):
         r = c.post(f"/experiment/{rec}/milestones", json={"name": name, "progress": frac})
         if r.status_code == 404 and "No route" in r.text:

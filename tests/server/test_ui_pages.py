@@ -247,3 +247,38 @@ def test_queue_page_lists_queued_in_claim_order_and_running(sqlite_api: TestClie
     start(sqlite_api, run_name="planned", status="planned")
     shown = page(sqlite_api, "/ui/queue")
     assert shown.rows == [running, high, low, low_later]
+
+
+def test_experiment_page_shows_results_files_and_milestones(sqlite_api: TestClient) -> None:
+    exp = start(sqlite_api, run_name="measured")["_id"]
+    values = {"yield": 41.5, "purity": 97, "curve": [1, 4, 9, 16], "note": "clear solution"}
+    assert sqlite_api.post(f"/experiment/{exp}/results", json={"values": values}).status_code < 300
+    upload = sqlite_api.post(
+        f"/experiment/{exp}/files/trace", files={"file": ("trace.csv", b"t,a\n0,1\n", "text/csv")}
+    )
+    assert upload.status_code == 201, upload.text
+    milestone = {"name": "heated", "progress": 0.5, "data": {"temperature": 80}}
+    assert sqlite_api.post(f"/experiment/{exp}/milestones", json=milestone).status_code < 300
+    html = sqlite_api.get(f"/ui/experiments/{exp}").text
+    assert "41.5" in html and "clear solution" in html
+    assert html.count("<svg") == 3  # timeline, the numeric results, the curve
+    assert "heated" in html and "&#34;temperature&#34;: 80" in html
+    (href,) = re.findall(r'<a href="([^"]+)" download=', html)
+    download = sqlite_api.get(href)
+    assert download.status_code == 200 and download.content == b"t,a\n0,1\n"
+    for twin in (f"/experiment/{exp}/results", f"/experiment/{exp}/milestones"):
+        assert f'href="{twin}"' in html and sqlite_api.get(twin).status_code == 200
+    report = re.search(r'href="(/experiment/[^"]+/report\?format=html)"', html)
+    assert report is not None and sqlite_api.get(report.group(1)).status_code == 200
+
+
+def test_campaign_page_links_its_report_and_results_table(sqlite_api: TestClient) -> None:
+    campaign_id, _ = sweep(sqlite_api, [20, 40])
+    html = sqlite_api.get(f"/ui/campaigns/{campaign_id}").text
+    links = re.findall(r'href="(/campaign/[^"]+)"', html)
+    assert f"/campaign/{campaign_id}/progress" in links
+    assert f"/campaign/{campaign_id}/results" in links
+    markdown = next(link for link in links if "format=md" in link).replace("&amp;", "&")
+    response = sqlite_api.get(markdown)
+    assert response.status_code == 200 and "attachment" in response.headers["content-disposition"]
+    assert "Temperature sweep" in response.text
