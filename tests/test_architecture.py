@@ -231,6 +231,59 @@ def test_the_walk_sees_relative_lazy_and_type_checking_imports(tmp_path: Path) -
     assert top("sqlalchemy.orm") in CORE_FORBIDDEN
 
 
+def _requirement_closure(requirements: list[str]) -> set[str]:
+    """The distributions that installing ``requirements`` brings in (names normalized)."""
+    from importlib.metadata import PackageNotFoundError, requires
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    seen: set[str] = set()
+    todo = [(Requirement(r), "") for r in requirements]
+    while todo:
+        req, parent_extra = todo.pop()
+        if req.marker is not None and not req.marker.evaluate({"extra": parent_extra}):
+            continue
+        name = canonicalize_name(req.name)
+        extras = sorted(req.extras)
+        key = f"{name}[{','.join(extras)}]"
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            sub = requires(name) or []
+        except PackageNotFoundError:
+            continue  # not installed here; pip would fail loudly on a fresh machine instead
+        for extra in ["", *extras]:
+            todo.extend((Requirement(r), extra) for r in sub)
+    return {key.partition("[")[0] for key in seen}
+
+
+def test_every_third_party_import_is_installed_by_the_declared_requirements() -> None:
+    # A module that is only in a developer's venv by hand breaks a fresh clone (and CI).
+    import tomllib
+    from importlib.metadata import packages_distributions
+
+    from packaging.utils import canonicalize_name
+
+    project = tomllib.loads((SRC.parent / "pyproject.toml").read_text())["project"]
+    declared = list(project["dependencies"])
+    for extra, reqs in project.get("optional-dependencies", {}).items():
+        if extra != "dev":  # dev tools are not for the package's own code
+            declared += [r for r in reqs if not r.startswith(f"{project['name']}[")]
+    installable = _requirement_closure(declared)
+    providers = packages_distributions()
+    wrong = []
+    for imp in ALL_IMPORTS:
+        name = top(imp.target)
+        if not name or name in sys.stdlib_module_names or name in {"labledger", "__future__"}:
+            continue
+        dists = {canonicalize_name(d) for d in providers.get(name, [])}
+        if not dists & installable:
+            wrong.append(f"{imp} (distribution {', '.join(sorted(dists)) or 'unknown'})")
+    assert wrong == [], "declare these in pyproject.toml [project] dependencies"
+
+
 # --------------------------------------------------------------------------------------------
 # The command line
 
