@@ -131,6 +131,15 @@ class Forwarder:
         self.manager_id = manager_id
         self.transport = transport
 
+    async def prime(self) -> None:
+        """Give every new target a cursor at the end of the log (it gets events from now on)."""
+        for target in self.targets:
+            if await anyio.to_thread.run_sync(self.store.get_forward_cursor, target.key) is None:
+                start = await anyio.to_thread.run_sync(self.store.max_event_id)
+                await anyio.to_thread.run_sync(
+                    self.store.save_forward_cursor, target.key, start, 0, None, None
+                )
+
     async def run(self) -> None:
         """Forward until cancelled."""
         async with httpx.AsyncClient(timeout=10.0, transport=self.transport) as http:

@@ -55,6 +55,7 @@ def install_lab(app: FastAPI, settings: Settings) -> None:
         async with previous(app_) as state:
             tasks = [asyncio.create_task(_sweeper(lab, settings.sweep_interval))]
             if forwarder.targets:
+                await forwarder.prime()
                 tasks.append(asyncio.create_task(forwarder.run()))
             try:
                 yield state

@@ -1,0 +1,99 @@
+"""Events forwarded to a webhook and a MADSci Event Manager, retried after an outage."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from labledger.client import ExperimentClient
+from labledger_fixtures import LiveServerFactory
+
+
+class Receiver:
+    """A real HTTP endpoint that records what it is sent and fails while ``down`` is set."""
+
+    def __init__(self) -> None:
+        self.received: dict[str, list[dict[str, Any]]] = {"/hook": [], "/em/event": []}
+        self.refused = 0
+        self.down = threading.Event()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if receiver.down.is_set():
+                    receiver.refused += 1
+                    self.send_response(503)
+                else:
+                    receiver.received[self.path].append(json.loads(body))
+                    self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    rec = Receiver()
+    rec.thread.start()
+    yield rec
+    rec.server.shutdown()
+    rec.server.server_close()
+
+
+def test_events_reach_the_webhook_and_event_manager_after_an_outage(
+    live_server: LiveServerFactory, receiver: Receiver
+) -> None:
+    receiver.down.set()
+    server = live_server(
+        env={
+            "EXPERIMENT_WEBHOOK_URLS": json.dumps([f"{receiver.url}/hook"]),
+            "EXPERIMENT_EVENT_MANAGER_URL": f"{receiver.url}/em",
+            "EXPERIMENT_FORWARD_RETRY_MAX": "0.5",
+        }
+    )
+    with ExperimentClient(server.url) as client:
+        # the targets are down: experiments go on regardless
+        exp = client.start_experiment({"experiment_name": "forwarded"})
+        client.pause_experiment(exp.experiment_id)
+        client.continue_experiment(exp.experiment_id)
+        client.finish_experiment(
+            exp.experiment_id, "failed", error={"type": "E", "message": "boom"}
+        )
+        deadline = time.monotonic() + 10
+        while receiver.refused == 0:
+            assert time.monotonic() < deadline, "the forwarder never tried"
+            time.sleep(0.05)
+        receiver.down.clear()
+        logged = client.get_events(experiment_id=exp.experiment_id)
+        deadline = time.monotonic() + 15
+        while len(receiver.received["/em/event"]) < len(logged) or len(
+            receiver.received["/hook"]
+        ) < len(logged):
+            assert time.monotonic() < deadline, receiver.received
+            time.sleep(0.05)
+    hook = receiver.received["/hook"]
+    assert [e["event_id"] for e in hook] == [e.event_id for e in logged]  # all, once, in order
+    madsci = receiver.received["/em/event"]
+    assert [e["event_type"] for e in madsci] == [
+        "experiment_create",
+        "experiment_pause",
+        "experiment_continued",
+        "experiment_failed",
+    ]
+    assert all(len(e["event_id"]) == 26 for e in madsci)
+    assert madsci[-1]["source"]["experiment_id"] == exp.experiment_id
+    assert madsci[-1]["log_level"] == 40
+    assert madsci[-1]["event_data"]["labledger_event"]["data"]["error"]["message"] == "boom"
