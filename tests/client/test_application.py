@@ -1,0 +1,175 @@
+"""ExperimentApplication and `labledger worker --command` against a real `labledger serve`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from labledger.client import ExperimentClient
+from labledger.client.application import ExperimentApplication
+from labledger.errors import InvalidInput
+from labledger_fixtures import LiveServerFactory, serve_command
+
+
+class Titration(ExperimentApplication):
+    experiment_design = {"experiment_name": "titration", "parameters": {"volume_ml": 10}}
+
+    def run_experiment(self, volume_ml: int, ph: float = 7.0, fail: bool = False) -> Any:
+        self.checkpoint("mixed", {"step": 1}, progress=0.5)
+        if fail:
+            raise ValueError(f"pH {ph} out of range")
+        self.use_resource("sample-7", quantity=volume_ml, unit="ml")
+        return {"yield": volume_ml * 0.1, "ph": ph}
+
+
+class Slow(ExperimentApplication):
+    experiment_design = {"experiment_name": "slow"}
+    steps_done = 0
+
+    def run_experiment(self, **_: Any) -> None:
+        for _step in range(200):
+            self.checkpoint()
+            Slow.steps_done += 1
+            time.sleep(0.05)
+
+
+def test_start_records_results_and_completes(live_server: LiveServerFactory) -> None:
+    server = live_server()
+    app = Titration(server.url, poll_interval=0.05)
+    done = app.start("run 1", ph=6.5)
+    assert done.status.value == "completed" and done.parameters == {"volume_ml": 10, "ph": 6.5}
+    with ExperimentClient(server.url) as client:
+        results = {r.name: r.value for r in client.get_results(done.experiment_id)}
+        assert results == {"yield": 1.0, "ph": 6.5}
+        assert client.last_milestone(done.experiment_id).data == {"step": 1}  # type: ignore[union-attr]
+        assert client.experiments_using("sample-7") == [done.experiment_id]
+    app.close()
+
+
+def test_an_exception_is_recorded_as_failed_with_its_traceback(
+    live_server: LiveServerFactory,
+) -> None:
+    server = live_server()
+    app = Titration(server.url, poll_interval=0.05)
+    with pytest.raises(ValueError, match="out of range"):
+        app.start(ph=13, fail=True)
+    with ExperimentClient(server.url) as client:
+        exp = client.get_experiments(1)[0]
+        assert exp.status.value == "failed"  # MADSci 0.8.1 would say completed
+        error = exp.metadata["error"]
+        assert error["type"] == "ValueError" and "pH 13 out of range" in error["message"]
+        assert "run_experiment" in error["traceback"]
+        last = client.get_experiment_events(exp.experiment_id)[-1]
+        assert last.to_status == "failed" and last.data["error"]["type"] == "ValueError"
+    app.close()
+
+
+def test_checkpoint_waits_while_paused_and_stops_on_cancel(live_server: LiveServerFactory) -> None:
+    server = live_server()
+    app = Slow(server.url, poll_interval=0.05)
+    outcome: dict[str, Any] = {}
+    runner = threading.Thread(target=lambda: outcome.update(exp=app.start()), daemon=True)
+    runner.start()
+    with ExperimentClient(server.url) as client:
+        deadline = time.monotonic() + 10
+        while not client.get_experiments(1) or Slow.steps_done < 3:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        exp_id = client.get_experiments(1)[0].experiment_id
+        client.pause_experiment(exp_id)
+        time.sleep(0.3)
+        frozen = Slow.steps_done
+        time.sleep(0.4)
+        assert Slow.steps_done <= frozen + 1  # waiting at its checkpoint
+        client.continue_experiment(exp_id)
+        deadline = time.monotonic() + 5
+        while Slow.steps_done <= frozen + 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        client.cancel_experiment(exp_id)
+        runner.join(10)
+        assert not runner.is_alive()
+    assert outcome["exp"].status.value == "cancelled"
+    assert Slow.steps_done < 200
+    app.close()
+
+
+def test_checkpoint_outside_a_run_says_what_to_do() -> None:
+    app = Titration("http://127.0.0.1:9", poll_interval=0.05)
+    with pytest.raises(InvalidInput, match="inside run_experiment"):
+        app.checkpoint()
+    app.close()
+
+
+def test_worker_command_gets_parameters_and_its_failures_keep_stderr(
+    live_server: LiveServerFactory, tmp_path: Path
+) -> None:
+    server = live_server()
+    script = tmp_path / "job.py"
+    script.write_text(
+        "import json, os, sys\n"
+        "n = int(os.environ['LABLEDGER_PARAM_N'])\n"
+        "params = json.loads(os.environ['LABLEDGER_PARAMETERS'])\n"
+        "if n == 2:\n"
+        "    sys.exit('cannot do two')\n"
+        "json.dump({'double': 2 * params['n']}, open(os.environ['LABLEDGER_RESULTS'], 'w'))\n"
+    )
+    with ExperimentClient(server.url) as client:
+        campaign = client.create_campaign(
+            {
+                "name": "cmd",
+                "design": {"experiment_name": "job"},
+                "sweep": {"grid": {"n": [1, 2, 3]}},
+            }
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith("EXPERIMENT_")}
+        proc = subprocess.run(
+            [
+                *serve_command(),
+                "worker",
+                "--command",
+                f"{sys.executable} {script}",
+                "--server-url",
+                server.url,
+                "--worker-id",
+                "cmd-1",
+                "--exit-when-empty",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        rows = {
+            r["parameters"]["n"]: r for r in client.campaign_results(campaign.campaign_id)["rows"]
+        }
+        assert rows[1]["results"] == {"double": 2} and rows[3]["results"] == {"double": 6}
+        assert rows[2]["status"] == "failed"
+        failed = client.get_experiment(rows[2]["experiment_id"])
+        assert "cannot do two" in failed.metadata["error"]["message"]
+        assert client.get_campaign(campaign.campaign_id).status.value == "completed"
+
+
+def test_worker_refuses_bad_arguments_with_a_hint(tmp_path: Path) -> None:
+    both = subprocess.run(
+        [*serve_command(), "worker"], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert both.returncode == 2 and "MODULE:CLASS or --command" in both.stderr
+    bad = subprocess.run(
+        [*serve_command(), "worker", "nomodule_xyz:App"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert bad.returncode == 2 and "cannot import 'nomodule_xyz'" in bad.stderr
