@@ -33,7 +33,7 @@ from labledger.errors import (
     NotFound,
     StorageError,
 )
-from labledger.storage.engine import WRITE
+from labledger.storage.engine import WRITE, write_lock
 from labledger.storage.tables import api_tokens, idempotency_keys
 
 __all__ = [
@@ -53,7 +53,11 @@ K = idempotency_keys.c
 @contextmanager
 def _write(engine: Engine) -> Iterator[Connection]:
     try:
-        with engine.connect().execution_options(**WRITE) as conn, conn.begin():
+        with (
+            write_lock(engine),
+            engine.connect().execution_options(**WRITE) as conn,
+            conn.begin(),
+        ):
             yield conn
     except SAIntegrityError:
         raise

@@ -36,7 +36,7 @@ from labledger.core.models import (
 )
 from labledger.errors import AlreadyExists, CampaignNotFound, ExperimentNotFound, StorageError
 from labledger.storage.access_sql import record_created
-from labledger.storage.engine import WRITE
+from labledger.storage.engine import WRITE, write_lock
 from labledger.storage.queue_sql import QueueSql
 from labledger.storage.records_sql import RecordSql
 from labledger.storage.tables import (
@@ -187,7 +187,11 @@ class SqlStore(QueueSql, RecordSql):
     def write(self) -> Iterator[Connection]:
         """A write transaction (SQLite takes the write lock at BEGIN)."""
         try:
-            with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+            with (
+                write_lock(self.engine),
+                self.engine.connect().execution_options(**WRITE) as conn,
+                conn.begin(),
+            ):
                 yield conn
         except SAIntegrityError:
             raise
