@@ -45,6 +45,7 @@ class LoadResult:
     errors: int
     p50_ms: float
     p99_ms: float
+    cpu_us: float = float("nan")  # server CPU time per request, when measured
 
     @property
     def rps(self) -> float:
