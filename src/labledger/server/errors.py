@@ -76,6 +76,15 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
         message = str(exc.detail)
+        if exc.status_code == 400:
+            # Starlette and FastAPI answer 400 for a body they cannot decode (not UTF-8, a broken
+            # multipart form): to us that is a field with a bad value, like any other.
+            if message == "There was an error parsing the body":
+                message = "expected a JSON document in UTF-8; it could not be decoded"
+            return JSONResponse(
+                error_body(InvalidInput.code, f"body: {message}", field="body"),
+                status_code=422,
+            )
         if exc.status_code == 404 and message == "Not Found":
             message = f"No route {request.method} {request.url.path}"
         return JSONResponse(

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from labledger.server.idempotency import IdempotencyMiddleware
 from labledger.server.limits import BodyLimitMiddleware, RateLimitMiddleware
+from labledger.server.openapi import document_errors
 from labledger.server.routes import tokens
 from labledger.server.security import AccessControl, AuthMiddleware
 from labledger.settings import Settings
@@ -27,6 +28,7 @@ def install_hardening(app: FastAPI, settings: Settings) -> None:
     app.state.token_store = token_store
     app.state.access_control = control
     app.include_router(tokens.router)
+    document_errors(app)
     # add_middleware wraps: the last one added is the outermost
     app.add_middleware(IdempotencyMiddleware, fastapi_app=app, store=IdempotencyStore(engine))
     if settings.rate_limit > 0:

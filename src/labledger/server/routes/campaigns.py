@@ -18,6 +18,7 @@ from labledger.server.rendering import (
     events_json,
     json_response,
 )
+from labledger.server.routes.experiments import MAX_EVENT_ID, MAX_OFFSET
 from labledger.server.schemas import ERRORS, EventPublic
 
 __all__ = ["router"]
@@ -41,7 +42,7 @@ def get_campaign(campaign_id: str, service: Service) -> JSONBody:
 def get_campaigns(
     service: Service,
     number: Annotated[int, Query(ge=1, le=10_000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> JSONBody:
     """Campaigns, newest first, as a bare array."""
     return campaigns_json(service.list_campaigns(number, offset))
@@ -51,7 +52,7 @@ def get_campaigns(
 def campaign_events(
     campaign_id: str,
     service: Service,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_EVENT_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> JSONBody:
     """The event log of a campaign and its experiments, oldest first."""

@@ -27,12 +27,14 @@ from labledger.server.rendering import (
 )
 from labledger.server.schemas import ERRORS, CountPublic, EventPublic
 
-__all__ = ["MAX_PAGE", "experiment_query", "router"]
+__all__ = ["MAX_EVENT_ID", "MAX_OFFSET", "MAX_PAGE", "experiment_query", "router"]
 
 router = APIRouter(tags=["experiments"])
 
 #: the most experiments one list answer carries
 MAX_PAGE = 10_000
+#: the largest offset and event id a query takes (the databases' 64-bit integers)
+MAX_OFFSET = MAX_EVENT_ID = 2**63 - 1
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -56,7 +58,7 @@ async def experiment_query(
         int,
         Query(ge=0, le=MAX_PAGE, description="How many (MADSci's name); 0 = up to the page limit"),
     ] = 10,
-    offset: Annotated[int, Query(ge=0, description="Skip this many (paging)")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Skip this many (paging)")] = 0,
     status: Annotated[
         list[str] | None, Query(description="Filter by status; repeat or comma-separate")
     ] = None,
@@ -205,7 +207,9 @@ def delete_experiment(experiment_id: str, service: Service, actor: Actor) -> JSO
 def experiment_events(
     experiment_id: str,
     service: Service,
-    after: Annotated[int, Query(ge=0, description="Only events with a larger event_id")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=MAX_EVENT_ID, description="Only events with a larger event_id")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1000,
 ) -> JSONBody:
     """The experiment's event log, oldest first."""
@@ -221,7 +225,7 @@ trash = APIRouter(tags=["trash"])
 def list_trash(
     service: Service,
     number: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> JSONBody:
     """Experiments in the trash, newest first."""
     return experiments_json(service.list_trash(number, offset))
