@@ -80,14 +80,19 @@ def list_campaigns(number: int, server_url: str | None, token: str | None) -> No
 
     with _client(server_url, token) as client:
         campaigns = client.get_campaigns(number)
-    table = Table("id", "name", "status", "experiments", "created")
+    table = Table()
+    table.add_column("id", no_wrap=True, min_width=26)
+    table.add_column("name")
+    table.add_column("status", no_wrap=True)
+    table.add_column("experiments", justify="right")
+    table.add_column("created", no_wrap=True)
     for c in campaigns:
         table.add_row(
             c.campaign_id,
             c.campaign_name,
             c.status.value,
             str(len(c.experiment_ids or [])),
-            c.created_at.isoformat(timespec="seconds"),
+            c.created_at.strftime("%Y-%m-%d %H:%M"),
         )
     Console().print(table)
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from labledger.core.lifecycle import ExperimentStatus
-from labledger.core.models import ExperimentPublic, experiment_to_wire
+from labledger.core.models import ExperimentPublic, ExperimentQuery, experiment_to_wire
 from labledger.core.queue import ClaimRequest, FinishRequest, HeartbeatRequest, ReleaseRequest
 from labledger.server.deps import Actor
 from labledger.server.lab import LabDep
@@ -69,7 +69,10 @@ def queue(
     campaign_id: Annotated[str | None, Query(max_length=26)] = None,
     number: Annotated[int, Query(ge=1, le=10_000)] = 500,
 ) -> JSONBody:
-    """What is queued (in claim order) and what is running or paused (with worker and lease)."""
+    """What is queued (in claim order) and what is running or paused (with worker and lease).
+
+    ``counts`` are the totals; the lists hold at most ``number`` each.
+    """
     queued = lab.store.list_queue([S.QUEUED.value], campaign_id=campaign_id, limit=number, offset=0)
     running = lab.store.list_queue(
         [S.IN_PROGRESS.value, S.PAUSED.value], campaign_id=campaign_id, limit=number, offset=0
@@ -78,7 +81,14 @@ def queue(
         {
             "queued": [experiment_to_wire(e) for e in queued],
             "running": [experiment_to_wire(e) for e in running],
-            "counts": {"queued": len(queued), "running": len(running)},
+            "counts": {
+                "queued": lab.experiments.count_experiments(
+                    ExperimentQuery(statuses=[S.QUEUED], campaign_id=campaign_id)
+                ),
+                "running": lab.experiments.count_experiments(
+                    ExperimentQuery(statuses=[S.IN_PROGRESS, S.PAUSED], campaign_id=campaign_id)
+                ),
+            },
         }
     )
 
