@@ -175,11 +175,15 @@ class BlobStore:
         os.replace(tmp_path, final)
         return StoredBlob(digest, size, added=True)
 
-    def sync_dirs(self) -> None:
-        """fsync the blob folders so that completed renames survive a power cut."""
-        for folder in (self.objects, *self.objects.iterdir()):
-            if folder.is_dir():
-                _fsync_dir(folder)
+    def sync_dirs(self, folders: set[Path] | None = None) -> None:
+        """fsync blob folders (default: all) so that completed renames survive a power cut."""
+        if folders is None:
+            folders = {p for p in self.objects.iterdir() if p.is_dir()}
+        if not folders:
+            return
+        for folder in sorted(folders):
+            _fsync_dir(folder)
+        _fsync_dir(self.objects)  # a shard folder made by this batch is an entry here
 
     # ------------------------------------------------------------------ reading
 

@@ -301,7 +301,7 @@ def finalize(ws: Workspace, record: RunRecord, status: S, *, note: str | None) -
             path="code/patch.diff", size=record.code.patch_size, digest=record.code.patch_digest
         )
         record.files["code"] = [patch]
-    ws.store.sync_dirs()
+    ws.store.sync_dirs({ws.store.path_of(d).parent for d in record.digests() if ws.store.has(d)})
     record.set_status(status, note=note)
     ws.save(record)
     for log in live.glob("*.log"):
