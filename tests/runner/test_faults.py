@@ -127,3 +127,33 @@ def test_run_refuses_a_config_without_a_required_runner(tmp_path: Path, missing:
     assert "run.toml" in result.stderr
     assert f"runners.{missing}" in result.stderr
     assert "required" in result.stderr
+
+
+def test_phase_output_streams_live_while_the_phase_runs(tmp_path: Path) -> None:
+    exp = make_experiment(tmp_path / "exp", run="echo unused\n")
+    (exp / "run.py").write_text(
+        "import os, time\n"
+        "print('first line', flush=False)\n"
+        "go = os.path.join(os.environ['LABLEDGER_EXPERIMENT_DIR'], 'go')\n"
+        "deadline = time.time() + 30\n"
+        "while not os.path.exists(go) and time.time() < deadline:\n"
+        "    time.sleep(0.05)\n"
+        "print('second line', 'go' if os.path.exists(go) else 'timed out')\n"
+    )
+    labledger(exp, "new", "--runner", "run=run.py")
+    proc = start_labledger(exp, "run")
+    try:
+        assert proc.stdout is not None
+        seen = b""
+        while b"first line" not in seen:
+            chunk = proc.stdout.readline()
+            assert chunk, f"labledger ended before streaming the first line: {seen!r}"
+            seen += chunk
+        (exp / "go").touch()  # only now may the phase finish
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert b"second line go" in rest
+    assert proc.returncode == 0

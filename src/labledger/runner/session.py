@@ -193,6 +193,8 @@ def _archive_inputs(
 
 def _phase_env(ws: Workspace, record: RunRecord) -> dict[str, str]:
     env = dict(os.environ)
+    # Phase output goes to a pipe, where Python would buffer it; unbuffered, it streams live.
+    env.setdefault("PYTHONUNBUFFERED", "1")
     env.update({k: env_value(v) for k, v in record.variables.items()})
     env["LABLEDGER_RUN_ID"] = record.run_id
     env["LABLEDGER_RUN_NUMBER"] = str(record.number)
