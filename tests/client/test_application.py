@@ -14,7 +14,7 @@ import pytest
 
 from labledger.client import ExperimentClient
 from labledger.client.application import ExperimentApplication
-from labledger.errors import InvalidInput
+from labledger.errors import IllegalTransition, InvalidInput
 from labledger_fixtures import LiveServerFactory, serve_command
 
 
@@ -173,3 +173,40 @@ def test_worker_refuses_bad_arguments_with_a_hint(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert bad.returncode == 2 and "cannot import 'nomodule_xyz'" in bad.stderr
+
+
+class Resumable(ExperimentApplication):
+    experiment_design = {"experiment_name": "resumable"}
+    crash_at: int | None = 2
+    steps: list[int] = []
+
+    def run_experiment(self, **_: Any) -> dict[str, int]:
+        start = self.resume_point()
+        first = start.data["step"] + 1 if start else 0
+        for step in range(first, 4):
+            if step == self.crash_at:
+                raise RuntimeError("power cut")
+            Resumable.steps.append(step)
+            self.checkpoint("step", {"step": step}, progress=(step + 1) / 4)
+        return {"steps": len(Resumable.steps)}
+
+
+def test_resume_continues_from_the_last_milestone(live_server: LiveServerFactory) -> None:
+    server = live_server()
+    app = Resumable(server.url, poll_interval=0.05)
+    with pytest.raises(RuntimeError):
+        app.start()
+    with ExperimentClient(server.url) as client:
+        exp_id = client.get_experiments(1)[0].experiment_id
+        assert client.get_experiment(exp_id).status.value == "failed"
+        # a failed run is finished: resuming it is refused, naming both states
+        with pytest.raises(IllegalTransition, match="'failed'"):
+            app.resume(exp_id)
+        paused = client.start_experiment({"experiment_name": "resumable"})
+        client.add_milestone(paused.experiment_id, "step", {"step": 1})
+        client.pause_experiment(paused.experiment_id)
+    Resumable.steps.clear()
+    Resumable.crash_at = None
+    done = app.resume(paused.experiment_id)
+    assert done.status.value == "completed" and Resumable.steps == [2, 3]
+    app.close()

@@ -145,6 +145,23 @@ class ExperimentApplication:
             parameters=parameters,
             metadata=dict(metadata or {}),
         )
+        return self._run_attached(experiment)
+
+    def resume(self, experiment_id: str) -> Experiment:
+        """Run an existing experiment again from where it stopped (MADSci#3, #43).
+
+        A paused or ``unknown`` experiment is continued first; ``run_experiment`` gets its
+        parameters and :meth:`resume_point` its last milestone.
+        """
+        experiment = self.client.get_experiment(experiment_id)
+        status = experiment.status.value
+        if status in ("planned", "queued"):
+            experiment = self.client.start_queued_experiment(experiment_id)
+        elif status != "in_progress":  # paused, unknown; a finished one is refused (409)
+            experiment = self.client.continue_experiment(experiment_id)
+        return self._run_attached(experiment)
+
+    def _run_attached(self, experiment: Experiment) -> Experiment:
         control = Control(self.client, experiment, worker_id=None, poll_interval=self.poll_interval)
         self._control = control
         try:
