@@ -208,6 +208,14 @@ class RunIndex:
         with self._connect() as conn:
             return [row[0] for row in conn.execute("SELECT number FROM runs")]
 
+    def ids_with_number(self, number: int) -> list[str]:
+        """The ids of the runs numbered ``number`` (one, unless folders were merged)."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT run_id FROM runs WHERE number = ? ORDER BY run_id", (number,)
+            )
+            return [row[0] for row in rows]
+
     def query(self, q: RunQuery) -> list[dict[str, Any]]:
         """Runs matching ``q``, newest first, each with its variables."""
         self.sync()

@@ -145,9 +145,9 @@ class Workspace:
             return self.load(ids[-1])
         number = ref.lstrip("#")
         if number.isdigit():
-            for rec in self.records():
-                if rec.number == int(number):
-                    return rec
+            self.index.sync()
+            for run_id in self.index.ids_with_number(int(number)):
+                return self.load(run_id)
             raise RunNotFound(ref, hint="no run has this number; see `labledger list`")
         matches = [i for i in ids if i.startswith(ref.upper())]
         if len(matches) == 1:
