@@ -12,6 +12,7 @@ a queue, then saves ``docs/screenshots/<page>.png``. Needs Chromium and chromedr
 from __future__ import annotations
 
 import argparse
+import base64
 import socket
 import subprocess
 import sys
@@ -153,6 +154,7 @@ def seed(base: str) -> dict[str, Any]:
             priority=5 - i,
             parameters={"cooling_rate_k_min": 0.5 * (i + 1)},
         )
+    c.post("/queue/claim", json={"worker_id": "robot-arm-2", "lease_seconds": 600})
     other = experiment("Titration", "NaOH standardisation", parameters={"volume_ml": 25.0})
     c.post(f"/experiment/{other}/cancel")
     return {"campaign": campaign, "recorder": rec, "a": ids[2], "b": ids[4]}
@@ -181,13 +183,15 @@ def driver(width: int = 1280, height: int = 900) -> Any:
 
 
 def shoot(browser: Any, url: str, path: Path) -> None:
+    """A full-page PNG, through the DevTools protocol (beyond the window's height)."""
     browser.get(url)
-    time.sleep(0.4)
-    height = browser.execute_script("return document.documentElement.scrollHeight")
-    browser.set_window_size(1280, min(max(int(height) + 40, 700), 2400))
-    time.sleep(0.2)
-    browser.save_screenshot(str(path))
-    browser.set_window_size(1280, 900)
+    time.sleep(0.5)
+    size = browser.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+    clip = {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}
+    shot = browser.execute_cdp_cmd(
+        "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip}
+    )
+    path.write_bytes(base64.b64decode(shot["data"]))
 
 
 def main() -> None:
@@ -204,7 +208,8 @@ def main() -> None:
                 pages = {
                     "experiments": "/ui/experiments",
                     "experiment": f"/ui/experiments/{ids['recorder']}",
-                    "campaign": f"/ui/campaigns/{ids['campaign']}",
+                    "campaign": f"/ui/campaigns/{ids['campaign']}"
+                    "?x=parameters.temperature_c&y=results.yield_pct",
                     "compare": f"/ui/compare?ids={ids['a']},{ids['b']}",
                     "queue": "/ui/queue",
                 }

@@ -114,7 +114,7 @@ class _Frame:
 
     def __init__(self, width: int, height: int, left: int = 64, bottom: int = 56) -> None:
         self.width, self.height = width, height
-        self.left, self.right, self.top, self.bottom = left, 16, 36, bottom
+        self.left, self.right, self.top, self.bottom = left, 28, 36, bottom
 
     @property
     def inner_w(self) -> float:

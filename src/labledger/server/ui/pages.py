@@ -75,6 +75,11 @@ def experiment_context(lab: Lab, experiment_id: str) -> dict[str, Any]:
         "results": values,
         "files": [r for r in results if r.kind is ResultKind.FILE],
         "recorder": recorder_info(exp),
+        "other_metadata": {
+            k: v
+            for k, v in exp.metadata.items()
+            if k != "recorder" and not k.startswith("recorder.")
+        },
         "allowed": allowed_actions(exp),
         "transitions": transitions_table(),
         "terminal": exp.status in TERMINAL,

@@ -44,6 +44,8 @@ def _duration(seconds: float | None) -> str:
 
 
 def _pretty(value: Any) -> str:
+    if isinstance(value, list) and not any(isinstance(v, dict | list) for v in value):
+        return json.dumps(value, ensure_ascii=False)  # a series of numbers stays on one line
     if isinstance(value, dict | list):
         return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
     return value_text(value)
@@ -56,6 +58,13 @@ def _status(value: str) -> Markup:
     )
 
 
+def _num(value: Any) -> str:
+    """A table cell: floats to four significant digits, anything else as :func:`value_text`."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return value_text(value)
+
+
 def _tojson_attr(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), default=str)
 
@@ -66,6 +75,7 @@ templates.env.filters.update(
     duration=_duration,
     pretty=_pretty,
     text=value_text,
+    num=_num,
     status=_status,
     jsonattr=_tojson_attr,
 )
