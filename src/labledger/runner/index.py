@@ -260,7 +260,9 @@ class RunIndex:
         except ValueError:
             if op not in ("=", "!="):
                 raise InvalidInput(
-                    f"--where {f.name}{f.op}{f.value}: {f.op} needs a number", field="where"
+                    f"--where {f.name}{f.op}{f.value}: {f.op} compares numbers, got {f.value!r}; "
+                    "compare text with = != or ~ (contains)",
+                    field="where",
                 ) from None
             return base + f"v.value_text {op} ?)", [f.name, f.value]
         return base + f"v.value_num {op} ?)", [f.name, number]

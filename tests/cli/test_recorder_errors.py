@@ -1,0 +1,52 @@
+"""Misuse gets a clear message that says what to do next, and the right exit code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from runner.recorder_support import labledger, make_experiment
+
+pytestmark = pytest.mark.slow  # real labledger processes
+
+
+def test_commands_outside_an_experiment_say_to_run_init(tmp_path: Path) -> None:
+    result = labledger(tmp_path, "list", ok=False)
+    assert result.returncode == 2
+    assert "labledger init" in result.stderr
+
+
+def test_the_open_run_guides_the_next_step(tmp_path: Path) -> None:
+    exp = make_experiment(tmp_path / "exp", run="echo hi\n")
+    no_run = labledger(exp, "run", ok=False)
+    assert no_run.returncode == 1
+    assert "labledger new" in no_run.stderr
+
+    labledger(exp, "new")
+    twice = labledger(exp, "new", ok=False)
+    assert twice.returncode == 1
+    assert "has not run yet" in twice.stderr and "labledger end" in twice.stderr
+
+    labledger(exp, "run")
+    again = labledger(exp, "run", ok=False)
+    assert again.returncode == 1
+    assert "has run already" in again.stderr
+
+    assert labledger(exp, "init", ok=False).returncode == 1  # already an experiment
+    bad_var = labledger(exp, "new", "--var", "no_equals_sign", ok=False)
+    assert bad_var.returncode == 2 and "NAME=VALUE" in bad_var.stderr
+    bad_where = labledger(exp, "list", "--where", "lr>>1", ok=False)
+    assert bad_where.returncode == 2 and "compares numbers" in bad_where.stderr
+    missing = labledger(exp, "show", "99", ok=False)
+    assert missing.returncode == 1 and "labledger list" in missing.stderr
+
+
+def test_a_never_run_run_ends_cancelled_and_keeps_its_config(tmp_path: Path) -> None:
+    exp = make_experiment(tmp_path / "exp", run="echo hi\n")
+    labledger(exp, "new", "--hypothesis", "never tested")
+    labledger(exp, "end", "-o", "changed my mind")
+    shown = labledger(exp, "show", "1").stdout
+    assert "cancelled" in shown
+    assert "never tested" in shown and "changed my mind" in shown
+    assert "run.toml" in labledger(exp, "ls", "1", "--all").stdout
