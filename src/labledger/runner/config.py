@@ -211,6 +211,14 @@ def _load(path: Path) -> dict[str, Any]:
         raise ConfigError(
             f"{path}: not valid TOML: {exc}. Fix the syntax and try again.", path=str(path)
         ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.start} cannot be decoded); TOML files are "
+            "UTF-8. Save it as UTF-8 and try again.",
+            path=str(path),
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror}", path=str(path)) from None
 
 
 def load_experiment_config(path: Path) -> ExperimentConfig:
