@@ -20,12 +20,28 @@ __all__ = [
     "create_db_engine",
     "default_sqlite_url",
     "is_sqlite",
+    "one_statement",
     "sqlite_path",
     "write_lock",
 ]
 
 #: execution option that makes a SQLite transaction take the write lock at BEGIN
 WRITE = {"labledger_write": True}
+
+#: execution option for a connection that runs one read statement and nothing else: no
+#: BEGIN/COMMIT around it (one statement is its own snapshot); see :func:`one_statement`
+_ONE_STATEMENT_SQLITE = {"labledger_one_statement": True}
+_ONE_STATEMENT_OTHER = {"isolation_level": "AUTOCOMMIT"}
+
+
+def one_statement(engine: Engine) -> dict[str, Any]:
+    """Execution options for a connection that runs a single read statement.
+
+    Saves the BEGIN and COMMIT around it: two round trips on PostgreSQL, and on SQLite an
+    explicit BEGIN that cost about a tenth of a ``GET /experiment/{id}``.
+    """
+    return _ONE_STATEMENT_SQLITE if engine.dialect.name == "sqlite" else _ONE_STATEMENT_OTHER
+
 
 #: one in-process lock per SQLite engine, held for the whole of each write transaction
 _WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
@@ -127,7 +143,9 @@ def _sqlite_engine(url: str, synchronous: str) -> Engine:
     def _on_begin(conn: Any) -> None:
         # A write transaction takes the lock at once: a deferred one that upgrades later can
         # fail with "database is locked" instead of waiting for busy_timeout.
-        immediate = conn.get_execution_options().get("labledger_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        options = conn.get_execution_options()
+        if options.get("labledger_one_statement", False):
+            return  # one read statement runs in SQLite's own implicit transaction
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("labledger_write") else "BEGIN")
 
     return engine

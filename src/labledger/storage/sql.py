@@ -36,7 +36,7 @@ from labledger.core.models import (
 )
 from labledger.errors import AlreadyExists, CampaignNotFound, ExperimentNotFound, StorageError
 from labledger.storage.access_sql import record_created
-from labledger.storage.engine import WRITE, write_lock
+from labledger.storage.engine import WRITE, one_statement, write_lock
 from labledger.storage.queue_sql import QueueSql
 from labledger.storage.records_sql import RecordSql
 from labledger.storage.tables import (
@@ -184,6 +184,17 @@ class SqlStore(QueueSql, RecordSql):
             raise StorageError(f"database error: {exc.orig or exc}") from exc
 
     @contextmanager
+    def query(self) -> Iterator[Connection]:
+        """A connection for one read statement, without BEGIN/COMMIT around it."""
+        try:
+            with self.engine.connect().execution_options(**one_statement(self.engine)) as conn:
+                yield conn
+        except (OperationalError, DBAPIError) as exc:
+            if isinstance(exc, SAIntegrityError):
+                raise
+            raise StorageError(f"database error: {exc.orig or exc}") from exc
+
+    @contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction (SQLite takes the write lock at BEGIN)."""
         try:
@@ -207,7 +218,7 @@ class SqlStore(QueueSql, RecordSql):
     def count_experiments(self, query: ExperimentQuery | None = None) -> int:
         stmt = select(func.count()).select_from(experiments)
         stmt = _filtered(stmt, query or ExperimentQuery())
-        with self.read() as conn:
+        with self.query() as conn:
             return int(conn.execute(stmt).scalar_one())
 
     # ------------------------------------------------------------------ experiments
@@ -225,14 +236,14 @@ class SqlStore(QueueSql, RecordSql):
             ) from exc
 
     def get_experiment(self, experiment_id: str, *, include_deleted: bool = False) -> Experiment:
-        with self.read() as conn:
+        with self.query() as conn:
             row = conn.execute(select(experiments).where(E.id == experiment_id)).first()
         if row is None or (row.deleted_at is not None and not include_deleted):
             raise ExperimentNotFound(experiment_id)
         return row_to_experiment(row)
 
     def list_experiments(self, query: ExperimentQuery) -> list[Experiment]:
-        with self.read() as conn:
+        with self.query() as conn:
             return [row_to_experiment(r) for r in conn.execute(_list_statement(query))]
 
     def update_experiment(
@@ -362,7 +373,7 @@ class SqlStore(QueueSql, RecordSql):
         if since is not None:
             stmt = stmt.where(V.at >= since)
         stmt = stmt.order_by(V.id).limit(limit)
-        with self.read() as conn:
+        with self.query() as conn:
             return [row_to_event(r) for r in conn.execute(stmt)]
 
 
