@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
@@ -26,6 +28,8 @@ __all__ = ["BlobBatch"]
 
 #: threads flushing blobs to disk (fsync waits on the disk and releases the GIL)
 FLUSH_THREADS = 8
+#: threads hashing and copying files
+COPY_THREADS = 4
 
 
 class BlobBatch:
@@ -33,7 +37,8 @@ class BlobBatch:
 
     def __init__(self, store: BlobStore) -> None:
         self.store = store
-        self._pending: dict[str, Path] = {}
+        self._pending: dict[str, Path | None] = {}  # None: being copied by some thread
+        self._lock = threading.Lock()
 
     def __enter__(self) -> BlobBatch:
         self.store.create()
@@ -51,24 +56,40 @@ class BlobBatch:
         """Store the regular file ``path`` (unless its content is stored already)."""
         before = path.stat()
         digest, size = hash_file(path)
-        if digest in self._pending or self.store.has(digest):
-            return StoredBlob(digest, size, added=False)
-        fd, name = tempfile.mkstemp(dir=self.store.tmp, prefix="blob-")
-        os.close(fd)
-        tmp = Path(name)
+        with self._lock:  # reserve the digest, so two threads never copy the same content
+            if digest in self._pending or self.store.has(digest):
+                return StoredBlob(digest, size, added=False)
+            self._pending[digest] = None
+        tmp: Path | None = None
         try:
+            fd, name = tempfile.mkstemp(dir=self.store.tmp, prefix="blob-")
+            os.close(fd)
+            tmp = Path(name)
             shutil.copyfile(path, tmp)
             after = path.stat()
+            if (before.st_size, before.st_mtime_ns) == (after.st_size, after.st_mtime_ns):
+                self._pending[digest] = tmp
+                return StoredBlob(digest, size, added=True)
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            with self._lock:
+                del self._pending[digest]
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
             raise
-        if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
-            # The file changed while we copied it: what we copied may not match the digest.
-            # Store it the slow, always-consistent way (hashing exactly the bytes written).
-            tmp.unlink()
-            return self.store.put_file(path)
-        self._pending[digest] = tmp
-        return StoredBlob(digest, size, added=True)
+        # The file changed while we copied it: what we copied may not match the digest.
+        # Store it the slow, always-consistent way (hashing exactly the bytes written).
+        with self._lock:
+            del self._pending[digest]
+        tmp.unlink()
+        return self.store.put_file(path)
+
+    def put_many(self, paths: Sequence[Path]) -> list[StoredBlob]:
+        """:meth:`put_file` for each path, on a few threads (hashing and copying release the
+        GIL); results in the order of ``paths``."""
+        if len(paths) < 2:
+            return [self.put_file(p) for p in paths]
+        with ThreadPoolExecutor(COPY_THREADS, thread_name_prefix="labledger-copy") as pool:
+            return list(pool.map(self.put_file, paths))
 
     @staticmethod
     def _flush(tmp: Path) -> None:
@@ -88,14 +109,16 @@ class BlobBatch:
                 with ThreadPoolExecutor(
                     FLUSH_THREADS, thread_name_prefix="labledger-fsync"
                 ) as pool:
-                    list(pool.map(self._flush, pending.values()))
+                    list(pool.map(self._flush, [t for t in pending.values() if t is not None]))
             for digest, tmp in pending.items():
+                assert tmp is not None  # every reservation is filled or dropped by put_file
                 final = self.store.path_of(digest)
                 final.parent.mkdir(exist_ok=True)
                 os.replace(tmp, final)
                 touched.add(final.parent)
         finally:
             for tmp in pending.values():
-                tmp.unlink(missing_ok=True)  # only what was not renamed is still there
+                if tmp is not None:
+                    tmp.unlink(missing_ok=True)  # only what was not renamed is still there
         # Only the folders this batch renamed into: re-archiving unchanged files syncs nothing.
         self.store.sync_dirs(touched)

@@ -112,6 +112,7 @@ def _walk_into(
     nonempty: set[str],
     dirs: list[tuple[str, int]],
 ) -> None:
+    files: list[tuple[str, Path, int]] = []
     for rel, entry in scan_tree(root, exclude=exclude):
         if not _is_utf8(rel):
             # A name that is not UTF-8 cannot be written into a JSON record faithfully;
@@ -129,17 +130,12 @@ def _walk_into(
         elif stat.S_ISDIR(st.st_mode):
             dirs.append((rel, stat.S_IMODE(st.st_mode)))
         elif stat.S_ISREG(st.st_mode):
-            blob = batch.put_file(Path(entry.path))
-            entries.append(
-                FileEntry(
-                    path=prefix + rel,
-                    size=blob.size,
-                    mode=stat.S_IMODE(st.st_mode),
-                    digest=blob.digest,
-                )
-            )
+            files.append((rel, Path(entry.path), stat.S_IMODE(st.st_mode)))
         else:
             skipped.append(prefix + rel)
+    blobs = batch.put_many([path for _, path, _ in files])
+    for (rel, _, mode), blob in zip(files, blobs, strict=True):
+        entries.append(FileEntry(path=prefix + rel, size=blob.size, mode=mode, digest=blob.digest))
 
 
 def _is_utf8(name: str) -> bool:
