@@ -173,3 +173,27 @@ def test_our_client_retrying_after_a_lost_answer_creates_one(
     assert len([r for r in seen if r.method == "POST"]) == 2
     assert len(keys) == 1 and None not in keys
     assert listed == [made]
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        pytest.param("results", {"values": {"yield": 0.93}}, id="results"),
+        pytest.param("milestones", {"name": "half-way", "progress": 0.5}, id="milestone"),
+    ],
+)
+def test_a_repeated_result_or_milestone_post_is_recorded_once(
+    api: TestClient, path: str, body: dict[str, object]
+) -> None:
+    exp_id = api.post("/experiment", json=DESIGN).json()["_id"]
+    key = _key()
+    first = api.post(f"/experiment/{exp_id}/{path}", json=body, headers=key)
+    assert first.is_success, first.text
+    events_before = api.get(f"/experiment/{exp_id}/events").json()
+    again = api.post(f"/experiment/{exp_id}/{path}", json=body, headers=key)
+    assert again.status_code == first.status_code
+    assert again.json() == first.json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert api.get(f"/experiment/{exp_id}/events").json() == events_before
+    if path == "milestones":
+        assert len(api.get(f"/experiment/{exp_id}/milestones").json()) == 1

@@ -128,7 +128,11 @@ class lab_calls:  # noqa: N801 - a namespace of call builders
     @staticmethod
     def add_results(experiment_id: str, values: Mapping[str, Any]) -> Call[list[Result]]:
         return Call(
-            "POST", f"experiment/{experiment_id}/results", _results, json={"values": dict(values)}
+            "POST",
+            f"experiment/{experiment_id}/results",
+            _results,
+            json={"values": dict(values)},
+            idempotent_create=True,
         )
 
     @staticmethod
@@ -155,7 +159,11 @@ class lab_calls:  # noqa: N801 - a namespace of call builders
     ) -> Call[Milestone]:
         body = {"name": name, "data": dict(data or {}), "progress": progress}
         return Call(
-            "POST", f"experiment/{experiment_id}/milestones", Milestone.model_validate, json=body
+            "POST",
+            f"experiment/{experiment_id}/milestones",
+            Milestone.model_validate,
+            json=body,
+            idempotent_create=True,
         )
 
     @staticmethod
