@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.recorder_support import labledger, make_experiment
+from runner.recorder_support import labledger, labledger_json, make_experiment
 
 pytestmark = pytest.mark.slow  # real labledger processes
 
@@ -36,6 +36,9 @@ def test_the_open_run_guides_the_next_step(tmp_path: Path) -> None:
     assert labledger(exp, "init", ok=False).returncode == 1  # already an experiment
     bad_var = labledger(exp, "new", "--var", "no_equals_sign", ok=False)
     assert bad_var.returncode == 2 and "NAME=VALUE" in bad_var.stderr
+    no_runner = labledger(exp, "new", "--runner", "run=", ok=False)  # refused by validation
+    assert no_runner.returncode == 2 and "'runners.run'" in no_runner.stderr
+    assert labledger_json(exp, "show")["sealed_at"] is None  # a refused `new` changes nothing
     bad_where = labledger(exp, "list", "--where", "lr>>1", ok=False)
     assert bad_where.returncode == 2 and "compares numbers" in bad_where.stderr
     missing = labledger(exp, "show", "99", ok=False)

@@ -93,16 +93,14 @@ def new_run(
     """Open a new run prefilled from ``base`` (default: the previous run) and write run.toml."""
     exp_cfg = ws.config()
     current = ws.current_id()
-    if current is not None:
-        open_run = ws.load(current)
-        if open_run.status is S.PLANNED:
-            raise Conflict(
-                f"Run {open_run.number} ({current}) is open and has not run yet. Edit "
-                f"{RUN_FILE} and `labledger run` it, or close it with `labledger end`."
-            )
-        if open_run.status is S.IN_PROGRESS:
-            raise Conflict(f"Run {open_run.number} is still running; wait for it to finish.")
-        seal_run(ws, open_run, observations=None)  # ran but never ended: seal it as it is
+    open_run = ws.load(current) if current is not None else None
+    if open_run is not None and open_run.status is S.PLANNED:
+        raise Conflict(
+            f"Run {open_run.number} ({current}) is open and has not run yet. Edit "
+            f"{RUN_FILE} and `labledger run` it, or close it with `labledger end`."
+        )
+    if open_run is not None and open_run.status is S.IN_PROGRESS:
+        raise Conflict(f"Run {open_run.number} is still running; wait for it to finish.")
     if base is not None:
         prev = RunConfig(
             hypothesis=base.hypothesis,
@@ -120,6 +118,8 @@ def new_run(
     data["runners"] = {k: v for k, v in data["runners"].items() if v}
     # The merged values are checked exactly as a hand-edited run.toml would be.
     cfg = validate_config(RunConfig, data, ws.run_config_path)
+    if open_run is not None:
+        seal_run(ws, open_run, observations=None)  # ran but never ended: seal it as it is
     number = ws.next_number()
     experiment = Experiment(
         status=S.PLANNED,
