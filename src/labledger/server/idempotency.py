@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -38,6 +39,8 @@ from labledger.server.security import ASGIApp, Message, Receive, Scope_, Send
 from labledger.storage.access_sql import IdempotencyClaim, IdempotencyStore, StoredAnswer, claiming
 
 __all__ = ["HEADER", "MAX_KEY_LENGTH", "RENDERERS", "REPLAYED_HEADER", "IdempotencyMiddleware"]
+
+log = logging.getLogger("labledger.server")
 
 HEADER = b"idempotency-key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -158,12 +161,7 @@ class IdempotencyMiddleware:
             await self.app(scope, hashing, hold)
         start = next((m for m in held if m["type"] == "http.response.start"), None)
         status = int(start["status"]) if start else 500
-        if claim.resource_id is not None and 200 <= status < 300:
-            body = b"".join(m.get("body", b"") for m in held if m["type"] == "http.response.body")
-            await anyio.to_thread.run_sync(
-                self.store.store_answer, principal, key, status, body.decode("utf-8", "replace")
-            )
-        elif claim.lost or status >= 400:
+        if claim.resource_id is None and (claim.lost or status >= 400):
             # A twin may have won the key (its record made ours fail, or ours lost the key).
             stored = await anyio.to_thread.run_sync(self.store.find, principal, key)
             if stored is not None:
@@ -171,6 +169,16 @@ class IdempotencyMiddleware:
                 return
         for message in held:
             await send(message)
+        if claim.resource_id is not None and 200 <= status < 300:
+            # Kept after it was sent: a retry arriving meanwhile waits for it (WAIT_SECONDS),
+            # and should this never be written, a retry gets the record as it is.
+            body = b"".join(m.get("body", b"") for m in held if m["type"] == "http.response.body")
+            try:
+                await anyio.to_thread.run_sync(
+                    self.store.store_answer, principal, key, status, body.decode("utf-8", "replace")
+                )
+            except LabledgerError as exc:
+                log.warning("could not keep the answer of Idempotency-Key %r: %s", key, exc)
 
     async def _replay(
         self,
