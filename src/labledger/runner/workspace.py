@@ -146,8 +146,15 @@ class Workspace:
         number = ref.lstrip("#")
         if number.isdigit():
             self.index.sync()
-            for run_id in self.index.ids_with_number(int(number)):
-                return self.load(run_id)
+            found = self.index.ids_with_number(int(number))
+            if len(found) > 1:  # runs synced in from another copy of the folder
+                raise InvalidInput(
+                    f"Run number {number} is taken by {len(found)} runs ({', '.join(found)}); "
+                    "name the run by its id",
+                    field="run",
+                )
+            if found:
+                return self.load(found[0])
             raise RunNotFound(ref, hint="no run has this number; see `labledger list`")
         matches = [i for i in ids if i.startswith(ref.upper())]
         if len(matches) == 1:
