@@ -226,3 +226,14 @@ def test_trusted_scope_read_lets_a_network_look_but_not_touch(
         refused = viewer.post("/experiment", json=DESIGN)
         assert refused.status_code == 403
         assert "this client has 'read'" in refused.json()["detail"]
+
+
+def test_a_browser_is_asked_for_the_token_and_gets_the_ui_with_it(open_api: TestClient) -> None:
+    root = _make(open_api, "root", "admin")
+    refused = open_api.get("/ui/experiments", headers={"Accept": "text/html"})
+    assert refused.status_code == 401
+    challenges = refused.headers.get_list("WWW-Authenticate")
+    assert [c.split()[0] for c in challenges] == ["Bearer", "Basic"]
+    page = open_api.get("/ui/experiments", auth=("anyone", root))
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")

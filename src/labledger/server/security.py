@@ -165,10 +165,12 @@ class AccessControl:
 
 
 def _refusal(status: int, code: str, message: str, **details: Any) -> JSONResponse:
-    headers = None
+    response = JSONResponse(error_body(code, message, **details), status_code=status)
     if status == 401:
-        headers = {"WWW-Authenticate": 'Bearer realm="labledger", Basic realm="labledger"'}
-    return JSONResponse(error_body(code, message, **details), status_code=status, headers=headers)
+        # two challenges: API clients read Bearer; a browser prompts for Basic (token = password)
+        response.headers.append("WWW-Authenticate", 'Bearer realm="labledger"')
+        response.headers.append("WWW-Authenticate", 'Basic realm="labledger", charset="UTF-8"')
+    return response
 
 
 class AuthMiddleware:
