@@ -94,7 +94,8 @@ def seed(base: str) -> dict[str, Any]:
         },
     ).json()["campaign_id"]
     ids = []
-    for i, temp in enumerate(range(40, 101, 10)):
+    temperatures = list(range(40, 101, 10))
+    for temp in temperatures:  # the whole sweep first, as a sweep registers it
         exp_id = experiment(
             "Suzuki coupling",
             f"T = {temp} °C",
@@ -104,15 +105,15 @@ def seed(base: str) -> dict[str, Any]:
             parameters={"temperature_c": temp, "time_h": 4, "solvent": "dioxane/water"},
         )
         ids.append(exp_id)
-        if i < 5:
-            results(
-                exp_id,
-                {
-                    "yield_pct": round(18 + 1.1 * (temp - 40) - 0.004 * (temp - 40) ** 2 * 3, 1),
-                    "purity_pct": round(97.5 - 0.08 * (temp - 40), 1),
-                },
-            )
-            c.post(f"/experiment/{exp_id}/end")
+    for exp_id, temp in list(zip(ids, temperatures, strict=True))[:5]:
+        results(
+            exp_id,
+            {
+                "yield_pct": round(18 + 1.1 * (temp - 40) - 0.004 * (temp - 40) ** 2 * 3, 1),
+                "purity_pct": round(97.5 - 0.08 * (temp - 40), 1),
+            },
+        )
+        c.post(f"/experiment/{exp_id}/end")
     c.post(f"/experiment/{ids[5]}/end", params={"status": "failed"})
     c.post(f"/experiment/{ids[6]}/pause")
     rec = experiment(

@@ -139,7 +139,15 @@ def test_pausing_shows_the_new_status_live(browser: Any, server: tuple[str, http
     row = f'tr[data-id="{other}"] .status-cell'
     wait(browser, lambda d: badge_of(d, row) == "paused", "list did not update live")
     assert browser.execute_script("return window.__same_page") == marker
-    assert "paused" in css(browser, "#live")[0].get_attribute("textContent")
+    live = css(browser, "#live")[0]  # screen readers hear the change
+    wait(browser, lambda d: "paused" in (live.get_attribute("textContent") or ""), "not announced")
+    # a new experiment is offered, not pushed into the table under the reader's eyes
+    newcomer = start(api, run_name="newcomer")["_id"]
+    note = css(browser, "#new-note")[0]
+    wait(browser, lambda d: note.is_displayed(), "no note about new experiments")
+    assert not css(browser, f'tr[data-id="{newcomer}"]')
+    note.find_element("css selector", "a").click()
+    wait(browser, lambda d: css(d, f'tr[data-id="{newcomer}"]'), "reload did not show it")
 
 
 def test_a_refused_transition_is_shown_as_a_readable_message(

@@ -59,8 +59,18 @@
   function experimentsPage() {
     var url = document.body.dataset.poll;
     if (!url) return;
+    var newestFirst = !/[?&](sort|page)=/.test(location.search) || /[?&]sort=-created_at/.test(location.search);
     every(POLL_MS, function () {
       return getJSON(url).then(function (list) {
+        var unseen = list.filter(function (exp) {
+          return !document.querySelector('tr[data-id="' + exp._id + '"]');
+        }).length;
+        var note = $("#new-note");
+        if (note && newestFirst && unseen > 0 && note.hidden) {
+          note.hidden = false;
+          note.querySelector("a").textContent = "New experiments arrived: show them";
+          announce("New experiments arrived");
+        }
         list.forEach(function (exp) {
           var row = document.querySelector('tr[data-id="' + exp._id + '"]');
           if (!row) return;
