@@ -63,7 +63,7 @@ CLIENT_FORBIDDEN = {
     "uvicorn",
 }
 #: the core modules that hold the wire models (and what they need); the client may use these only
-CLIENT_CORE_ROOTS = {"labledger.core.models", "labledger.core.lifecycle"}
+CLIENT_CORE_ROOTS = {"labledger.core.models", "labledger.core.lifecycle", "labledger.core.records"}
 
 
 @dataclass(frozen=True)
