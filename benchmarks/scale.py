@@ -256,17 +256,24 @@ def timed(fn: Callable[[], Any], n: int) -> tuple[float, float]:
 
 
 def http_getter(base_url: str) -> tuple[Callable[[str], None], Callable[[], None]]:
+    """A GET over one keep-alive connection, opened again if the server closed it when idle."""
     host, port = base_url.removeprefix("http://").split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    conn = [http.client.HTTPConnection(host, int(port), timeout=60)]
 
     def get(path: str) -> None:
-        conn.request("GET", path)
-        resp = conn.getresponse()
+        try:
+            conn[0].request("GET", path)
+            resp = conn[0].getresponse()
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            conn[0].close()
+            conn[0] = http.client.HTTPConnection(host, int(port), timeout=60)
+            conn[0].request("GET", path)
+            resp = conn[0].getresponse()
         body = resp.read()
         if resp.status != 200:
             raise RuntimeError(f"GET {path}: {resp.status} {body[:300]!r}")
 
-    return get, conn.close
+    return get, lambda: conn[0].close()
 
 
 @contextlib.contextmanager
@@ -297,11 +304,13 @@ def measure_size(
             conn.commit()
     print(f"{name}: {size:,} experiments stored (loaded at {rate:,.0f} rows/s)", flush=True)
     results: dict[tuple[str, str], tuple[float, float]] = {}
-    get, close = http_getter(base_url)  # a fresh connection: the old one idled out while loading
+    cases = queries(data)
+    for label, filters in cases.items():
+        query = ExperimentQuery(limit=10, **filters)
+        results[(label, "store")] = timed(lambda q=query: store.list_experiments(q), n)
+    get, close = http_getter(base_url)
     try:
-        for label, filters in queries(data).items():
-            query = ExperimentQuery(limit=10, **filters)
-            results[(label, "store")] = timed(lambda q=query: store.list_experiments(q), n)
+        for label, filters in cases.items():
             path = query_string(filters)
             results[(label, "http")] = timed(lambda p=path, g=get: g(p), n)
     finally:
