@@ -213,3 +213,21 @@ def test_compare_two_experiments_from_the_list(
     assert same_rows and same_rows[0].is_displayed()
     css(browser, "#only-diff")[0].click()
     assert not same_rows[0].is_displayed()
+
+
+def test_pausing_a_campaign_from_its_page(browser: Any, server: tuple[str, httpx.Client]) -> None:
+    base, api = server
+    campaign_id, ids = sweep(api, [15, 25])
+    browser.get(f"{base}/ui/campaigns/{campaign_id}")
+    assert badge_of(browser, "#status") == "active"
+    css(browser, 'button[data-action="pause"]')[0].click()
+    wait(browser, lambda d: badge_of(d, "#status") == "paused", "campaign badge not paused")
+    assert css(browser, 'button[data-action="resume"]')[0].is_enabled()
+    assert {api.get(f"/experiment/{i}").json()["lifecycle_status"] for i in ids} == {"paused"}
+    wait(
+        browser,
+        lambda d: (
+            [b.get_attribute("data-label") for b in css(d, "#status-chart rect.bar")] == ["paused"]
+        ),
+        "status chart not redrawn",
+    )

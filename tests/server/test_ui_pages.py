@@ -282,3 +282,15 @@ def test_campaign_page_links_its_report_and_results_table(sqlite_api: TestClient
     response = sqlite_api.get(markdown)
     assert response.status_code == 200 and "attachment" in response.headers["content-disposition"]
     assert "Temperature sweep" in response.text
+
+
+def test_campaign_controls_follow_the_campaign_lifecycle(sqlite_api: TestClient) -> None:
+    campaign_id, _ = sweep(sqlite_api, [20, 40])
+    active = page(sqlite_api, f"/ui/campaigns/{campaign_id}")
+    assert active.buttons == {"pause": True, "resume": False, "cancel": True}
+    assert sqlite_api.post(f"/campaign/{campaign_id}/pause").status_code == 200
+    paused = page(sqlite_api, f"/ui/campaigns/{campaign_id}")
+    assert paused.buttons == {"pause": False, "resume": True, "cancel": True}
+    assert sqlite_api.post(f"/campaign/{campaign_id}/cancel").status_code == 200
+    cancelled = page(sqlite_api, f"/ui/campaigns/{campaign_id}")
+    assert not any(cancelled.buttons.values())

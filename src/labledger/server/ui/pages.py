@@ -15,6 +15,8 @@ from labledger.errors import CampaignNotFound
 from labledger.server.ui import charts
 from labledger.server.ui.views import (
     allowed_actions,
+    campaign_allowed,
+    campaign_transitions_table,
     numeric,
     plot_points,
     recorder_info,
@@ -180,6 +182,8 @@ def campaign_context(
         "points": len(points),
         "status_svg": status_svg,
         "results_svg": results_svg,
+        "allowed": campaign_allowed(campaign.status),
+        "transitions": campaign_transitions_table(),
         "json_url": base,
         "progress_url": f"{base}/progress",
         "results_url": f"{base}/results",

@@ -11,7 +11,15 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from labledger.core.lifecycle import TERMINAL, TRANSITIONS, Action, ExperimentStatus, target_of
+from labledger.core.lifecycle import (
+    CAMPAIGN_TRANSITIONS,
+    TERMINAL,
+    TRANSITIONS,
+    Action,
+    CampaignStatus,
+    ExperimentStatus,
+    target_of,
+)
 from labledger.core.models import Event, Experiment, experiment_to_wire
 from labledger.server.ui.charts import STATUS_COLORS, Bar, Point, Span
 
@@ -43,6 +51,32 @@ def allowed_actions(exp: Experiment) -> dict[str, bool]:
         target = target_of(action, started=exp.started_at is not None)
         out[action.value] = target != exp.status and target in TRANSITIONS[exp.status]
     return out
+
+
+#: campaign control action -> the state it asks for
+CAMPAIGN_ACTIONS: dict[str, CampaignStatus] = {
+    "pause": CampaignStatus.PAUSED,
+    "resume": CampaignStatus.ACTIVE,
+    "cancel": CampaignStatus.CANCELLED,
+}
+
+
+def campaign_allowed(status: CampaignStatus) -> dict[str, bool]:
+    """Which campaign controls the campaign lifecycle allows from ``status``.
+
+    Resuming is only offered to a paused campaign (a planned one starts with its experiments).
+    """
+    out = {
+        action: target in CAMPAIGN_TRANSITIONS[status]
+        for action, target in CAMPAIGN_ACTIONS.items()
+    }
+    out["resume"] = status is CampaignStatus.PAUSED
+    return out
+
+
+def campaign_transitions_table() -> dict[str, list[str]]:
+    """The campaign transition table as JSON, for the page's script."""
+    return {s.value: sorted(t.value for t in ts) for s, ts in CAMPAIGN_TRANSITIONS.items()}
 
 
 def transitions_table() -> dict[str, list[str]]:

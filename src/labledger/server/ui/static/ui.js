@@ -210,7 +210,51 @@
   }
 
   /* ---------------------------------------------------------------- campaign */
+  var CAMPAIGN_TARGET = { pause: "paused", resume: "active", cancel: "cancelled" };
+
+  function campaignControls() {
+    var id = document.body.dataset.campaign;
+    var transitions = JSON.parse(document.body.dataset.transitions || "{}");
+    function update(status) {
+      setBadge($("#status"), status);
+      $all("button.action").forEach(function (button) {
+        var action = button.dataset.action;
+        var target = CAMPAIGN_TARGET[action];
+        button.disabled = action === "resume" ? status !== "paused"
+          : (transitions[status] || []).indexOf(target) < 0;
+      });
+    }
+    function act(action) {
+      return fetch("/campaign/" + id + "/" + action, { method: "POST", headers: HEADERS }).then(function (r) {
+        return r.json().catch(function () { return {}; }).then(function (data) {
+          if (r.ok) {
+            update(data.status);
+            showMessage("Done: the campaign is " + data.status + ".", true);
+            announce("Campaign is now " + data.status);
+            document.dispatchEvent(new Event("labledger:changed"));
+            return;
+          }
+          showMessage("Refused: " + (data.detail || ("the server answered " + r.status)), false);
+        });
+      }).catch(function (err) { showMessage("Could not reach the server: " + err.message, false); });
+    }
+    var dialog = $("#confirm");
+    $all("button.action").forEach(function (button) {
+      button.addEventListener("click", function () {
+        if (!button.dataset.confirm) { act(button.dataset.action); return; }
+        dialog.returnValue = "";
+        dialog.showModal();
+        $("#confirm-cancel").focus();
+      });
+    });
+    if (dialog) dialog.addEventListener("close", function () {
+      if (dialog.returnValue === "ok") act("cancel");
+    });
+    return update;
+  }
+
   function campaignPage() {
+    var updateControls = campaignControls();
     var form = $("#plot-form");
     function plot() {
       var params = new URLSearchParams(new FormData(form));
@@ -227,11 +271,12 @@
       form.addEventListener("submit", function (ev) { ev.preventDefault(); plot(); });
       $all("select", form).forEach(function (s) { s.addEventListener("change", plot); });
     }
-    var lastCounts = null;
-    every(POLL_MS * 2, function () {
+    var lastCounts = JSON.stringify(JSON.parse(document.body.dataset.counts || "null"));
+    function refresh() {
       return getJSON(document.body.dataset.poll).then(function (data) {
+        if (data.status) updateControls(data.status);
         var key = JSON.stringify(data.counts);
-        if (lastCounts !== null && key !== lastCounts) {
+        if (key !== lastCounts) {
           var chart = $("#status-chart");
           fetch(chart.dataset.src, { cache: "no-store" }).then(function (r) { return r.text(); })
             .then(function (svg) { chart.innerHTML = svg; });
@@ -243,7 +288,9 @@
         }
         lastCounts = key;
       });
-    });
+    }
+    document.addEventListener("labledger:changed", refresh);
+    every(POLL_MS * 2, refresh);
   }
 
   /* ---------------------------------------------------------------- compare, queue */
