@@ -121,7 +121,7 @@ values = st.one_of(
     st.booleans(),
     st.integers(min_value=-(2**63), max_value=2**63 - 1),
     st.floats(allow_nan=False),
-    st.text(max_size=40),
+    st.text(max_size=40).filter(lambda s: "\x00" not in s),  # NUL cannot be in an env var
 )
 scripts = st.text(min_size=1, max_size=30).filter(lambda s: s.strip() == s)
 

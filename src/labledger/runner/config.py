@@ -238,7 +238,10 @@ def load_run_config(path: Path) -> RunConfig:
 
 def _value(key: str, value: Any) -> str:
     # tomli-w quotes and escapes values correctly; we only add the layout and the comments.
-    return tomli_w.dumps({key: value}, multiline_strings=True).rstrip("\n")
+    # Multi-line strings read best, but TOML turns a \r\n inside them into \n: text holding
+    # a \r is written as one escaped line instead, so it reads back exactly.
+    multiline = not (isinstance(value, str) and "\r" in value)
+    return tomli_w.dumps({key: value}, multiline_strings=multiline).rstrip("\n")
 
 
 def _table(name: str, values: dict[str, Any]) -> list[str]:
