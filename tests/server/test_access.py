@@ -237,3 +237,25 @@ def test_a_browser_is_asked_for_the_token_and_gets_the_ui_with_it(open_api: Test
     page = open_api.get("/ui/experiments", auth=("anyone", root))
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
+
+
+@pytest.mark.postgres
+def test_with_the_database_gone_requests_get_503_not_500(
+    pg_url: str, tmp_path: Path, pg_cluster: object
+) -> None:
+    from sqlalchemy.engine import make_url
+
+    app = create_app(Settings(db_url=pg_url, data_dir=tmp_path))
+    with TestClient(app) as api:
+        root = _bearer(_make(api, "root", "admin"))
+        app.state.engine.dispose()
+        name = make_url(pg_url).database
+        pg_cluster.execute(f'DROP DATABASE "{name}" WITH (FORCE)')  # type: ignore[attr-defined]
+        time.sleep(1.1)  # past the token cache
+        listing = api.get("/experiments", headers=root)
+        assert listing.status_code == 503, listing.text
+        assert listing.json()["error"]["code"] == "storage_error"
+        create = api.post(
+            "/experiment", json=DESIGN, headers={**root, "Idempotency-Key": "after-the-fall"}
+        )
+        assert create.status_code == 503, create.text

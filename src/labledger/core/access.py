@@ -9,7 +9,6 @@ includes ``read``.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import re
 import secrets
 from datetime import datetime
@@ -25,7 +24,6 @@ __all__ = [
     "check_token_name",
     "hash_secret",
     "new_secret",
-    "secrets_match",
 ]
 
 #: every secret starts with this, so a leaked one is easy to recognise (and to scan for)
@@ -80,11 +78,6 @@ def new_secret() -> str:
 def hash_secret(secret: str) -> str:
     """The hex SHA-256 digest under which a secret is stored and looked up."""
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
-
-
-def secrets_match(secret: str, stored_hash: str) -> bool:
-    """Compare a presented secret with a stored digest in constant time."""
-    return hmac.compare_digest(hash_secret(secret), stored_hash)
 
 
 def check_token_name(name: str) -> str:

@@ -107,8 +107,12 @@ class IdempotencyMiddleware:
             )(scope, receive, send)
             return
         principal = str((scope.get("state") or {}).get("principal", ""))
-        await self._sweep()
-        stored = await anyio.to_thread.run_sync(self.store.find, principal, key)
+        try:
+            await self._sweep()
+            stored = await anyio.to_thread.run_sync(self.store.find, principal, key)
+        except LabledgerError as exc:  # the database is unreachable: 503, as any route would
+            await _error(exc)(scope, receive, send)
+            return
         if stored is not None:
             fingerprint = await self._drain(scope, receive)
             await self._replay(scope, receive, send, principal, key, fingerprint, stored)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -32,6 +33,7 @@ from starlette.responses import JSONResponse
 
 from labledger.core.access import Scope, hash_secret
 from labledger.core.ids import utcnow
+from labledger.errors import LabledgerError
 from labledger.server.errors import error_body
 from labledger.settings import Settings
 from labledger.storage.access_sql import TokenStore
@@ -54,6 +56,8 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope_, Receive, Send], Awaitable[None]]
+
+log = logging.getLogger("labledger.server")
 
 #: paths anyone may call
 OPEN_PATHS = frozenset({"/health"})
@@ -188,7 +192,11 @@ class AuthMiddleware:
         path: str = scope["path"]
         headers = dict(scope.get("headers") or [])
         raw = headers.get(b"authorization")
-        active = await self.control.active()
+        try:
+            active = await self.control.active()
+        except LabledgerError as exc:  # the database is unreachable: 503, as any route would
+            await _refusal(exc.status_code, exc.code, exc.message)(scope, receive, send)
+            return
         enforced = self.control.enforced(active)
         state = scope.setdefault("state", {})
         try:
@@ -209,7 +217,10 @@ class AuthMiddleware:
             name, granted = found
             state["token_name"] = name
             state["principal"] = name
-            await self.control.touch(name)
+            try:
+                await self.control.touch(name)
+            except LabledgerError as exc:  # last-use bookkeeping must never refuse a request
+                log.warning("could not note the use of token %r: %s", name, exc)
         elif not enforced:
             granted = Scope.ADMIN
         elif self.control.trusted(client_host(scope)):
