@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import base64
+import json
+import os
 import socket
 import subprocess
 import sys
@@ -161,6 +163,74 @@ def seed(base: str) -> dict[str, Any]:
     return {"campaign": campaign, "recorder": rec, "a": ids[2], "b": ids[4]}
 
 
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Ada Chemist",
+    "GIT_AUTHOR_EMAIL": "ada@lab.example",
+    "GIT_COMMITTER_NAME": "Ada Chemist",
+    "GIT_COMMITTER_EMAIL": "ada@lab.example",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "EDITOR": "false",
+}
+CLI = [sys.executable, "-c", "from labledger.cli.main import main; main()"]
+RUN_SH = """#!/usr/bin/env bash
+set -eu
+mkdir -p results
+python3 - <<'PY'
+import math, os
+lr = float(os.environ.get("lr", "0.1"))
+with open("results/loss.csv", "w") as f:
+    f.write("epoch,loss\\n")
+    for epoch in range(10):
+        f.write(f"{epoch},{math.exp(-lr * 3 * epoch):.4f}\\n")
+print(f"trained 10 epochs with lr={lr}")
+PY
+"""
+FETCH_SH = """#!/usr/bin/env bash
+set -eu
+cp -r results/. "$LABLEDGER_OUTPUTS_DIR"/
+"""
+
+
+def recorded_run(base: str, root: Path) -> str:
+    """A run made with the local recorder (init, new, run, end) and pushed; returns its id."""
+
+    def cli(*args: str) -> str:
+        env = {**os.environ, **GIT_ENV}
+        done = subprocess.run([*CLI, *args], cwd=root, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"labledger {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
+        return done.stdout
+
+    def git(*args: str) -> None:
+        env = {**os.environ, **GIT_ENV}
+        subprocess.run(["git", *args], cwd=root, env=env, check=True, capture_output=True)
+
+    root.mkdir(parents=True)
+    git("init", "-q", "-b", "main")
+    cli("init", "--name", "lr-study", "--description", "Learning-rate study of the yield model")
+    for name, body in (("run.sh", RUN_SH), ("fetch.sh", FETCH_SH)):
+        (root / name).write_text(body)
+        (root / name).chmod(0o755)
+    git("add", "-A")
+    git("commit", "-q", "-m", "yield model training")
+    run = json.loads(
+        cli(
+            "new",
+            "--json",
+            "--name",
+            "lr=0.3",
+            "--hypothesis",
+            "A larger learning rate reaches a low loss within 5 epochs.",
+            "--var",
+            "lr=0.3",
+        )
+    )
+    cli("run")
+    cli("end", "--observations", "Loss fell below 0.02 by epoch 5; no divergence.")
+    cli("push", "--server", base)
+    return str(run["run_id"])
+
+
 def driver(width: int = 1280, height: int = 900) -> Any:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -204,6 +274,7 @@ def main() -> None:
         proc, base = start_server(Path(tmp))
         try:
             ids = seed(base)
+            ids["pushed"] = recorded_run(base, Path(tmp) / "lr-study")
             browser = driver()
             try:
                 pages = {
@@ -211,6 +282,7 @@ def main() -> None:
                     "experiment": f"/ui/experiments/{ids['recorder']}",
                     "campaign": f"/ui/campaigns/{ids['campaign']}"
                     "?x=parameters.temperature_c&y=results.yield_pct",
+                    "recorder-run": f"/ui/experiments/{ids['pushed']}",
                     "compare": f"/ui/compare?ids={ids['a']},{ids['b']}",
                     "queue": "/ui/queue",
                 }

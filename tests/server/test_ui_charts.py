@@ -22,7 +22,7 @@ from labledger.server.ui.charts import (
     scatter_chart,
     timeline_chart,
 )
-from labledger.server.ui.views import allowed_actions, status_spans
+from labledger.server.ui.views import allowed_actions, status_spans, timeline_end
 from server.ui_support import act, sweep
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -173,3 +173,18 @@ def test_campaign_results_chart_plots_the_chosen_parameter(sqlite_api: TestClien
         ("30", "15"),
     ]
     assert "temperature" in [t.text for t in marks(root, "axis-label")]
+
+
+def test_a_finished_experiments_timeline_stops_at_its_end() -> None:
+    t0 = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    ended = t0 + timedelta(minutes=10)
+    done = Experiment(status=ExperimentStatus.COMPLETED, started_at=t0, ended_at=ended)
+    running = Experiment(status=ExperimentStatus.IN_PROGRESS, started_at=t0)
+    later = t0 + timedelta(days=30)
+    assert timeline_end(done, later) == ended
+    assert timeline_end(running, later) == later
+    spans = [Span("in_progress", t0, ended), Span("completed", ended)]
+    root = parse(timeline_chart("t", spans, now=timeline_end(done, later)))
+    running_bar, done_mark = marks(root, "span")
+    # the run fills the axis; the final state is a small mark, not a bar growing with time
+    assert float(running_bar.get("width") or 0) > 20 * float(done_mark.get("width") or 0)

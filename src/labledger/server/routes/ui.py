@@ -26,7 +26,7 @@ from labledger.server.routes.summaries import MAX_COMPARE, comparison, parse_ids
 from labledger.server.ui import STATIC_DIR, charts
 from labledger.server.ui.pages import campaign_context, experiment_context, queue_context
 from labledger.server.ui.templating import templates
-from labledger.server.ui.views import status_bars, status_spans
+from labledger.server.ui.views import status_bars, status_spans, timeline_end
 
 __all__ = ["MAX_COMPARE", "PAGE_SIZES", "api_params", "experiments_filters", "router"]
 
@@ -212,7 +212,9 @@ def experiment_timeline(experiment_id: str, service: Service) -> Response:
     exp = service.get_experiment(experiment_id)
     events = service.list_events(experiment_id=exp.experiment_id, limit=10_000)
     svg = charts.timeline_chart(
-        f"Status timeline of {exp.run_name or exp.name}", status_spans(events), now=service.clock()
+        f"Status timeline of {exp.run_name or exp.name}",
+        status_spans(events),
+        now=timeline_end(exp, service.clock()),
     )
     return Response(svg, media_type=SVG)
 

@@ -333,9 +333,10 @@ def timeline_chart(
         out.append(_empty(frame, "No status changes recorded"))
         return "".join([*out, "</svg>"])
     start = min(s.start for s in spans)
-    end = max([now, *(s.end for s in spans if s.end)])
-    if end <= start:
-        end = start + timedelta(seconds=1)
+    last = max([now, *(s.end for s in spans if s.end)])
+    if last <= start:
+        last = start + timedelta(seconds=1)
+    end = last + (last - start) * 0.04  # room for the mark of a state entered at the very end
     to_x = _Scale(start.timestamp(), end.timestamp(), frame.left, frame.left + frame.inner_w)
     lane_h = frame.inner_h / len(lanes)
     out.append('<g class="lanes">')
@@ -348,7 +349,7 @@ def timeline_chart(
     out.append('</g><g class="spans">')
     for span in spans:
         x0 = to_x(span.start.timestamp())
-        x1 = to_x((span.end or end).timestamp())
+        x1 = to_x((span.end or last).timestamp())
         y = frame.top + lane_h * lanes.index(span.state) + lane_h * 0.2
         seconds = ((span.end or now) - span.start).total_seconds()
         held = f"for {_duration(seconds)}" if span.end else f"since then ({_duration(seconds)})"
@@ -356,7 +357,7 @@ def timeline_chart(
         color = STATUS_COLORS.get(span.state, DEFAULT_COLOR)
         out.append(
             f'<rect class="span" data-state="{escape(span.state)}" x="{x0:.1f}" y="{y:.1f}" '
-            f'width="{max(x1 - x0, 2.0):.1f}" height="{lane_h * 0.6:.1f}" fill="{color}">'
+            f'width="{max(x1 - x0, 6.0):.1f}" height="{lane_h * 0.6:.1f}" fill="{color}">'
             f"<title>{escape(tip)}</title></rect>"
         )
     out.append("</g>")

@@ -22,6 +22,7 @@ from labledger.server.ui.views import (
     recorder_info,
     status_bars,
     status_spans,
+    timeline_end,
     transitions_table,
 )
 
@@ -95,7 +96,7 @@ def experiment_context(lab: Lab, experiment_id: str) -> dict[str, Any]:
         "timeline_svg": charts.timeline_chart(
             f"Status timeline of {exp.run_name or exp.name}",
             status_spans(events),
-            now=service.clock(),
+            now=timeline_end(exp, service.clock()),
         ),
         "json_url": base,
         "events_url": f"{base}/events",

@@ -96,6 +96,11 @@ def status_spans(events: Sequence[Event]) -> list[Span]:
     return spans
 
 
+def timeline_end(exp: Experiment, now: datetime) -> datetime:
+    """Where an experiment's timeline ends: when it ended (so it stops growing), else now."""
+    return exp.ended_at if exp.status in TERMINAL and exp.ended_at else now
+
+
 def milestones_of(events: Iterable[Event]) -> list[dict[str, Any]]:
     """Milestones and progress reports recorded in the event log, oldest first."""
     out: list[dict[str, Any]] = []
