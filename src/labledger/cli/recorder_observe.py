@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import click
 
@@ -96,13 +96,13 @@ def show(run_ref: str | None, directory: Path | None, as_json: bool) -> None:
         )
 
 
-def _log_bytes(ws: Workspace, rec: RunRecord, phase: str) -> bytes | None:
+def _open_log(ws: Workspace, rec: RunRecord, phase: str) -> BinaryIO | None:
     live = ws.live_dir / rec.run_id / f"{phase}.log"
     if live.is_file():  # the run is being recorded: read the log as it grows
-        return live.read_bytes()
+        return live.open("rb")
     for p in rec.phases:
         if p.phase == phase and p.log_digest:
-            return ws.store.get(p.log_digest)
+            return ws.store.open(p.log_digest)
     return None
 
 
@@ -119,6 +119,7 @@ def logs(run_ref: str | None, phase: str | None, directory: Path | None) -> None
     Example:
       labledger logs 3 --phase run | tail
     """
+    import shutil
     import sys
 
     ws = open_workspace(directory)
@@ -127,10 +128,12 @@ def logs(run_ref: str | None, phase: str | None, directory: Path | None) -> None
     if not phases:
         raise click.ClickException(f"Run {rec.number} has no logs yet (it has not run).")
     for name in phases:
-        data = _log_bytes(ws, rec, name)
         if phase is None:
             click.secho(f"==> {name}", bold=True)
-        sys.stdout.buffer.write(data or b"")
+        log = _open_log(ws, rec, name)
+        if log is not None:
+            with log:  # stream: a log can be far larger than memory
+                shutil.copyfileobj(log, sys.stdout.buffer, 1 << 20)
         sys.stdout.buffer.flush()
 
 
