@@ -179,7 +179,7 @@ def _experiments_page(service: ExperimentService, params: Any) -> dict[str, Any]
         "total": total,
         "pages": pages,
         "json_url": "/experiments?" + urlencode(api),
-        "count_url": "/experiments/count?" + urlencode(no_page),
+        "count_url": "/experiments/count" + (f"?{urlencode(no_page)}" if no_page else ""),
         "page_url": lambda p: "/ui/experiments?" + urlencode([*form_params, ("page", str(p))]),
         "sort_url": lambda key: (
             "/ui/experiments?"
