@@ -33,7 +33,7 @@ EXAMPLES_PER_OPERATION = 25
 TALLY: dict[str, int] = {"requests": 0, "server_errors": 0, "operations": 0}
 
 
-def _seeded_app() -> Any:
+def _seeded_app(*, read_token: bool = False) -> Any:
     """The real app over a fresh SQLite file, with an experiment and a campaign in it.
 
     Built when the module is collected: schemathesis parametrizes from a loaded schema (its
@@ -49,10 +49,15 @@ def _seeded_app() -> Any:
         ExperimentRegistration.model_validate({"experiment_design": {"experiment_name": "seed"}})
     )
     service.register_campaign(ExperimentalCampaign(campaign_name="seed"))
+    if read_token:
+        # access control on; the fuzzer holds a read token, so every change must answer 403
+        app.state.token_store.create("fuzz-admin", "admin")
+        _, app.state.read_secret = app.state.token_store.create("fuzz-reader", "read")
     return app
 
 
 APP = _seeded_app()
+GUARDED = _seeded_app(read_token=True)
 #: the fixed seed, the fuzzing phase only (the coverage phase alone would take minutes here)
 CONFIG = SchemathesisConfig.from_dict(
     {
@@ -61,18 +66,25 @@ CONFIG = SchemathesisConfig.from_dict(
     }
 )
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP, config=CONFIG)
+guarded = schemathesis.openapi.from_asgi(  # the schema itself needs the token to be read
+    "/openapi.json",
+    GUARDED,
+    config=CONFIG,
+    headers={"Authorization": f"Bearer {GUARDED.state.read_secret}"},
+)
 
 
 @pytest.fixture(scope="module")
 def tally(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
-    APP.state.engine.dispose()
-    shutil.rmtree(APP.state.fuzz_dir, ignore_errors=True)
+    for app in (APP, GUARDED):
+        app.state.engine.dispose()
+        shutil.rmtree(app.state.fuzz_dir, ignore_errors=True)
     capture = request.config.pluginmanager.get_plugin("capturemanager")
     with capture.global_and_fixture_disabled():
         print(
             f"\n[fuzz] {TALLY['requests']} generated requests over {TALLY['operations']} "
-            f"operations, {TALLY['server_errors']} answered 5xx"
+            f"operation runs (open, and with a read token), {TALLY['server_errors']} answered 5xx"
         )
 
 
@@ -96,6 +108,31 @@ def test_no_server_error_and_every_answer_as_documented(case: Any, tally: None) 
     TALLY["requests"] += 1
     if response.status_code >= 500:
         TALLY["server_errors"] += 1
+    case.validate_response(
+        response,
+        checks=[not_a_server_error, status_code_conformance, response_schema_conformance],
+    )
+
+
+@guarded.parametrize()
+@settings(
+    max_examples=5,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+def test_with_a_read_token_changes_are_refused_as_documented(case: Any, tally: None) -> None:
+    label = f"read token: {case.operation.label}"
+    if label not in _seen:
+        _seen.add(label)
+        TALLY["operations"] += 1
+    response = case.call(headers={"Authorization": f"Bearer {GUARDED.state.read_secret}"})
+    TALLY["requests"] += 1
+    if response.status_code >= 500:
+        TALLY["server_errors"] += 1
+    if case.method.upper() not in {"GET", "HEAD", "OPTIONS"}:
+        assert response.status_code == 403, response.text
     case.validate_response(
         response,
         checks=[not_a_server_error, status_code_conformance, response_schema_conformance],
