@@ -197,3 +197,23 @@ def test_a_repeated_result_or_milestone_post_is_recorded_once(
     assert api.get(f"/experiment/{exp_id}/events").json() == events_before
     if path == "milestones":
         assert len(api.get(f"/experiment/{exp_id}/milestones").json()) == 1
+
+
+def test_a_retried_upload_with_a_new_multipart_boundary_is_the_same_request(
+    api: TestClient,
+) -> None:
+    exp_id = api.post("/experiment", json=DESIGN).json()["_id"]
+    key = _key()
+    answers = [
+        api.post(
+            f"/experiment/{exp_id}/files/spectrum",
+            files={"file": ("s.csv", b"1,2,3\n")},
+            headers=key,
+        )
+        for _ in range(2)
+    ]
+    assert [a.status_code for a in answers] == [201, 201], answers[1].text
+    assert answers[1].json() == answers[0].json()
+    assert answers[1].headers["Idempotent-Replayed"] == "true"
+    events = api.get(f"/experiment/{exp_id}/events").json()
+    assert len(events) == 2  # created, and one result

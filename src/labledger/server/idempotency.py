@@ -68,6 +68,18 @@ RENDERERS: dict[str, Callable[[FastAPI, str], Any]] = {
 }
 
 
+def _body_counts(scope: Scope_) -> bool:
+    """Whether the body is part of the request's fingerprint.
+
+    Not for multipart: its boundary is random per attempt, so a faithful retry would look like
+    another request. The method, path and query still must match.
+    """
+    for name, value in scope.get("headers") or []:
+        if name == b"content-type":
+            return not value.lower().startswith(b"multipart/")
+    return True
+
+
 def _fingerprint_start(scope: Scope_) -> Any:
     hasher = hashlib.sha256()
     hasher.update(scope["method"].encode() + b" " + scope["path"].encode("utf-8", "replace"))
@@ -127,11 +139,13 @@ class IdempotencyMiddleware:
     async def _drain(self, scope: Scope_, receive: Receive) -> str:
         """Read (and hash) the whole body of a request that will be answered from memory."""
         hasher = _fingerprint_start(scope)
+        counts = _body_counts(scope)
         while True:
             message = await receive()
             if message["type"] != "http.request":
                 break
-            hasher.update(message.get("body", b""))
+            if counts:
+                hasher.update(message.get("body", b""))
             if not message.get("more_body", False):
                 break
         return str(hasher.hexdigest())
@@ -148,9 +162,11 @@ class IdempotencyMiddleware:
             fingerprint=hasher.copy().hexdigest(),
         )
 
+        counts = _body_counts(scope)
+
         async def hashing() -> Message:
             message = await receive()
-            if message["type"] == "http.request":
+            if counts and message["type"] == "http.request":
                 hasher.update(message.get("body", b""))
                 claim.fingerprint = hasher.copy().hexdigest()
             return message
