@@ -63,7 +63,12 @@ CLIENT_FORBIDDEN = {
     "uvicorn",
 }
 #: the core modules that hold the wire models (and what they need); the client may use these only
-CLIENT_CORE_ROOTS = {"labledger.core.models", "labledger.core.lifecycle", "labledger.core.records"}
+CLIENT_CORE_ROOTS = {
+    "labledger.core.models",
+    "labledger.core.lifecycle",
+    "labledger.core.records",
+    "labledger.core.specs",
+}
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ from typing import Any
 import yaml
 
 from labledger.client.calls import Call
-from labledger.core.campaigns import CampaignSpec
 from labledger.core.models import Event, Experiment, ExperimentalCampaign
 from labledger.core.records import ErrorInfo, Milestone, ResourceUse, ResourceUseCreate, Result
+from labledger.core.specs import CampaignSpec
 from labledger.errors import ConfigError
 
 __all__ = ["CampaignSpecLike", "lab_calls", "load_campaign_spec"]

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from labledger.core.campaigns import CampaignSpec
+from labledger.core.specs import CampaignSpec
 from labledger.core.lifecycle import TERMINAL, ExperimentStatus
 from labledger.core.models import ExperimentalCampaign
 from labledger.server.deps import Actor, Service
