@@ -294,3 +294,9 @@ def test_campaign_controls_follow_the_campaign_lifecycle(sqlite_api: TestClient)
     assert sqlite_api.post(f"/campaign/{campaign_id}/cancel").status_code == 200
     cancelled = page(sqlite_api, f"/ui/campaigns/{campaign_id}")
     assert not any(cancelled.buttons.values())
+
+
+def test_experiments_table_names_each_campaign(sqlite_api: TestClient) -> None:
+    campaign_id, _ = sweep(sqlite_api, [20])
+    html = sqlite_api.get("/ui/experiments").text
+    assert f'<a href="/ui/campaigns/{campaign_id}">Temperature sweep</a>' in html

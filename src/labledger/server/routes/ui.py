@@ -7,6 +7,7 @@ status code and message the JSON API would give.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
@@ -19,7 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from labledger.core.lifecycle import ExperimentStatus, parse_status
 from labledger.core.models import SORT_KEYS, ExperimentQuery
 from labledger.core.service import ExperimentService
-from labledger.errors import InvalidInput, LabledgerError
+from labledger.errors import CampaignNotFound, InvalidInput, LabledgerError
 from labledger.server.deps import Service
 from labledger.server.lab import LabDep, ReportsDep
 from labledger.server.routes.summaries import MAX_COMPARE, comparison, parse_ids, status_counts
@@ -168,6 +169,10 @@ def _experiments_page(service: ExperimentService, params: Any) -> dict[str, Any]
     pages = max((total + query.limit - 1) // query.limit, 1)
     experiments = service.list_experiments(query)
     api = api_params(query)
+    campaign_names: dict[str, str] = {}
+    for campaign_id in {e.campaign_id for e in experiments if e.campaign_id}:
+        with contextlib.suppress(CampaignNotFound):  # a dangling id shows as the id
+            campaign_names[campaign_id] = service.get_campaign(campaign_id).campaign_name
     no_page = [(k, v) for k, v in api if k not in ("number", "offset")]
     form_params = [
         (k, v) for k, v in form.items() if k not in ("status", "page") and v not in ("", None)
@@ -176,6 +181,7 @@ def _experiments_page(service: ExperimentService, params: Any) -> dict[str, Any]
         **context,
         "form": form,
         "experiments": experiments,
+        "campaign_names": campaign_names,
         "total": total,
         "pages": pages,
         "json_url": "/experiments?" + urlencode(api),
