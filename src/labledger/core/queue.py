@@ -92,13 +92,20 @@ class QueueService:
         self.max_attempts = max_attempts
         self.clock = clock
         self.after_change = after_change or (lambda _exp: None)
+        #: claims sweep expired leases at most this often (seconds); the server also sweeps
+        self.claim_sweep_every = 1.0
+        self._last_sweep: datetime | None = None
 
     # ------------------------------------------------------------------ claims
 
     def claim(self, request: ClaimRequest, *, actor: str | None = None) -> Experiment | None:
         """Claim the next claimable experiment for a worker (None when the queue is empty)."""
-        self.sweep_expired()
         now = self.clock()
+        if self._last_sweep is None or (now - self._last_sweep).total_seconds() >= (
+            self.claim_sweep_every
+        ):
+            self._last_sweep = now
+            self.sweep_expired()
         lease = timedelta(seconds=request.lease_seconds or self.lease_seconds)
 
         def make_events(claimed: Experiment) -> list[Event]:
