@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -217,3 +218,26 @@ def test_a_retried_upload_with_a_new_multipart_boundary_is_the_same_request(
     assert answers[1].headers["Idempotent-Replayed"] == "true"
     events = api.get(f"/experiment/{exp_id}/events").json()
     assert len(events) == 2  # created, and one result
+
+
+def test_a_key_older_than_idempotency_hours_is_free_again(sqlite_url: str, tmp_path: Path) -> None:
+    from sqlalchemy import update
+
+    from labledger.storage.engine import create_db_engine
+    from labledger.storage.tables import idempotency_keys
+
+    app = create_app(Settings(db_url=sqlite_url, data_dir=tmp_path, idempotency_hours=1))
+    with TestClient(app) as client:
+        key = _key()
+        first = client.post("/experiment", json=DESIGN, headers=key).json()
+        engine = create_db_engine(sqlite_url)
+        try:
+            with engine.begin() as conn:
+                two_hours_ago = datetime.now(UTC) - timedelta(hours=2)
+                conn.execute(update(idempotency_keys).values(created_at=two_hours_ago))
+        finally:
+            engine.dispose()
+        later = client.post("/experiment", json=DESIGN, headers=key)
+        assert later.status_code == 200
+        assert later.json()["_id"] != first["_id"]
+        assert "Idempotent-Replayed" not in later.headers

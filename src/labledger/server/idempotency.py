@@ -122,6 +122,10 @@ class IdempotencyMiddleware:
         try:
             await self._sweep()
             stored = await anyio.to_thread.run_sync(self.store.find, principal, key)
+            if stored is not None and stored.created_at < utcnow() - self.ttl:
+                # remembered longer than promised: the key is free again
+                await anyio.to_thread.run_sync(self.store.forget, principal, key)
+                stored = None
         except LabledgerError as exc:  # the database is unreachable: 503, as any route would
             await _error(exc)(scope, receive, send)
             return
@@ -183,7 +187,10 @@ class IdempotencyMiddleware:
         status = int(start["status"]) if start else 500
         if claim.resource_id is None and (claim.lost or status >= 400):
             # A twin may have won the key (its record made ours fail, or ours lost the key).
-            stored = await anyio.to_thread.run_sync(self.store.find, principal, key)
+            try:
+                stored = await anyio.to_thread.run_sync(self.store.find, principal, key)
+            except LabledgerError:
+                stored = None  # our own answer (an error) goes out as it is
             if stored is not None:
                 await self._replay(scope, receive, send, principal, key, claim.fingerprint, stored)
                 return

@@ -288,6 +288,11 @@ class IdempotencyStore:
                 .values(status_code=status_code, response_body=body)
             )
 
+    def forget(self, principal: str, key: str) -> None:
+        """Drop one remembered key (it outlived ``idempotency_hours``)."""
+        with _write(self.engine) as conn:
+            conn.execute(delete(idempotency_keys).where(K.principal == principal, K.key == key))
+
     def forget_before(self, before: datetime) -> int:
         """Drop keys remembered since before ``before``; return how many."""
         with _write(self.engine) as conn:
