@@ -185,8 +185,15 @@ class CampaignService:
 
     def follow(self, experiment: Experiment) -> None:
         """Observer for experiment changes: keep the experiment's campaign status in step."""
-        if experiment.campaign_id is not None:
-            self.refresh(experiment.campaign_id)
+        if experiment.campaign_id is None:
+            return
+        if experiment.status not in TERMINAL:
+            # Only a first start can change the campaign (planned -> active): skip the counts
+            # for every other change, so claims and heartbeats of big campaigns stay cheap.
+            started = experiment.status in (S.IN_PROGRESS, S.PAUSED)
+            if not started or self.store.campaign_status_of(experiment.campaign_id) != C.PLANNED:
+                return
+        self.refresh(experiment.campaign_id)
 
     # ------------------------------------------------------------------ helpers
 

@@ -130,6 +130,9 @@ class QueueStore(Protocol):
     ) -> list[Experiment]:
         """Live experiments in ``statuses``: queued ones in claim order, others by claim time."""
 
+    def campaign_status_of(self, campaign_id: str) -> str:
+        """A campaign's status alone (cheap: no experiment ids); ``CampaignNotFound`` if none."""
+
     def campaign_status_counts(self, campaign_id: str) -> dict[str, int]:
         """How many live experiments of the campaign are in each status."""
 

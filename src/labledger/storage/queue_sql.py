@@ -18,6 +18,7 @@ from sqlalchemy import Connection, and_, func, insert, or_, select, update
 
 from labledger.core.lifecycle import CampaignStatus, ExperimentStatus
 from labledger.core.models import Event, Experiment
+from labledger.errors import CampaignNotFound
 from labledger.storage.tables import campaigns, events, experiments
 
 __all__ = ["QueueSql"]
@@ -141,6 +142,13 @@ class QueueSql:
             stmt = stmt.limit(limit)
         with self.read() as conn:
             return [row_to_experiment(r) for r in conn.execute(stmt)]
+
+    def campaign_status_of(self, campaign_id: str) -> str:
+        with self.read() as conn:
+            status = conn.execute(select(C.status).where(C.id == campaign_id)).scalar()
+        if status is None:
+            raise CampaignNotFound(campaign_id)
+        return str(status)
 
     def campaign_status_counts(self, campaign_id: str) -> dict[str, int]:
         stmt = (
