@@ -148,3 +148,21 @@ def test_event_log_of_a_campaign_reads_in_order(sqlite_api: TestClient) -> None:
     assert "claimed" in types and types[-1] == "campaign_status_changed"
     mine = sqlite_api.get("/events", params={"experiment_id": claimed["_id"]}).json()
     assert [e["type"] for e in mine] == ["created", "claimed"]
+
+
+def test_campaign_results_as_csv_for_a_spreadsheet(sqlite_api: TestClient) -> None:
+    import csv
+    import io
+
+    campaign = sqlite_api.post("/campaigns", json=SPEC).json()
+    first = campaign["experiment_ids"][0]
+    sqlite_api.post(f"/experiment/{first}/results", json={"values": {"yield": 0.5, "tags": [1]}})
+    answer = sqlite_api.get(f"/campaign/{campaign['campaign_id']}/results?format=csv")
+    assert answer.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(answer.text)))
+    assert len(rows) == 3 and rows[0]["experiment_id"] == first
+    assert rows[0]["param.ph"] == "6" and rows[0]["result.yield"] == "0.5"
+    assert rows[0]["result.tags"] == "[1]" and rows[1]["result.yield"] == ""
+    table = sqlite_api.get(f"/campaign/{campaign['campaign_id']}/results").json()
+    assert table["result_names"] == ["tags", "yield"] and len(table["rows"]) == 3
+    assert sqlite_api.get("/campaign/01JC0000000000000000000000/results").status_code == 404

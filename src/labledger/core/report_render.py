@@ -6,12 +6,14 @@ readable without the JSON: counts, success rate, durations, the results table, t
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from typing import Any
 
 from jinja2 import Environment, StrictUndefined
 
-__all__ = ["FORMATS", "render_report"]
+__all__ = ["FORMATS", "render_report", "results_csv"]
 
 #: format name -> media type
 FORMATS = {
@@ -263,3 +265,39 @@ def render_report(report: dict[str, Any], fmt: str) -> str:
 
         return _HTML_ENV.from_string(_HTML).render(title=title, body=Markup(body))
     raise ValueError(f"format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+
+
+def results_csv(table: dict[str, Any]) -> str:
+    """A results table as CSV: identity columns, then ``param.<name>``, then ``result.<name>``.
+
+    Values that are not text or numbers are written as JSON; a file result as its digest.
+    """
+
+    def flat(value: Any) -> Any:
+        if value is None or isinstance(value, str | int | float | bool):
+            return value
+        if isinstance(value, dict) and "digest" in value and "file" in value:
+            return f"blake3:{value['digest']}"
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    params, names = table["parameter_names"], table["result_names"]
+    writer.writerow(
+        ["experiment_id", "run_name", "status", "duration_s", "attempts"]
+        + [f"param.{p}" for p in params]
+        + [f"result.{n}" for n in names]
+    )
+    for row in table["rows"]:
+        writer.writerow(
+            [
+                row["experiment_id"],
+                row["run_name"],
+                row["status"],
+                row["duration_s"],
+                row["attempts"],
+            ]
+            + [flat(row["parameters"].get(p)) for p in params]
+            + [flat(row["results"].get(n)) for n in names]
+        )
+    return out.getvalue()

@@ -117,20 +117,20 @@ class ReportService:
             "timeline": [_timeline_entry(e) for e in events if e.to_status or e.from_status],
         }
 
-    def campaign_report(self, campaign_id: str) -> JsonObject:
-        """The campaign: counts, success rate, durations, results table and timeline."""
-        campaign = self.store.get_campaign(campaign_id)
-        experiments = self.store.list_experiments(ExperimentQuery(campaign_id=campaign_id, limit=0))
+    def results_table(self, campaign_id: str) -> JsonObject:
+        """The campaign's results as one table: each experiment's parameters and results."""
+        self.store.get_campaign(campaign_id)
+        table, _ = self._table(campaign_id)
+        return {"campaign_id": campaign_id, **table}
+
+    def _table(self, campaign_id: str) -> tuple[JsonObject, list[Experiment]]:
+        experiments = self.store.list_experiments(
+            ExperimentQuery(campaign_id=campaign_id, limit=0)
+        )
         experiments.sort(key=lambda e: (e.created_at, e.experiment_id))
         results: dict[str, dict[str, Result]] = {}
         for r in self.store.list_results(campaign_id=campaign_id):
             results.setdefault(r.experiment_id, {})[r.name] = r
-        counts = {s.value: 0 for s in S}
-        for exp in experiments:
-            counts[exp.status.value] += 1
-        finished = sum(counts[s.value] for s in TERMINAL)
-        completed = counts[S.COMPLETED.value]
-        durations = [d for e in experiments if (d := duration_seconds(e)) is not None]
         parameter_names = sorted({k for e in experiments for k in e.parameters})
         result_names = sorted({n for per in results.values() for n in per})
         rows = [
@@ -148,6 +148,19 @@ class ReportService:
             }
             for e in experiments
         ]
+        table = {"parameter_names": parameter_names, "result_names": result_names, "rows": rows}
+        return table, experiments
+
+    def campaign_report(self, campaign_id: str) -> JsonObject:
+        """The campaign: counts, success rate, durations, results table and timeline."""
+        campaign = self.store.get_campaign(campaign_id)
+        table, experiments = self._table(campaign_id)
+        counts = {s.value: 0 for s in S}
+        for exp in experiments:
+            counts[exp.status.value] += 1
+        finished = sum(counts[s.value] for s in TERMINAL)
+        completed = counts[S.COMPLETED.value]
+        durations = [d for e in experiments if (d := duration_seconds(e)) is not None]
         events = self.store.list_events(campaign_id=campaign_id, limit=TIMELINE_LIMIT)
         total = len(experiments)
         return {
@@ -160,9 +173,7 @@ class ReportService:
             "success_rate": round(completed / finished, 4) if finished else None,
             "durations": _duration_stats(durations),
             "retried": sum(1 for e in experiments if e.attempts > 1),
-            "parameter_names": parameter_names,
-            "result_names": result_names,
-            "rows": rows,
+            **table,
             "timeline": [_timeline_entry(e) for e in events if e.to_status or e.from_status],
             "timeline_truncated": len(events) >= TIMELINE_LIMIT,
         }

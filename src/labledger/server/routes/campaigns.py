@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
-from labledger.core.specs import CampaignSpec
 from labledger.core.lifecycle import TERMINAL, ExperimentStatus
 from labledger.core.models import ExperimentalCampaign
+from labledger.core.report_render import results_csv
+from labledger.core.specs import CampaignSpec
 from labledger.server.deps import Actor, Service
 from labledger.server.lab import LabDep, ReportsDep
 from labledger.server.rendering import (
@@ -127,15 +128,26 @@ def campaign_progress(campaign_id: str, lab: LabDep) -> JSONBody:
     )
 
 
-@router.get("/campaign/{campaign_id}/results", responses=ERRORS)
-def campaign_results(campaign_id: str, reports: ReportsDep) -> JSONBody:
-    """The campaign's results as one table: each experiment's parameters and results."""
-    report = reports.campaign_report(campaign_id)
-    return json_response(
-        {
-            "campaign_id": campaign_id,
-            "parameter_names": report["parameter_names"],
-            "result_names": report["result_names"],
-            "rows": report["rows"],
-        }
-    )
+@router.get(
+    "/campaign/{campaign_id}/results",
+    responses={**ERRORS, 200: {"content": {"application/json": {}, "text/csv": {}}}},
+)
+def campaign_results(
+    campaign_id: str,
+    reports: ReportsDep,
+    fmt: Annotated[
+        Literal["json", "csv"], Query(alias="format", description="json (default) or csv")
+    ] = "json",
+) -> Response:
+    """The campaign's results as one table: each experiment's parameters and results.
+
+    ``format=csv`` gives a spreadsheet: ``param.<name>`` and ``result.<name>`` columns.
+    """
+    table = reports.results_table(campaign_id)
+    if fmt == "csv":
+        return Response(
+            results_csv(table),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="results-{campaign_id}.csv"'},
+        )
+    return json_response(table)
