@@ -231,3 +231,35 @@ def test_pausing_a_campaign_from_its_page(browser: Any, server: tuple[str, httpx
         ),
         "status chart not redrawn",
     )
+
+
+def test_the_controls_work_from_the_keyboard(
+    browser: Any, server: tuple[str, httpx.Client]
+) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    base, api = server
+    exp = start(api, run_name="keyboard only")["_id"]
+    browser.get(f"{base}/ui/experiments/{exp}")
+    keys = ActionChains(browser)
+    keys.send_keys(Keys.TAB).perform()
+    focused = browser.switch_to.active_element
+    assert focused.get_attribute("class") == "skip" and focused.is_displayed()
+    for _ in range(30):  # walk the links of the page until the Pause button has the focus
+        if browser.switch_to.active_element.get_attribute("data-action") == "pause":
+            break
+        keys.send_keys(Keys.TAB).perform()
+    assert browser.switch_to.active_element.get_attribute("data-action") == "pause"
+    outline = browser.execute_script("return getComputedStyle(document.activeElement).outlineStyle")
+    assert outline == "solid"  # focus is visible
+    keys.send_keys(Keys.ENTER).perform()
+    wait(browser, lambda d: badge_of(d, "#status") == "paused", "Enter did not pause")
+    # a confirmation opens on the keyboard, starts on the safe choice, and Escape backs out
+    cancel = css(browser, 'button[data-action="cancel"]')[0]
+    browser.execute_script("arguments[0].focus()", cancel)
+    keys.send_keys(Keys.ENTER).perform()
+    assert browser.switch_to.active_element.get_attribute("id") == "confirm-cancel"
+    keys.send_keys(Keys.ESCAPE).perform()
+    wait(browser, lambda d: css(d, "dialog#confirm")[0].get_attribute("open") is None, "open")
+    assert api.get(f"/experiment/{exp}").json()["lifecycle_status"] == "paused"
