@@ -73,6 +73,7 @@ class Control:
         self.worker_id = worker_id
         self.poll_interval = poll_interval
         self._status = experiment.status
+        self._seen_at = time.monotonic()
         self._lost = False
         self._lock = threading.Lock()
 
@@ -85,6 +86,7 @@ class Control:
         """Take the status a heartbeat (or a read) reported."""
         with self._lock:
             self._status = experiment.status
+            self._seen_at = time.monotonic()
 
     def lose_lease(self) -> None:
         """Mark the lease as lost (the next checkpoint stops the run)."""
@@ -97,8 +99,9 @@ class Control:
         return self._lost
 
     def status(self, *, refresh: bool = False) -> ExperimentStatus:
-        """The experiment's status as last seen (read from the server with ``refresh``)."""
-        if refresh or self.worker_id is None:
+        """The experiment's status as last seen; read from the server with ``refresh``, or
+        when the last look (a heartbeat's or a read's) is older than ``poll_interval``."""
+        if refresh or time.monotonic() - self._seen_at >= self.poll_interval:
             self.observe(self.client.get_experiment(self.experiment_id))
         return self._status
 
