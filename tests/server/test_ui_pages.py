@@ -299,4 +299,7 @@ def test_campaign_controls_follow_the_campaign_lifecycle(sqlite_api: TestClient)
 def test_experiments_table_names_each_campaign(sqlite_api: TestClient) -> None:
     campaign_id, _ = sweep(sqlite_api, [20])
     html = sqlite_api.get("/ui/experiments").text
-    assert f'<a href="/ui/campaigns/{campaign_id}">Temperature sweep</a>' in html
+    assert (
+        f'<a href="/ui/campaigns/{campaign_id}" title="Temperature sweep">Temperature sweep</a>'
+        in html
+    )

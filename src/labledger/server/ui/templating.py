@@ -28,6 +28,16 @@ def _when(value: datetime | str | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _short_time(value: datetime | None) -> Markup:
+    """A compact UTC time for tables (to the minute), with the exact time in its title."""
+    if value is None:
+        return Markup("—")
+    exact = value.astimezone(UTC)
+    return Markup('<time datetime="{0}" title="{1} UTC">{2}</time>').format(
+        exact.isoformat(), exact.strftime("%Y-%m-%d %H:%M:%S"), exact.strftime("%Y-%m-%d %H:%M")
+    )
+
+
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "—"
@@ -72,6 +82,7 @@ def _tojson_attr(value: Any) -> str:
 templates = Jinja2Templates(directory=str(TEMPLATE_DIR))
 templates.env.filters.update(
     when=_when,
+    short_time=_short_time,
     duration=_duration,
     pretty=_pretty,
     text=value_text,

@@ -79,7 +79,8 @@
             announce(name + " is now " + exp.lifecycle_status.replace(/_/g, " "));
           }
           var ended = row.querySelector(".ended-cell");
-          if (ended) ended.textContent = fmtTime(exp.ended_at);
+          var endedText = exp.ended_at ? fmtTime(exp.ended_at).slice(0, 16) : "—";
+          if (ended && ended.textContent !== endedText) ended.textContent = endedText;
         });
       });
     });
