@@ -55,6 +55,13 @@ def test_create_from_yaml_then_pause_resume_and_report(
     labledger("campaign", "resume", cid, "--server-url", server.url, cwd=tmp_path)
     shown = labledger("campaign", "show", cid, "--server-url", server.url, cwd=tmp_path)
     assert "0 of 5 finished; queued 5" in shown.stdout
+    with ExperimentClient(server.url) as client:
+        held = client.claim("bench-robot-1")
+        assert held is not None
+    queue = labledger("queue", "--server-url", server.url, cwd=tmp_path)
+    assert queue.returncode == 0, queue.stderr
+    assert "running (1)" in queue.stdout and "queued (4)" in queue.stdout
+    assert "bench-robot-1" in queue.stdout and held.experiment_id in queue.stdout
     out = tmp_path / "report.html"
     report = labledger(
         "campaign",

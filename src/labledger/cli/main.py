@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     # campaigns and the queue (a server's)
     "campaign": "labledger.cli.campaign:campaign",
     "worker": "labledger.cli.worker:worker",
+    "queue": "labledger.cli.queue:queue",
     # the local recorder
     "init": "labledger.cli.recorder_start:init",
     "new": "labledger.cli.recorder_start:new",
