@@ -275,7 +275,15 @@ class Settings(BaseSettings):
         """The settings as ``GET /settings`` shows them, secrets redacted."""
         data = self.model_dump(mode="json")
         data["db_url"] = _redact_url(self.database_url)
+        # webhook URLs often carry their secret in the path or query (e.g. chat webhooks)
+        data["webhook_urls"] = [_redact_webhook(url) for url in self.webhook_urls]
         return data
+
+
+def _redact_webhook(url: AnyHttpUrl) -> str:
+    port = f":{url.port}" if url.port and str(url.port) not in ("80", "443") else ""
+    hidden = "/…" if (url.path and url.path != "/") or url.query else ""
+    return f"{url.scheme}://{url.host}{port}{hidden}"
 
 
 def _redact_url(url: str) -> str:

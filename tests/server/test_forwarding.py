@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -97,3 +98,18 @@ def test_events_reach_the_webhook_and_event_manager_after_an_outage(
     assert madsci[-1]["source"]["experiment_id"] == exp.experiment_id
     assert madsci[-1]["log_level"] == 40
     assert madsci[-1]["event_data"]["labledger_event"]["data"]["error"]["message"] == "boom"
+
+
+def test_settings_never_show_a_webhooks_secret(sqlite_url: str, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from labledger.server.app import create_app
+    from labledger.settings import Settings
+
+    secret = "https://hooks.example.com/services/T000/B000/XXSECRETXX"
+    app = create_app(
+        Settings(db_url=sqlite_url, data_dir=tmp_path, webhook_urls=[secret])  # type: ignore[list-item]
+    )
+    shown = TestClient(app).get("/settings").json()["settings"]
+    assert shown["webhook_urls"] == ["https://hooks.example.com/…"]
+    assert "XXSECRETXX" not in json.dumps(shown)
