@@ -58,10 +58,10 @@ def main() -> int:
             if warm is None:
                 warm = rss
                 rows.append(["warm (first chunk)", done, rss])
-                next_report = done
+                next_report = done + target // 10
             elif done >= next_report or done >= target:
                 rows.append(["", done, rss])
-            next_report = max(next_report, done) + target // 10
+                next_report = done + target // 10
         final = rss_mb(srv.pid)
     print()
     print(table(["", "requests", "RSS MiB"], rows))

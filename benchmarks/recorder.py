@@ -49,19 +49,21 @@ MIX = [
 ]
 
 
-def make_outputs(root: Path, total: int, rnd: random.Random) -> tuple[int, int]:
-    """Write the mixed folder; returns (files, bytes)."""
+def make_outputs(root: Path, total: int, rnd: random.Random) -> tuple[int, int, str]:
+    """Write the mixed folder; returns (files, bytes, the mix in words)."""
     files = written = 0
+    mix = []
     for share, size in MIX:
         size = min(size, max(1024, int(total * share)))
         count = max(1, int(total * share) // size)
+        mix.append(f"{count:,} x {size / 1024:,.0f} KiB")
         for i in range(count):
             folder = root / f"s{size}" / f"d{i // 200}"
             folder.mkdir(parents=True, exist_ok=True)
             (folder / f"f{i}.bin").write_bytes(rnd.randbytes(size))
             files += 1
             written += size
-    return files, written
+    return files, written, ", ".join(mix)
 
 
 def tree_bytes(root: Path) -> int:
@@ -83,9 +85,9 @@ def time_cp(src: Path, dst: Path) -> float:
 
 def archive_figures(tmp: Path, size_mb: float) -> list[list[Any]]:
     src = tmp / "outputs"
-    files, total = make_outputs(src, int(size_mb * (1 << 20)), random.Random(11))
+    files, total, mix = make_outputs(src, int(size_mb * (1 << 20)), random.Random(11))
     mb = total / 1e6
-    print(f"outputs folder: {files:,} files, {mb:,.0f} MB", flush=True)
+    print(f"outputs folder: {files:,} files, {mb:,.0f} MB ({mix})", flush=True)
     cp_before = time_cp(src, tmp / "copy")
     store = BlobStore(tmp / "store")
     t0 = time.perf_counter()
