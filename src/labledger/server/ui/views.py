@@ -7,7 +7,7 @@ JSON twin, and tested without a browser.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -24,15 +24,20 @@ from labledger.core.models import Event, Experiment, experiment_to_wire
 from labledger.server.ui.charts import STATUS_COLORS, Bar, Point, Span
 
 __all__ = [
+    "CAMPAIGN_ACTIONS",
     "CONTROL_ACTIONS",
     "allowed_actions",
+    "campaign_allowed",
+    "campaign_transitions_table",
     "compare",
     "flatten",
-    "milestones_of",
     "numeric",
+    "plot_points",
     "recorder_info",
     "status_bars",
     "status_spans",
+    "timeline_end",
+    "transitions_table",
     "value_text",
 ]
 
@@ -99,26 +104,6 @@ def status_spans(events: Sequence[Event]) -> list[Span]:
 def timeline_end(exp: Experiment, now: datetime) -> datetime:
     """Where an experiment's timeline ends: when it ended (so it stops growing), else now."""
     return exp.ended_at if exp.status in TERMINAL and exp.ended_at else now
-
-
-def milestones_of(events: Iterable[Event]) -> list[dict[str, Any]]:
-    """Milestones and progress reports recorded in the event log, oldest first."""
-    out: list[dict[str, Any]] = []
-    for ev in events:
-        if ev.type.value not in ("milestone", "progress"):
-            continue
-        data = dict(ev.data)
-        name = data.pop("name", None) or data.pop("milestone", None) or ev.type.value
-        out.append(
-            {
-                "name": str(name),
-                "kind": ev.type.value,
-                "progress": data.pop("progress", None),
-                "at": ev.at,
-                "data": data,
-            }
-        )
-    return out
 
 
 def status_bars(counts: dict[str, int]) -> list[Bar]:
@@ -247,8 +232,3 @@ def recorder_info(exp: Experiment) -> dict[str, Any]:
     ordered = {k: info[k] for k in RECORDER_KEYS if k in info}
     ordered.update({k: v for k, v in info.items() if k not in ordered})
     return ordered
-
-
-def is_terminal(exp: Experiment) -> bool:
-    """Whether nothing can change the experiment's state any more."""
-    return exp.status in TERMINAL
