@@ -113,3 +113,40 @@ def test_settings_never_show_a_webhooks_secret(sqlite_url: str, tmp_path: Path) 
     shown = TestClient(app).get("/settings").json()["settings"]
     assert shown["webhook_urls"] == ["https://hooks.example.com/…"]
     assert "XXSECRETXX" not in json.dumps(shown)
+
+
+def test_two_replicas_forward_each_event_once(db_url: str, receiver: Receiver) -> None:
+    import asyncio
+
+    import httpx
+
+    from labledger.core.lab import Lab
+    from labledger.core.models import ExperimentRegistration
+    from labledger.server.forwarding import Forwarder, Target
+    from labledger.storage.engine import create_db_engine
+    from labledger.storage.schema import ensure_ready
+    from labledger.storage.sql import SqlStore
+
+    engine = create_db_engine(db_url)
+    ensure_ready(engine, db_url)
+    store = SqlStore(engine)
+    target = Target(f"{receiver.url}/hook", "webhook")
+    replicas = [Forwarder(store, [target]), Forwarder(store, [target])]
+    lab = Lab(store)
+
+    async def scenario() -> None:
+        await replicas[0].prime()
+        await replicas[1].prime()
+        reg = ExperimentRegistration.model_validate({"experiment_design": {"experiment_name": "r"}})
+        for _ in range(30):
+            lab.experiments.create_experiment(reg)
+        async with httpx.AsyncClient() as http:
+            for _ in range(10):
+                await asyncio.gather(*(r.forward_once(http, target) for r in replicas))
+
+    try:
+        asyncio.run(scenario())
+        ids = [e["event_id"] for e in receiver.received["/hook"]]
+        assert len(ids) == 30 and ids == sorted(set(ids))  # all, once each, in order
+    finally:
+        engine.dispose()

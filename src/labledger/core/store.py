@@ -189,6 +189,10 @@ class RecordStore(Protocol):
     def get_forward_cursor(self, target: str) -> ForwardCursor | None:
         """The cursor of a forwarding target (None before its first forward)."""
 
+    def claim_forward_cursor(self, target: str, now: datetime, until: datetime) -> bool:
+        """Take the right to forward to ``target`` until ``until`` (one server replica at a
+        time): True when its cursor was free (no claim or backoff in force at ``now``)."""
+
     def save_forward_cursor(
         self,
         target: str,

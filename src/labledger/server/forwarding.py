@@ -5,6 +5,9 @@ POSTs each event in order; the cursor moves only when the target answered 2xx. A
 is retried with exponential backoff (up to ``forward_retry_max`` seconds) and holds up nobody:
 experiments write their events whatever happens here, and each target has its own cursor. A
 target configured for the first time starts at the end of the log (it gets new events only).
+With several server replicas on one database, one at a time forwards to a target: it claims the
+target's cursor for the batch. Delivery is at least once (a replica killed between a POST and
+saving the cursor sends that event again; MADSci event ids stay the same, so it can dedupe).
 
 Webhooks receive the event as labledger's JSON (as in ``GET /events``). The MADSci Event
 Manager receives MADSci's ``Event`` shape at ``POST {event_manager_url}/event``, with an
@@ -35,6 +38,8 @@ log = logging.getLogger("labledger.forwarding")
 
 BATCH = 100
 POLL_SECONDS = 0.5
+#: how long one replica holds a target while it delivers a batch (released when done)
+CLAIM_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -162,9 +167,24 @@ class Forwarder:
             return 0
         now = datetime.now(UTC)
         if cursor.next_attempt_at is not None and cursor.next_attempt_at > now:
+            return 0  # backing off, or another replica is forwarding to this target
+        after = cursor.last_event_id
+        pending = await anyio.to_thread.run_sync(
+            lambda: self.store.list_events(after_id=after, limit=1)
+        )
+        if not pending:
+            return 0  # nothing new: no write at all
+        claimed = await anyio.to_thread.run_sync(
+            self.store.claim_forward_cursor, target.key, now, now + timedelta(seconds=CLAIM_SECONDS)
+        )
+        if not claimed:
             return 0
+        # re-read under the claim: another replica may have moved the cursor meanwhile
+        held = await anyio.to_thread.run_sync(self.store.get_forward_cursor, target.key)
+        assert held is not None
+        cursor = held
         events = await anyio.to_thread.run_sync(
-            lambda: self.store.list_events(after_id=cursor.last_event_id, limit=BATCH)
+            lambda: self.store.list_events(after_id=held.last_event_id, limit=BATCH)
         )
         sent = 0
         last = cursor.last_event_id
@@ -193,10 +213,10 @@ class Forwarder:
             assert ev.event_id is not None
             last = ev.event_id
             sent += 1
-        if sent or cursor.failures:
-            await anyio.to_thread.run_sync(
-                self.store.save_forward_cursor, target.key, last, 0, None, None
-            )
+        # saving the cursor also releases the claim (next_attempt_at back to none)
+        await anyio.to_thread.run_sync(
+            self.store.save_forward_cursor, target.key, last, 0, None, None
+        )
         return sent
 
     @staticmethod

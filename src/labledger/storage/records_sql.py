@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, or_, select, update
 
 from labledger.core.ids import utcnow
 from labledger.core.models import Event
@@ -257,6 +257,18 @@ class RecordSql:
         return StoredCursor(
             row.target, int(row.last_event_id), row.failures, row.last_error, row.next_attempt_at
         )
+
+    def claim_forward_cursor(self, target: str, now: datetime, until: datetime) -> bool:
+        with self.write() as conn:
+            done = conn.execute(
+                update(forward_cursors)
+                .where(
+                    F.target == target,
+                    or_(F.next_attempt_at.is_(None), F.next_attempt_at <= now),
+                )
+                .values(next_attempt_at=until, updated_at=utcnow())
+            )
+            return bool(done.rowcount == 1)
 
     def save_forward_cursor(
         self,
