@@ -168,3 +168,15 @@ def test_a_name_that_is_not_utf8_is_reported_not_mangled(store: BlobStore, tmp_p
     entries, skipped = archive_tree(store, src)
     assert [e.path for e in entries] == ["ok.txt"]
     assert skipped == ["bad\ufffd.txt"]
+
+
+def test_a_manifest_naming_a_path_both_file_and_folder_is_refused(
+    store: BlobStore, tmp_path: Path
+) -> None:
+    blob = store.put_bytes(b"payload")
+    entries = [
+        FileEntry(path="0", size=7, digest=blob.digest),
+        FileEntry(path="0/x", size=7, digest=blob.digest),
+    ]
+    with pytest.raises(IntegrityError, match="both"):
+        restore_entries(store, entries, tmp_path / "dest")

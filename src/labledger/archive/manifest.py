@@ -155,6 +155,11 @@ def _safe_parent(dest: Path, rel: PurePosixPath) -> Path:
             raise IntegrityError(
                 f"Refusing to write {rel}: {current} is a symlink and could lead outside {dest}"
             )
+        if current.exists() and not current.is_dir():
+            raise IntegrityError(
+                f"Refusing to write {rel}: {current} is a file, not a folder; the manifest "
+                "names it as both (the record may be damaged or crafted)"
+            )
         current.mkdir(exist_ok=True)
     target = dest / Path(*rel.parts)
     if target.is_symlink() or target.exists():

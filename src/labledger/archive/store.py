@@ -25,7 +25,15 @@ import blake3
 
 from labledger.errors import IntegrityError, NotFound
 
-__all__ = ["CHUNK", "DIGEST_LEN", "BlobStore", "StoredBlob", "VerifyReport", "hash_file"]
+__all__ = [
+    "CHUNK",
+    "DIGEST_LEN",
+    "BlobStore",
+    "StoredBlob",
+    "VerifyReport",
+    "hash_fd",
+    "hash_file",
+]
 
 #: read and write in chunks of this size (large enough for BLAKE3 to use several cores)
 CHUNK = 1 << 20
@@ -47,11 +55,17 @@ def _new_hasher(size: int = 0) -> blake3.blake3:
 
 def hash_file(path: Path) -> tuple[str, int]:
     """The BLAKE3 hex digest and size of the file at ``path``, streamed in chunks."""
+    with path.open("rb", buffering=0) as src:
+        return hash_fd(src.fileno())
+
+
+def hash_fd(fd: int) -> tuple[str, int]:
+    """The BLAKE3 hex digest and size of what can be read from the open file ``fd``."""
     size = 0
     buf = bytearray(CHUNK)
     view = memoryview(buf)
-    with path.open("rb", buffering=0) as src:
-        hasher = _new_hasher(os.fstat(src.fileno()).st_size)
+    with io.FileIO(fd, "rb", closefd=False) as src:
+        hasher = _new_hasher(os.fstat(fd).st_size)
         while n := src.readinto(buf):
             hasher.update(view[:n])
             size += n
