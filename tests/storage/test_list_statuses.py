@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine
 
 from labledger.core.lifecycle import ExperimentStatus
-from labledger.core.models import Experiment, ExperimentDesign, ExperimentQuery
+from labledger.core.models import Experiment, ExperimentDesign, ExperimentQuery, OwnershipInfo
 from labledger.storage.engine import create_db_engine
 from labledger.storage.schema import ensure_ready
 from labledger.storage.sql import SqlStore
 
 S = ExperimentStatus
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
+CAMPAIGNS = ["01JC0000000000000000000001", "01JC0000000000000000000002"]
+OWNERS = ["01JC00000000000000000000A1", "01JC00000000000000000000A2", "01JC00000000000000000000A3"]
 
 
 @pytest.fixture
@@ -31,6 +33,9 @@ def filled(db_url: str) -> Iterator[tuple[SqlStore, list[Experiment]]]:
         exp = Experiment(
             status=rnd.choice(list(S)),
             experiment_design=ExperimentDesign(experiment_name=f"e{i}"),
+            run_name=rnd.choice(["alpha run", "beta run"]),
+            campaign_id=CAMPAIGNS[i % 2],
+            ownership_info=OwnershipInfo(user_id=OWNERS[i % 3]),
             created_at=BASE + timedelta(seconds=i // 3),
             updated_at=BASE,
             deleted_at=BASE if i % 17 == 0 else None,
@@ -63,3 +68,31 @@ def test_several_statuses_page_like_a_full_sort(
     assert [e.experiment_id for e in everything] == expected
     first = store.list_experiments(ExperimentQuery(statuses=statuses, sort=sort, limit=1))[0]
     assert first.created_at.tzinfo is not None and first.experiment_design is not None
+
+
+FILTERS: dict[str, tuple[dict[str, object], Callable[[Experiment], bool]]] = {
+    "campaign": ({"campaign_id": CAMPAIGNS[1]}, lambda e: e.campaign_id == CAMPAIGNS[1]),
+    "owner": ({"owner": OWNERS[2]}, lambda e: e.ownership_info.user_id == OWNERS[2]),
+    "text": ({"text": "ALPHA"}, lambda e: "alpha" in (e.run_name or "")),
+    "time": (
+        {"since": BASE + timedelta(seconds=5), "until": BASE + timedelta(seconds=30)},
+        lambda e: BASE + timedelta(seconds=5) <= e.created_at < BASE + timedelta(seconds=30),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(FILTERS))
+def test_several_statuses_combine_with_the_other_filters(
+    filled: tuple[SqlStore, list[Experiment]], name: str
+) -> None:
+    store, stored = filled
+    statuses = [S.IN_PROGRESS, S.PAUSED, S.COMPLETED, S.FAILED]
+    filters, keep = FILTERS[name]
+    wanted = [e for e in stored if e.status in statuses and e.deleted_at is None and keep(e)]
+    wanted.sort(key=lambda e: (e.created_at, e.experiment_id), reverse=True)
+    expected = [e.experiment_id for e in wanted]
+    assert len(expected) > 7
+    got = store.list_experiments(ExperimentQuery(statuses=statuses, limit=0, **filters))
+    assert [e.experiment_id for e in got] == expected
+    page = store.list_experiments(ExperimentQuery(statuses=statuses, offset=3, limit=4, **filters))
+    assert [e.experiment_id for e in page] == expected[3:7]
