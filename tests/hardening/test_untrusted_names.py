@@ -232,3 +232,13 @@ def test_an_upload_with_any_names_stays_in_the_result_store(
         assert got.status_code == 200
         disposition = got.headers.get("content-disposition", "")
         assert "\r" not in disposition and "\n" not in disposition
+
+
+def test_a_manifest_asking_for_a_folder_where_it_put_a_file_is_refused(tmp_path: Path) -> None:
+    """Found by the property test above: it was a bare FileExistsError."""
+    store = BlobStore(tmp_path / "store")
+    store.create()
+    blob = store.put_bytes(b"x")
+    entries = [FileEntry(path=p, digest=blob.digest, size=1) for p in ("0", "0/inside")]
+    with pytest.raises(IntegrityError, match="is a file, not a folder"):
+        restore_entries(store, entries, tmp_path / "dest")
