@@ -230,8 +230,8 @@ def record_created(conn: Connection, kind: str, resource_id: str) -> None:
         "created_at": utcnow(),
     }
     try:
-        with conn.begin_nested():
-            conn.execute(insert(idempotency_keys), [row])
+        # no savepoint: on a clash the whole transaction is rolled back anyway
+        conn.execute(insert(idempotency_keys), [row])
     except SAIntegrityError:
         claim.lost = True
         raise DuplicateRequest(
