@@ -100,6 +100,8 @@ class IdempotencyMiddleware:
         self.store = store
         self.ttl = timedelta(hours=fastapi_app.state.settings.idempotency_hours)
         self._swept = -1e9
+        self._pending: list[tuple[str, str, int, str]] = []
+        self._flushing = False
 
     async def __call__(self, scope: Scope_, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -200,12 +202,24 @@ class IdempotencyMiddleware:
             # Kept after it was sent: a retry arriving meanwhile waits for it (WAIT_SECONDS),
             # and should this never be written, a retry gets the record as it is.
             body = b"".join(m.get("body", b"") for m in held if m["type"] == "http.response.body")
-            try:
-                await anyio.to_thread.run_sync(
-                    self.store.store_answer, principal, key, status, body.decode("utf-8", "replace")
-                )
-            except LabledgerError as exc:
-                log.warning("could not keep the answer of Idempotency-Key %r: %s", key, exc)
+            await self._keep((principal, key, status, body.decode("utf-8", "replace")))
+
+    async def _keep(self, answer: tuple[str, str, int, str]) -> None:
+        """Queue an answer; whoever finds no flush running writes the queue, in batches, so
+        concurrent creates share one write transaction for their answers."""
+        self._pending.append(answer)
+        if self._flushing:
+            return
+        self._flushing = True
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    await anyio.to_thread.run_sync(self.store.store_answers, batch)
+                except LabledgerError as exc:
+                    log.warning("could not keep %d idempotent answers: %s", len(batch), exc)
+        finally:
+            self._flushing = False
 
     async def _replay(
         self,

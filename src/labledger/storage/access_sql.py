@@ -281,12 +281,22 @@ class IdempotencyStore:
 
     def store_answer(self, principal: str, key: str, status_code: int, body: str) -> None:
         """Keep the answer that was sent, so a retry gets exactly the same."""
+        self.store_answers([(principal, key, status_code, body)])
+
+    def store_answers(self, answers: list[tuple[str, str, int, str]]) -> None:
+        """Keep several answers (principal, key, status, body) in one transaction.
+
+        An answer is written once: a key that has one keeps it.
+        """
+        if not answers:
+            return
         with _write(self.engine) as conn:
-            conn.execute(
-                update(idempotency_keys)
-                .where(K.principal == principal, K.key == key, K.status_code.is_(None))
-                .values(status_code=status_code, response_body=body)
-            )
+            for principal, key, status_code, body in answers:
+                conn.execute(
+                    update(idempotency_keys)
+                    .where(K.principal == principal, K.key == key, K.status_code.is_(None))
+                    .values(status_code=status_code, response_body=body)
+                )
 
     def forget(self, principal: str, key: str) -> None:
         """Drop one remembered key (it outlived ``idempotency_hours``)."""
