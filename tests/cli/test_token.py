@@ -110,6 +110,7 @@ def test_serve_insecure_warns_loudly(tmp_path: object) -> None:
     result = _serve(tmp_path, "--host", "192.0.2.1", "--port", "18555", "--insecure")
     assert "WARNING: --insecure" in result.stderr
     assert "Every request is allowed" in result.stderr
+    assert "access control: off" in result.stderr
     # it then tried to bind (and could not: the address is not ours)
     assert result.returncode != 0
 
@@ -122,3 +123,4 @@ def test_serve_with_a_token_starts_on_a_non_loopback_address(tmp_path: object) -
     assert "WARNING" not in result.stderr
     # the bind itself fails on this machine, after the check passed
     assert "labledger serving on http://192.0.2.1:18555" in result.stderr
+    assert "access control: on: 1 active token" in result.stderr

@@ -38,14 +38,15 @@ def serve(
     import uvicorn
 
     from labledger.server.app import create_app
-    from labledger.server.security import exposure_problem
+    from labledger.server.security import access_summary, exposure_problem
     from labledger.settings import load_settings
 
     settings = load_settings(db_url=db_url)
     app = create_app(settings)
     bind_host = host or settings.host
     bind_port = port or settings.port
-    problem = exposure_problem(bind_host, settings, len(app.state.token_store.active()))
+    token_count = len(app.state.token_store.active())
+    problem = exposure_problem(bind_host, settings, token_count)
     if problem and not insecure:
         app.state.engine.dispose()
         raise click.ClickException(problem)
@@ -63,4 +64,5 @@ def serve(
         f"database {settings.public()['db_url']}",
         err=True,
     )
+    click.echo(f"access control: {access_summary(settings, token_count)}", err=True)
     uvicorn.run(app, host=bind_host, port=bind_port, log_level=log_level, access_log=False)

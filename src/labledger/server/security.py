@@ -43,6 +43,7 @@ __all__ = [
     "OPEN_PATHS",
     "AccessControl",
     "AuthMiddleware",
+    "access_summary",
     "client_host",
     "exposure_problem",
     "is_loopback",
@@ -271,3 +272,14 @@ def exposure_problem(host: str, settings: Settings, token_count: int) -> str | N
         "(EXPERIMENT_TRUSTED_NETWORKS='[\"10.0.5.0/24\"]'), or pass --insecure on a network "
         "you trust completely."
     )
+
+
+def access_summary(settings: Settings, token_count: int) -> str:
+    """One line on who may do what, for the server's start-up message."""
+    if not (token_count or settings.auth_required or settings.trusted_networks):
+        return "off (no tokens yet: everyone who can connect is admin)"
+    parts = [f"{token_count} active token{'s' if token_count != 1 else ''}"]
+    if settings.trusted_networks:
+        nets = ", ".join(str(n) for n in settings.trusted_networks)
+        parts.append(f"no token needed from {nets} ({settings.trusted_scope})")
+    return "on: " + "; ".join(parts)
