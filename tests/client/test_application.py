@@ -210,3 +210,57 @@ def test_resume_continues_from_the_last_milestone(live_server: LiveServerFactory
     done = app.resume(paused.experiment_id)
     assert done.status.value == "completed" and Resumable.steps == [2, 3]
     app.close()
+
+
+class Steps(ExperimentApplication):
+    experiment_design = {"experiment_name": "steps"}
+    done = 0
+
+    def run_experiment(self, **_: Any) -> None:
+        for _step in range(400):
+            self.checkpoint()
+            Steps.done += 1
+            time.sleep(0.03)
+
+
+def test_a_worker_waits_through_a_campaign_pause_and_stops_on_cancel(
+    live_server: LiveServerFactory,
+) -> None:
+    server = live_server()
+    app = Steps(server.url, poll_interval=0.05)
+    with ExperimentClient(server.url) as client:
+        campaign = client.create_campaign(
+            {"name": "held", "design": {"experiment_name": "steps"}, "sweep": {"list": [{}]}}
+        )
+        stats: dict[str, Any] = {}
+        worker = threading.Thread(
+            target=lambda: stats.update(
+                s=app.run_worker(worker_id="bench-1", lease_seconds=1, max_experiments=1)
+            ),
+            daemon=True,
+        )
+        worker.start()
+
+        def wait_until(check: Any) -> None:
+            deadline = time.monotonic() + 10
+            while not check():
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+
+        wait_until(lambda: Steps.done >= 3)
+        client.pause_campaign(campaign.campaign_id)
+        time.sleep(0.3)
+        frozen = Steps.done
+        time.sleep(1.5)  # longer than the lease: the heartbeat keeps it while paused
+        assert Steps.done <= frozen + 1
+        exp_id = (campaign.experiment_ids or [])[0]
+        held = client.get_experiment(exp_id)
+        assert (held.status.value, held.worker_id) == ("paused", "bench-1")
+        client.resume_campaign(campaign.campaign_id)
+        wait_until(lambda: Steps.done > frozen + 3)
+        client.cancel_campaign(campaign.campaign_id)
+        worker.join(10)
+        assert not worker.is_alive()
+        assert stats["s"].stopped == 1 and stats["s"].completed == 0
+        assert client.get_experiment(exp_id).status.value == "cancelled"
+    app.close()
