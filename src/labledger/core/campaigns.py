@@ -77,11 +77,13 @@ class CampaignService:
             at=now,
             data={"campaign_name": campaign.campaign_name, "experiments": len(specs)},
         )
-        self.store.insert_campaign(campaign, [created])
+        experiments: list[Experiment] = []
+        events: list[Event] = []
         if specs:
             assert spec.experiment_design is not None  # checked by the spec
             experiments, events = self._experiments(campaign, spec, specs, now, actor)
-            self.store.insert_experiments(experiments, events)
+        # one transaction: a crash never leaves a campaign without the experiments it lists
+        self.store.insert_campaign(campaign, [created, *events], experiments)
         return self.store.get_campaign(campaign.campaign_id)
 
     def _experiments(

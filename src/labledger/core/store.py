@@ -62,8 +62,16 @@ class Store(Protocol):
         """Remove a trashed experiment and its events for good (the purge itself is logged)."""
 
     # ---- campaigns
-    def insert_campaign(self, campaign: ExperimentalCampaign, events: Sequence[Event]) -> None:
-        """Store a new campaign (its declared experiment ids are linked when they exist)."""
+    def insert_campaign(
+        self,
+        campaign: ExperimentalCampaign,
+        events: Sequence[Event],
+        experiments: Sequence[Experiment] = (),
+    ) -> None:
+        """Store a new campaign, with new ``experiments`` of it, in one transaction.
+
+        Its declared experiment ids are linked when they exist.
+        """
 
     def get_campaign(self, campaign_id: str) -> ExperimentalCampaign:
         """The campaign with its experiment ids, or raise ``CampaignNotFound``."""

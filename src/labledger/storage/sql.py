@@ -279,7 +279,12 @@ class SqlStore(QueueSql, RecordSql):
 
     # ------------------------------------------------------------------ campaigns
 
-    def insert_campaign(self, campaign: ExperimentalCampaign, events_: Sequence[Event]) -> None:
+    def insert_campaign(
+        self,
+        campaign: ExperimentalCampaign,
+        events_: Sequence[Event],
+        experiments_: Sequence[Experiment] = (),
+    ) -> None:
         declared = list(dict.fromkeys(campaign.experiment_ids or []))
         row = {
             "id": campaign.campaign_id,
@@ -299,6 +304,8 @@ class SqlStore(QueueSql, RecordSql):
         try:
             with self.write() as conn:
                 conn.execute(insert(campaigns), [row])
+                if experiments_:
+                    conn.execute(insert(experiments), [_experiment_row(e) for e in experiments_])
                 if declared:
                     conn.execute(
                         update(experiments)
