@@ -18,7 +18,7 @@ from pydantic import Field
 
 from labledger.core.conditional import Decision, change_experiment
 from labledger.core.ids import utcnow
-from labledger.core.lifecycle import TERMINAL, ExperimentStatus, check_transition
+from labledger.core.lifecycle import TERMINAL, CampaignStatus, ExperimentStatus, check_transition
 from labledger.core.models import Event, EventType, Experiment, LabModel
 from labledger.core.records import ErrorInfo
 from labledger.core.store import LabStore
@@ -33,7 +33,6 @@ __all__ = [
 ]
 
 S = ExperimentStatus
-WorkerId = str
 
 
 class ClaimRequest(LabModel):
@@ -261,10 +260,7 @@ class QueueService:
     def _campaign_held(self, current: Experiment) -> bool:
         if current.campaign_id is None:
             return False
-        from labledger.core.lifecycle import CampaignStatus
-
-        campaign = self.store.get_campaign(current.campaign_id)
-        return campaign.status is CampaignStatus.PAUSED
+        return self.store.campaign_status_of(current.campaign_id) == CampaignStatus.PAUSED
 
     def _lease_data(self, current: Experiment) -> dict[str, Any]:
         return {
