@@ -173,6 +173,18 @@ def test_worker_refuses_bad_arguments_with_a_hint(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert bad.returncode == 2 and "cannot import 'nomodule_xyz'" in bad.stderr
+    from labledger_fixtures import free_port
+
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    down = subprocess.run(
+        [*serve_command(), "worker", "-c", "true", "--server-url", nowhere, "--exit-when-empty"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert down.returncode == 1 and "cannot reach the server" in down.stderr
+    assert "Traceback" not in down.stderr
 
 
 class Resumable(ExperimentApplication):

@@ -16,7 +16,9 @@ import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+import httpx
 
 from labledger.client.sync import ExperimentClient
 from labledger.core.lifecycle import TERMINAL, ExperimentStatus
@@ -223,9 +225,19 @@ class Worker:
         while not self._stop.is_set():
             if max_experiments is not None and self.stats.claimed >= max_experiments:
                 break
-            experiment = self.client.claim(
-                self.worker_id, campaign_id=self.campaign_id, lease_seconds=self.lease_seconds
-            )
+            try:
+                experiment = self.client.claim(
+                    self.worker_id, campaign_id=self.campaign_id, lease_seconds=self.lease_seconds
+                )
+            except httpx.TransportError as exc:
+                if not wait:
+                    raise LabledgerError(
+                        f"cannot reach the server at {self.client.url}: {exc}; check "
+                        "--server-url (or EXPERIMENT_SERVER_URL) and that the server runs"
+                    ) from exc
+                log.warning("%s: server unreachable (%s); trying again", self.worker_id, exc)
+                self._stop.wait(min(10.0, max(self.poll_interval, 1.0)))
+                continue
             if experiment is None:
                 if not wait:
                     break
@@ -255,9 +267,11 @@ class Worker:
             outcome = self.runner(experiment, control)
             control.checkpoint()  # cancelled at the very end still counts as cancelled
             if outcome:
-                self.client.add_results(experiment.experiment_id, dict(outcome))
-            self.client.finish_experiment(
-                experiment.experiment_id, "completed", worker_id=self.worker_id
+                _retrying(lambda: self.client.add_results(experiment.experiment_id, dict(outcome)))
+            _retrying(
+                lambda: self.client.finish_experiment(
+                    experiment.experiment_id, "completed", worker_id=self.worker_id
+                )
             )
             self.stats.completed += 1
             log.info("%s completed %s", self.worker_id, experiment.experiment_id)
@@ -275,11 +289,11 @@ class Worker:
                 )
                 return
             try:
-                self.client.finish_experiment(
-                    experiment.experiment_id,
-                    "failed",
-                    worker_id=self.worker_id,
-                    error=error_info(exc),
+                error = error_info(exc)
+                _retrying(
+                    lambda: self.client.finish_experiment(
+                        experiment.experiment_id, "failed", worker_id=self.worker_id, error=error
+                    )
                 )
             except LabledgerError as report_error:
                 log.warning(
@@ -288,6 +302,23 @@ class Worker:
         finally:
             beat.stop.set()
             beat.join()
+
+
+T = TypeVar("T")
+
+
+def _retrying(call: Callable[[], T], *, seconds: float = 30.0) -> T:
+    """``call()``, tried again while the server is unreachable (up to ``seconds``): an outcome
+    is worth waiting for. If the server stays away, the lease expires and the run is retried."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return call()
+        except httpx.TransportError as exc:
+            if time.monotonic() >= deadline:
+                raise
+            log.warning("server unreachable while reporting (%s); trying again", exc)
+            time.sleep(1.0)
 
 
 def _lease_of(experiment: Experiment) -> float | None:
