@@ -124,9 +124,7 @@ class ReportService:
         return {"campaign_id": campaign_id, **table}
 
     def _table(self, campaign_id: str) -> tuple[JsonObject, list[Experiment]]:
-        experiments = self.store.list_experiments(
-            ExperimentQuery(campaign_id=campaign_id, limit=0)
-        )
+        experiments = self.store.list_experiments(ExperimentQuery(campaign_id=campaign_id, limit=0))
         experiments.sort(key=lambda e: (e.created_at, e.experiment_id))
         results: dict[str, dict[str, Result]] = {}
         for r in self.store.list_results(campaign_id=campaign_id):
