@@ -82,7 +82,11 @@ def missing_blobs(query: MissingQuery, blobs: BlobsDep) -> JSONBody:
     return json_response({"missing": [d for d in dict.fromkeys(query.digests) if not blobs.has(d)]})
 
 
-@router.put("/blobs/{digest}", response_model=BlobAnswer, responses=ERRORS)
+@router.put(
+    "/blobs/{digest}",
+    response_model=BlobAnswer,
+    responses={**ERRORS, 201: {"model": BlobAnswer, "description": "Stored (it was new)"}},
+)
 async def put_blob(digest: Digest, request: Request, blobs: BlobsDep) -> JSONBody:
     """Store the request body under its BLAKE3 digest; a mismatch stores nothing (422)."""
     if blobs.has(digest):
@@ -133,7 +137,14 @@ def get_blob(digest: Digest, blobs: BlobsDep) -> FileResponse:
     )
 
 
-@router.put("/experiment/{experiment_id}/import", response_model=ExperimentPublic, responses=ERRORS)
+@router.put(
+    "/experiment/{experiment_id}/import",
+    response_model=ExperimentPublic,
+    responses={
+        **ERRORS,
+        201: {"model": ExperimentPublic, "description": "Imported (the first time)"},
+    },
+)
 def import_experiment(
     experiment_id: str, body: ExperimentImport, service: Service, actor: Actor
 ) -> JSONBody:
