@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["server", "scale", "queue_claims", "recorder", "memory"]
+BENCHMARKS = ["server", "scale", "queue_claims", "recorder", "memory", "hardening"]
 
 
 def main() -> int:

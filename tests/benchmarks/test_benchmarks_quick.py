@@ -49,6 +49,11 @@ EXPECTED: dict[str, list[str]] = {
         rf"\| labledger list +\| {NUMBER}",
     ],
     "memory": [r"after [\d,]+ requests: \d+ MiB", r"\| warm \(first chunk\) \|"],
+    "hardening": [
+        rf"\| create \+ Idempotency-Key \| {NUMBER} +\| {NUMBER} ",
+        rf"\| list \(Bearer token\) +\| {NUMBER} ",
+        r"[1-9][\d,]* of them answered 401",
+    ],
 }
 
 
