@@ -180,3 +180,14 @@ def test_a_paused_experiment_whose_worker_vanished_is_requeued_when_continued(
     assert (orphan.status, orphan.worker_id) == (S.PAUSED, None)
     lab.experiments.apply_action(exp_id, Action.CONTINUE)
     assert lab.experiments.get_experiment(exp_id).status is S.QUEUED
+
+
+def test_a_worker_that_lost_its_lease_cannot_record_results(lab: Lab, clock: Clock) -> None:
+    exp_id = queued(lab)
+    lab.queue.claim(ClaimRequest(worker_id="w1"))
+    clock.advance(31)
+    lab.queue.claim(ClaimRequest(worker_id="w2"))  # the sweep requeues, w2 takes it
+    with pytest.raises(LeaseLost):
+        lab.results.add_values(exp_id, {"yield": 0.1}, worker_id="w1")
+    lab.results.add_values(exp_id, {"yield": 0.9}, worker_id="w2")
+    assert [(r.name, r.value) for r in lab.results.list_results(exp_id)] == [("yield", 0.9)]

@@ -98,9 +98,12 @@ class AsyncLabMethods:
 
     # ------------------------------------------------------------------ results
 
-    async def add_results(self, experiment_id: str, values: Mapping[str, Any]) -> list[Result]:
-        """Attach named values; a name given again replaces its value."""
-        return await self._run(lab_calls.add_results(experiment_id, values))
+    async def add_results(
+        self, experiment_id: str, values: Mapping[str, Any], *, worker_id: str | None = None
+    ) -> list[Result]:
+        """Attach named values; a name given again replaces its value. A worker passes its
+        ``worker_id`` and gets ``LeaseLost`` if it no longer holds the experiment."""
+        return await self._run(lab_calls.add_results(experiment_id, values, worker_id))
 
     async def add_result(self, experiment_id: str, name: str, value: Any) -> Result:
         """Attach one named value."""

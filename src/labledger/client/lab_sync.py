@@ -98,9 +98,12 @@ class LabMethods:
 
     # ------------------------------------------------------------------ results
 
-    def add_results(self, experiment_id: str, values: Mapping[str, Any]) -> list[Result]:
-        """Attach named values; a name given again replaces its value."""
-        return self._run(lab_calls.add_results(experiment_id, values))
+    def add_results(
+        self, experiment_id: str, values: Mapping[str, Any], *, worker_id: str | None = None
+    ) -> list[Result]:
+        """Attach named values; a name given again replaces its value. A worker passes its
+        ``worker_id`` and gets ``LeaseLost`` if it no longer holds the experiment."""
+        return self._run(lab_calls.add_results(experiment_id, values, worker_id))
 
     def add_result(self, experiment_id: str, name: str, value: Any) -> Result:
         """Attach one named value."""

@@ -126,12 +126,17 @@ class lab_calls:  # noqa: N801 - a namespace of call builders
         return Call("GET", "queue", _identity, params=params)
 
     @staticmethod
-    def add_results(experiment_id: str, values: Mapping[str, Any]) -> Call[list[Result]]:
+    def add_results(
+        experiment_id: str, values: Mapping[str, Any], worker_id: str | None = None
+    ) -> Call[list[Result]]:
+        body: dict[str, Any] = {"values": dict(values)}
+        if worker_id is not None:
+            body["worker_id"] = worker_id
         return Call(
             "POST",
             f"experiment/{experiment_id}/results",
             _results,
-            json={"values": dict(values)},
+            json=body,
             idempotent_create=True,
         )
 

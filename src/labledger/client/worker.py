@@ -267,7 +267,11 @@ class Worker:
             outcome = self.runner(experiment, control)
             control.checkpoint()  # cancelled at the very end still counts as cancelled
             if outcome:
-                _retrying(lambda: self.client.add_results(experiment.experiment_id, dict(outcome)))
+                _retrying(
+                    lambda: self.client.add_results(
+                        experiment.experiment_id, dict(outcome), worker_id=self.worker_id
+                    )
+                )
             _retrying(
                 lambda: self.client.finish_experiment(
                     experiment.experiment_id, "completed", worker_id=self.worker_id

@@ -81,6 +81,11 @@ class ResultValues(LabModel):
     """The body of ``POST /experiment/{id}/results``: values under names."""
 
     values: dict[str, Any] = Field(min_length=1, max_length=1000)
+    worker_id: str | None = Field(
+        default=None,
+        max_length=200,
+        description="A worker reporting: it must still hold the experiment (else 409 lease_lost).",
+    )
 
     @field_validator("values")
     @classmethod

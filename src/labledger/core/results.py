@@ -14,6 +14,7 @@ from typing import Any
 
 from labledger.core.conditional import Decision, change_experiment
 from labledger.core.ids import utcnow
+from labledger.core.lifecycle import ExperimentStatus
 from labledger.core.models import Event, EventType, Experiment
 from labledger.core.records import (
     MAX_VALUE_BYTES,
@@ -27,7 +28,7 @@ from labledger.core.records import (
     check_result_name,
 )
 from labledger.core.store import LabStore
-from labledger.errors import InvalidInput, PayloadTooLarge
+from labledger.errors import InvalidInput, LeaseLost, PayloadTooLarge
 
 __all__ = ["ResultService"]
 
@@ -45,10 +46,24 @@ class ResultService:
     # ------------------------------------------------------------------ results
 
     def add_values(
-        self, experiment_id: str, values: Mapping[str, Any], *, actor: str | None = None
+        self,
+        experiment_id: str,
+        values: Mapping[str, Any],
+        *,
+        actor: str | None = None,
+        worker_id: str | None = None,
     ) -> list[Result]:
-        """Store named values; a name given again replaces its earlier value."""
+        """Store named values; a name given again replaces its earlier value.
+
+        With ``worker_id`` the worker must still hold the experiment: a worker whose lease
+        expired (and whose experiment another worker now runs) gets :class:`LeaseLost`.
+        """
         experiment = self.store.get_experiment(experiment_id)
+        if worker_id is not None and (
+            experiment.worker_id != worker_id
+            or experiment.status not in (ExperimentStatus.IN_PROGRESS, ExperimentStatus.PAUSED)
+        ):
+            raise LeaseLost(experiment_id, worker_id, experiment.worker_id, experiment.status.value)
         now = self.clock()
         results: list[Result] = []
         events: list[Event] = []

@@ -54,7 +54,9 @@ def result_wire(r: Result) -> dict[str, Any]:
 @router.post("/experiment/{experiment_id}/results", response_model=list[Result], responses=ERRORS)
 def add_values(experiment_id: str, body: ResultValues, lab: LabDep, actor: Actor) -> JSONBody:
     """Attach named values (numbers, text, JSON); a name given again replaces its value."""
-    stored = lab.results.add_values(experiment_id, body.values, actor=actor)
+    stored = lab.results.add_values(
+        experiment_id, body.values, actor=actor, worker_id=body.worker_id
+    )
     return json_response([result_wire(r) for r in stored])
 
 
