@@ -276,3 +276,60 @@ def test_a_worker_waits_through_a_campaign_pause_and_stops_on_cancel(
         assert stats["s"].stopped == 1 and stats["s"].completed == 0
         assert client.get_experiment(exp_id).status.value == "cancelled"
     app.close()
+
+
+SLOW_APP = """
+import time
+from labledger.client.application import ExperimentApplication
+
+
+class Slow(ExperimentApplication):
+    def run_experiment(self, **_):
+        for _ in range(600):
+            self.checkpoint()
+            time.sleep(0.05)
+"""
+
+
+def test_ctrl_c_gives_the_experiment_back_to_the_queue(
+    live_server: LiveServerFactory, tmp_path: Path
+) -> None:
+    import signal
+
+    server = live_server()
+    (tmp_path / "slow_app.py").write_text(SLOW_APP)
+    with ExperimentClient(server.url) as client:
+        exp = client.start_experiment({"experiment_name": "slow"}, status="queued")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("EXPERIMENT_")}
+        proc = subprocess.Popen(
+            [
+                *serve_command(),
+                "worker",
+                "slow_app:Slow",
+                "--server-url",
+                server.url,
+                "--worker-id",
+                "bench-2",
+                "--path",
+                str(tmp_path),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            deadline = time.monotonic() + 20
+            while client.get_experiment(exp.experiment_id).worker_id != "bench-2":
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=20)
+            assert proc.returncode == 130, err
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        back = client.get_experiment(exp.experiment_id)
+        assert (back.status.value, back.worker_id) == ("queued", None)
+        last = client.get_experiment_events(exp.experiment_id)[-1]
+        assert last.data["reason"] == "worker interrupted"

@@ -8,6 +8,7 @@ experiment's status from each heartbeat: ``paused`` makes :meth:`Control.checkpo
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -282,6 +283,14 @@ class Worker:
         except ExperimentStopped as stopped:
             log.info("%s", stopped)
             self.stats.stopped += 1
+        except KeyboardInterrupt:
+            # Interrupted by hand: give the experiment back at once instead of letting it wait
+            # for the lease to run out.
+            with contextlib.suppress(Exception):
+                self.client.release_experiment(
+                    experiment.experiment_id, self.worker_id, reason="worker interrupted"
+                )
+            raise
         except Exception as exc:
             self.stats.failed += 1
             log.info("%s: %s failed: %r", self.worker_id, experiment.experiment_id, exc)
