@@ -241,3 +241,42 @@ def test_a_key_older_than_idempotency_hours_is_free_again(sqlite_url: str, tmp_p
         assert later.status_code == 200
         assert later.json()["_id"] != first["_id"]
         assert "Idempotent-Replayed" not in later.headers
+
+
+@pytest.mark.parametrize("kind", ["experiment", "campaign"])
+def test_when_the_answer_was_never_kept_a_retry_gets_the_record_as_it_is(
+    sqlite_url: str, tmp_path: Path, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server died between committing the record and keeping its answer."""
+    from sqlalchemy import update
+
+    from labledger.server import idempotency
+
+    monkeypatch.setattr(idempotency, "WAIT_SECONDS", 0.3)  # how long a retry waits for it
+
+    from labledger.storage.engine import create_db_engine
+    from labledger.storage.tables import idempotency_keys
+
+    app = create_app(Settings(db_url=sqlite_url, data_dir=tmp_path))
+    path, body = (
+        ("/experiment", DESIGN) if kind == "experiment" else ("/campaign", {"campaign_name": "c"})
+    )
+    with TestClient(app) as client:
+        key = _key()
+        first = client.post(path, json=body, headers=key).json()
+        engine = create_db_engine(sqlite_url)
+        try:
+            with engine.begin() as conn:
+                conn.execute(update(idempotency_keys).values(status_code=None, response_body=None))
+        finally:
+            engine.dispose()
+        again = client.post(path, json=body, headers=key)
+        count = client.get("/experiments/count" if kind == "experiment" else "/campaigns").json()
+    assert again.status_code == 200
+    assert again.headers["Idempotent-Replayed"] == "true"
+    id_field = "_id" if kind == "experiment" else "campaign_id"
+    assert again.json()[id_field] == first[id_field]
+    if kind == "experiment":
+        assert count == {"count": 1}
+    else:
+        assert len(count) == 1
