@@ -149,3 +149,21 @@ def test_a_real_server_refuses_a_declared_huge_body_before_reading_it(
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 413")
     assert b"1073741824 bytes" in answer
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "headers"),
+    [
+        pytest.param("/events", {"after": 2**63}, {}, id="events-after"),
+        pytest.param("/experiments", {"offset": 2**63}, {}, id="experiments-offset"),
+        pytest.param("/campaigns", {"offset": 2**64}, {}, id="campaigns-offset"),
+        pytest.param("/events/stream", {}, {"Last-Event-ID": str(2**63)}, id="last-event-id"),
+    ],
+)
+def test_integers_past_64_bits_are_refused_with_422(
+    small: TestClient, path: str, params: dict[str, int], headers: dict[str, str]
+) -> None:
+    """Found by fuzzing: such a number used to reach the database and answer 500."""
+    refused = small.get(path, params=params, headers=headers)
+    assert refused.status_code == 422, refused.text
+    assert "9223372036854775807" in refused.json()["detail"]

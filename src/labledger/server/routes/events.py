@@ -21,6 +21,7 @@ from labledger.core.models import Event
 from labledger.errors import InvalidInput
 from labledger.server.deps import Service
 from labledger.server.rendering import JSONBody, event_wire, events_json
+from labledger.server.routes.experiments import MAX_EVENT_ID
 from labledger.server.schemas import ERRORS, EventPublic
 
 __all__ = ["router"]
@@ -35,7 +36,9 @@ BATCH = 500
 @router.get("/events", response_model=list[EventPublic], responses=ERRORS)
 def list_events(
     service: Service,
-    after: Annotated[int, Query(ge=0, description="Only events with a larger event_id")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=MAX_EVENT_ID, description="Only events with a larger event_id")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     experiment_id: Annotated[str | None, Query(max_length=26)] = None,
     campaign_id: Annotated[str | None, Query(max_length=26)] = None,
@@ -57,12 +60,16 @@ def list_events(
 def _start(after: int | None, last_event_id: str | None) -> int:
     if last_event_id:
         try:
-            return max(int(last_event_id), after or 0)
+            value = int(last_event_id)
         except ValueError:
+            value = -1
+        if not 0 <= value <= MAX_EVENT_ID:
             raise InvalidInput(
-                f"Last-Event-ID: expected an event id (an integer), got {last_event_id!r}",
+                f"Last-Event-ID: expected an event id (an integer from 0 to {MAX_EVENT_ID}), "
+                f"got {last_event_id!r}",
                 field="Last-Event-ID",
-            ) from None
+            )
+        return max(value, after or 0)
     return after or 0
 
 
@@ -80,7 +87,8 @@ async def stream_events(
     experiment_id: Annotated[str | None, Query(max_length=26)] = None,
     campaign_id: Annotated[str | None, Query(max_length=26)] = None,
     after: Annotated[
-        int | None, Query(ge=0, description="Start after this event id (default: from now)")
+        int | None,
+        Query(ge=0, le=MAX_EVENT_ID, description="Start after this event id (default: from now)"),
     ] = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> EventSourceResponse:
