@@ -167,3 +167,35 @@ def test_integers_past_64_bits_are_refused_with_422(
     refused = small.get(path, params=params, headers=headers)
     assert refused.status_code == 422, refused.text
     assert "9223372036854775807" in refused.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("experiment", "events", "field"),
+    [
+        pytest.param({"priority": 2**63}, [], "experiment.priority", id="priority"),
+        pytest.param({"attempts": 2**40}, [], "experiment.attempts", id="attempts"),
+        pytest.param({"run_name": "r" * 1001}, [], "experiment.run_name", id="run_name"),
+        pytest.param({"worker_id": "w" * 201}, [], "experiment.worker_id", id="worker_id"),
+        pytest.param({}, [{"type": "created", "actor": "a" * 201}], "events.0.actor", id="actor"),
+    ],
+)
+def test_an_imported_record_over_a_column_limit_is_refused_with_422(
+    db_url: str,
+    tmp_path: Path,
+    experiment: dict[str, object],
+    events: list[dict[str, object]],
+    field: str,
+) -> None:
+    """Found while fuzzing: values past a column's size reached the database (500 or 503)."""
+    from labledger.core.ids import new_ulid
+
+    exp_id = new_ulid()
+    body = {
+        "experiment": {"_id": exp_id, "experiment_design": {"experiment_name": "x"}, **experiment},
+        "events": events,
+    }
+    with _client(db_url, tmp_path) as client:
+        refused = client.put(f"/experiment/{exp_id}/import", json=body)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["error"]["field"] == field
+        assert client.get(f"/experiment/{exp_id}").status_code == 404

@@ -248,23 +248,24 @@ class Experiment(LabModel):
     status: ExperimentStatus = ExperimentStatus.IN_PROGRESS
     experiment_design: ExperimentDesign | None = None
     ownership_info: OwnershipInfo = Field(default_factory=OwnershipInfo)
-    run_name: str | None = None
-    run_description: str | None = None
+    # bounded as the database columns are (an imported record arrives whole from a client)
+    run_name: Name | None = None
+    run_description: Text | None = None
     started_at: datetime | None = None
     ended_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
-    campaign_id: str | None = None
+    campaign_id: str | None = Field(default=None, max_length=26)
     parameters: JsonObject = Field(default_factory=dict)
     metadata: JsonObject = Field(default_factory=dict)
-    priority: int = 0
+    priority: int = Field(default=0, ge=-1_000_000, le=1_000_000)
     not_before: datetime | None = None
     progress: float | None = None
-    attempts: int = 0
-    version: int = 1
+    attempts: int = Field(default=0, ge=0, le=1_000_000)
+    version: int = Field(default=1, ge=1, le=2**31 - 1)
     deleted_at: datetime | None = None
     # the queue: the worker holding (or that last held) the experiment, and its lease
-    worker_id: str | None = None
+    worker_id: str | None = Field(default=None, max_length=200)
     claimed_at: datetime | None = None
     lease_expires_at: datetime | None = None
 
@@ -486,11 +487,12 @@ class Event(LabModel):
     """One append-only entry of the event log."""
 
     event_id: int | None = None
-    experiment_id: str | None = None
-    campaign_id: str | None = None
+    # bounded as the database columns are (imported events arrive from a client)
+    experiment_id: str | None = Field(default=None, max_length=26)
+    campaign_id: str | None = Field(default=None, max_length=26)
     type: EventType
-    actor: str | None = None
-    from_status: str | None = None
-    to_status: str | None = None
+    actor: str | None = Field(default=None, max_length=200)
+    from_status: str | None = Field(default=None, max_length=16)
+    to_status: str | None = Field(default=None, max_length=16)
     at: datetime = Field(default_factory=utcnow)
     data: JsonObject = Field(default_factory=dict)
