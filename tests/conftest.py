@@ -146,7 +146,8 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         server = LiveServer(
             db_url=db_url or f"sqlite:///{workdir}/labledger.sqlite3",
             workdir=workdir,
-            env=server_env(env),
+            # its data folder (manager id, result files) stays in the test's workdir
+            env=server_env({"EXPERIMENT_DATA_DIR": str(workdir), **(env or {})}),
             args=tuple(args),
         )
         servers.append(server)

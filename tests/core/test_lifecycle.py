@@ -98,8 +98,11 @@ def test_madsci_view_maps_unstarted_states_to_unknown() -> None:
     assert madsci_status(S.PAUSED) is S.PAUSED
 
 
-def test_campaign_table_is_complete_and_terminal_states_are_final() -> None:
+def test_campaign_table_is_complete_cancelled_is_final_completed_reopens() -> None:
     assert set(CAMPAIGN_TRANSITIONS) == set(CampaignStatus)
     assert check_campaign_transition(CampaignStatus.PLANNED, CampaignStatus.ACTIVE)
-    with pytest.raises(IllegalTransition, match=r"'completed'.*'active'"):
-        check_campaign_transition(CampaignStatus.COMPLETED, CampaignStatus.ACTIVE)
+    assert check_campaign_transition(CampaignStatus.COMPLETED, CampaignStatus.ACTIVE)  # reopen
+    with pytest.raises(IllegalTransition, match=r"'cancelled'.*'active'"):
+        check_campaign_transition(CampaignStatus.CANCELLED, CampaignStatus.ACTIVE)
+    with pytest.raises(IllegalTransition, match=r"'completed'.*'paused'"):
+        check_campaign_transition(CampaignStatus.COMPLETED, CampaignStatus.PAUSED)

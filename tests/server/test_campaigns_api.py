@@ -39,3 +39,36 @@ def test_campaign_errors_name_the_field(sqlite_api: TestClient) -> None:
     )
     assert ghost.status_code == 422 and ghost.json()["error"]["field"] == "experiment_ids"
     assert sqlite_api.get("/campaign/01JC0000000000000000000000").status_code == 404
+
+
+def test_campaign_reopens_when_an_experiment_joins_and_refuses_after_cancel(
+    api: TestClient,
+) -> None:
+    camp = api.post("/campaign", json={"campaign_name": "one by one", "experiment_ids": None})
+    cid = camp.json()["campaign_id"]
+
+    def start() -> str:
+        body = {"experiment_design": {"experiment_name": "step"}, "campaign_id": cid}
+        response = api.post("/experiment", json=body)
+        assert response.status_code == 200, response.text
+        exp_id: str = response.json()["_id"]
+        return exp_id
+
+    first = start()
+    assert api.get(f"/campaign/{cid}").json()["status"] == "active"
+    api.post(f"/experiment/{first}/end")
+    done = api.get(f"/campaign/{cid}").json()
+    assert done["status"] == "completed" and done["ended_at"] is not None
+    second = start()  # as a MADSci client does: the next experiment of the same campaign
+    reopened = api.get(f"/campaign/{cid}").json()
+    assert reopened["status"] == "active" and reopened["ended_at"] is None
+    api.post(f"/experiment/{second}/end")
+    assert api.get(f"/campaign/{cid}").json()["status"] == "completed"
+    assert api.post(f"/campaign/{cid}/cancel").status_code == 409  # completed cannot be cancelled
+    third = start()
+    assert api.post(f"/campaign/{cid}/cancel").status_code == 200
+    assert api.get(f"/experiment/{third}").json()["status"] == "cancelled"
+    refused = api.post(
+        "/experiment", json={"experiment_design": {"experiment_name": "late"}, "campaign_id": cid}
+    )
+    assert refused.status_code == 409 and "cancelled" in refused.json()["detail"]

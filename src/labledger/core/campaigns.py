@@ -179,6 +179,8 @@ class CampaignService:
                 target = C.COMPLETED
             elif campaign.status is C.PLANNED and started:
                 target = C.ACTIVE
+            elif campaign.status is C.COMPLETED and finished < total:
+                target = C.ACTIVE  # reopened: a new experiment joined
             if target is None:
                 return campaign
             if self._try_move(campaign, target, "auto", "labledger", counts) is not None:
@@ -190,10 +192,12 @@ class CampaignService:
         if experiment.campaign_id is None:
             return
         if experiment.status not in TERMINAL:
-            # Only a first start can change the campaign (planned -> active): skip the counts
-            # for every other change, so claims and heartbeats of big campaigns stay cheap.
+            # Only a first start (planned -> active) or a new experiment joining a completed
+            # campaign (completed -> active) can change the campaign: skip the counts for every
+            # other change, so claims of big campaigns stay cheap.
+            status = self.store.campaign_status_of(experiment.campaign_id)
             started = experiment.status in (S.IN_PROGRESS, S.PAUSED)
-            if not started or self.store.campaign_status_of(experiment.campaign_id) != C.PLANNED:
+            if not ((started and status == C.PLANNED) or status == C.COMPLETED):
                 return
         self.refresh(experiment.campaign_id)
 
@@ -243,6 +247,8 @@ class CampaignService:
         changes: dict[str, Any] = {"status": target}
         if target in (C.COMPLETED, C.CANCELLED):
             changes["ended_at"] = now
+        elif campaign.ended_at is not None:
+            changes["ended_at"] = None  # reopened
         data: dict[str, Any] = {"action": action}
         if counts is not None:
             data["counts"] = counts

@@ -174,7 +174,7 @@ class CampaignStatus(StrEnum):
     PLANNED = "planned"  # created; none of its experiments has started
     ACTIVE = "active"  # experiments are running or queued
     PAUSED = "paused"  # on hold: its running experiments paused, its queue held
-    COMPLETED = "completed"  # every experiment finished (terminal)
+    COMPLETED = "completed"  # every experiment finished (reopens if a new one joins)
     CANCELLED = "cancelled"  # stopped for good; unfinished experiments cancelled (terminal)
 
 
@@ -185,7 +185,9 @@ CAMPAIGN_TRANSITIONS: Final = MappingProxyType(
         C.PLANNED: frozenset({C.ACTIVE, C.PAUSED, C.COMPLETED, C.CANCELLED}),
         C.ACTIVE: frozenset({C.PAUSED, C.COMPLETED, C.CANCELLED}),
         C.PAUSED: frozenset({C.ACTIVE, C.COMPLETED, C.CANCELLED}),
-        C.COMPLETED: frozenset(),
+        # A completed campaign reopens when a new experiment joins it (MADSci clients add
+        # experiments one by one, so "all finished" can be true between two of them).
+        C.COMPLETED: frozenset({C.ACTIVE}),
         C.CANCELLED: frozenset(),
     }
 )

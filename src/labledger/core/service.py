@@ -75,7 +75,14 @@ class ExperimentService:
             ownership = self.default_ownership
         campaign_id = registration.campaign_id or ownership.campaign_id
         if campaign_id is not None:
-            self.store.get_campaign(campaign_id)  # 404 when the campaign does not exist
+            campaign = self.store.get_campaign(campaign_id)  # 404 when it does not exist
+            if campaign.status is CampaignStatus.CANCELLED:
+                raise Conflict(
+                    f"Campaign {campaign_id} is cancelled; a new experiment cannot join it "
+                    "(start a new campaign)",
+                    campaign_id=campaign_id,
+                    current_status=campaign.status.value,
+                )
         status = ExperimentStatus(registration.status)
         experiment_id = new_ulid()
         experiment = Experiment(
