@@ -21,7 +21,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
 from labledger.core.access import ApiToken, Scope, check_token_name, hash_secret, new_secret
@@ -31,9 +30,8 @@ from labledger.errors import (
     DuplicateRequest,
     InvalidInput,
     NotFound,
-    StorageError,
 )
-from labledger.storage.engine import WRITE, write_lock
+from labledger.storage.engine import read_transaction, write_transaction
 from labledger.storage.tables import api_tokens, idempotency_keys
 
 __all__ = [
@@ -50,28 +48,8 @@ T = api_tokens.c
 K = idempotency_keys.c
 
 
-@contextmanager
-def _write(engine: Engine) -> Iterator[Connection]:
-    try:
-        with (
-            write_lock(engine),
-            engine.connect().execution_options(**WRITE) as conn,
-            conn.begin(),
-        ):
-            yield conn
-    except SAIntegrityError:
-        raise
-    except DBAPIError as exc:
-        raise StorageError(f"database error: {exc.orig or exc}") from exc
-
-
-@contextmanager
-def _read(engine: Engine) -> Iterator[Connection]:
-    try:
-        with engine.connect() as conn, conn.begin():
-            yield conn
-    except DBAPIError as exc:
-        raise StorageError(f"database error: {exc.orig or exc}") from exc
+_write = write_transaction
+_read = read_transaction
 
 
 def _token(row: Any) -> ApiToken:

@@ -5,15 +5,17 @@ from __future__ import annotations
 import sqlite3
 import threading
 import weakref
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
-from labledger.errors import InvalidInput, MissingDependency
+from labledger.errors import InvalidInput, MissingDependency, StorageError
 
 __all__ = [
     "WRITE",
@@ -21,8 +23,11 @@ __all__ = [
     "default_sqlite_url",
     "is_sqlite",
     "one_statement",
+    "read_transaction",
+    "single_statement",
     "sqlite_path",
     "write_lock",
+    "write_transaction",
 ]
 
 #: execution option that makes a SQLite transaction take the write lock at BEGIN
@@ -149,3 +154,40 @@ def _sqlite_engine(url: str, synchronous: str) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("labledger_write") else "BEGIN")
 
     return engine
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    """Database failures become :class:`StorageError`; integrity errors pass for the caller."""
+    try:
+        yield
+    except SAIntegrityError:
+        raise
+    except DBAPIError as exc:
+        raise StorageError(f"database error: {exc.orig or exc}") from exc
+
+
+@contextmanager
+def read_transaction(engine: Engine) -> Iterator[Connection]:
+    """A read transaction."""
+    with _translated(), engine.connect() as conn, conn.begin():
+        yield conn
+
+
+@contextmanager
+def single_statement(engine: Engine) -> Iterator[Connection]:
+    """A connection for one read statement, without BEGIN/COMMIT around it."""
+    with _translated(), engine.connect().execution_options(**one_statement(engine)) as conn:
+        yield conn
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A write transaction; SQLite writers of this process queue, then lock at BEGIN."""
+    with (
+        _translated(),
+        write_lock(engine),
+        engine.connect().execution_options(**WRITE) as conn,
+        conn.begin(),
+    ):
+        yield conn

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
@@ -20,7 +20,6 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
 from labledger.core.ids import utcnow
@@ -34,9 +33,9 @@ from labledger.core.models import (
     ExperimentQuery,
     OwnershipInfo,
 )
-from labledger.errors import AlreadyExists, CampaignNotFound, ExperimentNotFound, StorageError
+from labledger.errors import AlreadyExists, CampaignNotFound, ExperimentNotFound
 from labledger.storage.access_sql import record_created
-from labledger.storage.engine import WRITE, one_statement, write_lock
+from labledger.storage.engine import read_transaction, single_statement, write_transaction
 from labledger.storage.queue_sql import QueueSql
 from labledger.storage.records_sql import RecordSql
 from labledger.storage.tables import (
@@ -172,42 +171,17 @@ class SqlStore(QueueSql, RecordSql):
 
     # ------------------------------------------------------------------ transactions
 
-    @contextmanager
-    def read(self) -> Iterator[Connection]:
+    def read(self) -> AbstractContextManager[Connection]:
         """A read transaction; database failures become :class:`StorageError`."""
-        try:
-            with self.engine.connect() as conn, conn.begin():
-                yield conn
-        except (OperationalError, DBAPIError) as exc:
-            if isinstance(exc, SAIntegrityError):
-                raise
-            raise StorageError(f"database error: {exc.orig or exc}") from exc
+        return read_transaction(self.engine)
 
-    @contextmanager
-    def query(self) -> Iterator[Connection]:
+    def query(self) -> AbstractContextManager[Connection]:
         """A connection for one read statement, without BEGIN/COMMIT around it."""
-        try:
-            with self.engine.connect().execution_options(**one_statement(self.engine)) as conn:
-                yield conn
-        except (OperationalError, DBAPIError) as exc:
-            if isinstance(exc, SAIntegrityError):
-                raise
-            raise StorageError(f"database error: {exc.orig or exc}") from exc
+        return single_statement(self.engine)
 
-    @contextmanager
-    def write(self) -> Iterator[Connection]:
+    def write(self) -> AbstractContextManager[Connection]:
         """A write transaction (SQLite takes the write lock at BEGIN)."""
-        try:
-            with (
-                write_lock(self.engine),
-                self.engine.connect().execution_options(**WRITE) as conn,
-                conn.begin(),
-            ):
-                yield conn
-        except SAIntegrityError:
-            raise
-        except (OperationalError, DBAPIError) as exc:
-            raise StorageError(f"database error: {exc.orig or exc}") from exc
+        return write_transaction(self.engine)
 
     # ------------------------------------------------------------------ health
 
