@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["server", "scale", "queue_claims", "recorder", "memory", "hardening"]
+BENCHMARKS = ["server", "scale", "queue_claims", "recorder", "memory", "hardening", "ui_page"]
 
 
 def main() -> int:

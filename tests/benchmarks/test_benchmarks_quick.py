@@ -50,6 +50,10 @@ EXPECTED: dict[str, list[str]] = {
         rf"\| labledger list +\| {NUMBER}",
     ],
     "memory": [r"after [\d,]+ requests: \d+ MiB", r"\| warm \(first chunk\) \|"],
+    "ui_page": [
+        rf"\| first page +\| {NUMBER} / {NUMBER} +\| {NUMBER} / {NUMBER}",
+        rf"\| page 20 +\| {NUMBER} / {NUMBER} ",
+    ],
     "hardening": [
         rf"\| create \+ Idempotency-Key \| {NUMBER} +\| {NUMBER} ",
         rf"\| list \(Bearer token\) +\| {NUMBER} ",
