@@ -143,6 +143,21 @@ class BlobStore:
         with path.open("rb", buffering=0) as src:
             return self._write_stream(src)
 
+    def adopt(self, tmp_path: Path, digest: str) -> StoredBlob:
+        """Move ``tmp_path`` (in :attr:`tmp`, already hashed to ``digest``) into the store.
+
+        For uploads that were hashed while they were received: the file is fsynced and renamed
+        into place rather than copied again. It is removed when the blob is stored already.
+        """
+        check_digest(digest)
+        fd = os.open(tmp_path, os.O_RDONLY)
+        try:
+            stored = self._commit(fd, tmp_path, digest, os.fstat(fd).st_size)
+        finally:
+            os.close(fd)
+        tmp_path.unlink(missing_ok=True)
+        return stored
+
     def put_bytes(self, data: bytes) -> StoredBlob:
         """Store ``data``; return its digest."""
         digest = blake3.blake3(data).hexdigest()

@@ -19,14 +19,18 @@ Decision = tuple[dict[str, Any], list[Event]] | None
 
 
 def change_experiment(
-    store: Store, experiment_id: str, decide: Callable[[Experiment], Decision]
+    store: Store,
+    experiment_id: str,
+    decide: Callable[[Experiment], Decision],
+    *,
+    include_deleted: bool = False,
 ) -> tuple[Experiment, bool]:
     """Apply ``decide(current)`` as a conditional update; retry on a lost race.
 
     Returns the experiment as stored afterwards and whether anything was written.
     """
     for _ in range(MAX_ATTEMPTS):
-        current = store.get_experiment(experiment_id)
+        current = store.get_experiment(experiment_id, include_deleted=include_deleted)
         decided = decide(current)
         if decided is None:
             return current, False

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
+from labledger.core.conditional import Decision, change_experiment
 from labledger.core.ids import new_ulid, utcnow
 from labledger.core.lifecycle import (
     TERMINAL,
@@ -26,14 +27,11 @@ from labledger.core.models import (
     OwnershipInfo,
 )
 from labledger.core.store import Store
-from labledger.errors import ConcurrentUpdate, Conflict, ExperimentNotFound, InvalidInput
+from labledger.errors import Conflict, ExperimentNotFound, InvalidInput
 
 __all__ = ["ExperimentService"]
 
 T = TypeVar("T")
-
-#: how often a conditional write is retried against fresh data before giving up
-MAX_ATTEMPTS = 50
 
 
 class ExperimentService:
@@ -324,24 +322,15 @@ class ExperimentService:
     def _conditional(
         self,
         experiment_id: str,
-        attempt: Callable[[Experiment], tuple[dict[str, Any], list[Event]] | None],
+        attempt: Callable[[Experiment], Decision],
         *,
         include_deleted: bool = False,
     ) -> Experiment:
-        """Read, decide, write only if nobody wrote in between; else read again."""
-        for _ in range(MAX_ATTEMPTS):
-            current = self.store.get_experiment(experiment_id, include_deleted=include_deleted)
-            decided = attempt(current)
-            if decided is None:
-                return current
-            changes, events = decided
-            updated = self.store.update_experiment(experiment_id, current.version, changes, events)
-            if updated is not None:
-                return self._notify(updated)
-        raise ConcurrentUpdate(
-            f"Experiment {experiment_id} kept changing under {MAX_ATTEMPTS} attempts; try again",
-            experiment_id=experiment_id,
+        """Apply ``attempt`` as a conditional update; observers hear of every applied change."""
+        experiment, changed = change_experiment(
+            self.store, experiment_id, attempt, include_deleted=include_deleted
         )
+        return self._notify(experiment) if changed else experiment
 
     # ------------------------------------------------------------------ campaigns
 

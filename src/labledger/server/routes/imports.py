@@ -113,7 +113,7 @@ async def put_blob(digest: Digest, request: Request, blobs: BlobsDep) -> JSONBod
                 f"digest: the body's BLAKE3 is {got}, not {digest}; nothing was stored",
                 field="digest",
             )
-        stored = await anyio.to_thread.run_sync(lambda: blobs.put_file(tmp, known_digest=digest))
+        stored = await anyio.to_thread.run_sync(blobs.adopt, tmp, digest)
         return json_response(
             {"digest": digest, "size": stored.size, "added": stored.added},
             status_code=201 if stored.added else 200,

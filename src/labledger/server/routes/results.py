@@ -88,7 +88,7 @@ def _store_upload(blobs: BlobStore, upload: UploadFile, limit: int) -> tuple[str
                 hasher.update(chunk)
                 out.write(chunk)
         digest = hasher.hexdigest()
-        blobs.put_file(tmp, known_digest=digest)
+        blobs.adopt(tmp, digest)
         return digest, size
     finally:
         with contextlib.suppress(OSError):
