@@ -138,7 +138,7 @@ def rerun(run_ref: str, directory: Path | None, as_json: bool) -> None:
       labledger rerun 3 && labledger end -o "reproduced run 3"
     """
     from labledger.core.lifecycle import ExperimentStatus
-    from labledger.runner.closing import rerun as do_rerun
+    from labledger.runner.rerun import rerun as do_rerun
 
     ws = open_workspace(directory)
     record, diff = do_rerun(ws, run_ref, (lambda _c: None) if as_json else echo_bytes)

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from labledger.archive.manifest import FileEntry, restore_entries, scan_tree
 from labledger.archive.store import VerifyReport, hash_file
@@ -18,9 +16,6 @@ from labledger.runner.config import RUN_FILE, load_run_config
 from labledger.runner.record import RunRecord
 from labledger.runner.workspace import Workspace
 
-if TYPE_CHECKING:
-    from labledger.runner.session import Echo
-
 __all__ = [
     "OutputsDiff",
     "StoreHealth",
@@ -28,7 +23,6 @@ __all__ = [
     "collect_garbage",
     "compare_outputs",
     "observations_from_file",
-    "rerun",
     "seal",
     "verify_store",
 ]
@@ -140,32 +134,6 @@ def compare_outputs(a: RunRecord, b: RunRecord, section: str = "outputs") -> Out
         else:
             diff.changed.append(path)
     return diff
-
-
-def rerun(ws: Workspace, ref: str, echo: Echo) -> tuple[RunRecord, OutputsDiff]:
-    """Start a new run with the scripts and variables of run ``ref``, run it, compare outputs.
-
-    The past run's scripts are restored to a scratch folder and run from there, so the
-    scripts in the experiment folder are left as they are.
-    """
-    from labledger.runner.session import execute_run, new_run
-
-    source = ws.resolve(ref)
-    if not source.files.get("scripts"):
-        raise InvalidInput(f"Run {source.number} never ran: it has no scripts to run again")
-    scratch = ws.live_dir / f"rerun-{source.run_id}-{os.getpid()}"
-    shutil.rmtree(scratch, ignore_errors=True)
-    try:
-        restore_entries(ws.store, source.files["scripts"], scratch)
-        record = new_run(ws, name=f"rerun of run {source.number}", base=source)
-        record = execute_run(ws, echo, script_root=scratch)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    diff = compare_outputs(source, record)
-    record.rerun_outputs_match = diff.match
-    ws.save(record)
-    ws.index.sync()
-    return record, diff
 
 
 def checkout(ws: Workspace, ref: str, dest: Path) -> tuple[RunRecord, int]:

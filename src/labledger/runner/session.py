@@ -21,6 +21,7 @@ from labledger.core.models import EventType, Experiment, ExperimentDesign
 from labledger.errors import AlreadyExists, ConfigError, Conflict
 from labledger.runner import templates
 from labledger.runner.capture import capture_code, capture_environment
+from labledger.runner.closing import seal
 from labledger.runner.config import (
     EXPERIMENT_FILE,
     RUN_FILE,
@@ -344,6 +345,4 @@ def recover_orphan(ws: Workspace) -> RunRecord | None:
 
 def seal_run(ws: Workspace, record: RunRecord, *, observations: str | None) -> RunRecord:
     """Record the observations, seal the run and clear the folder for the next one."""
-    from labledger.runner.closing import seal
-
     return seal(ws, record, observations=observations)
