@@ -26,14 +26,19 @@ the HTTP status the server answers with and the exit code the CLI ends with, so 
     │   └── SchemaOutdated              the database needs `labledger db upgrade`
     ├── IntegrityError                  500 / exit 1   stored data failed a check (bad digest ...)
     ├── MissingDependency               500 / exit 1   names the pip install command
+    ├── ServerUnreachable               503 / exit 1   the client could not reach the server (URL)
     └── RemoteError                     from the client: the server answered with an error body
+
+The client rebuilds an error the server sent with :meth:`LabledgerError.from_dict`, through the
+class's own constructor, so a caller catches the same class on both sides of the wire.
 
 This module imports only the standard library.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar, Self
 
 __all__ = [
     "AlreadyExists",
@@ -56,6 +61,7 @@ __all__ = [
     "RemoteError",
     "RunNotFound",
     "SchemaOutdated",
+    "ServerUnreachable",
     "StorageError",
     "Unauthorized",
     "error_class_for",
@@ -78,6 +84,15 @@ class LabledgerError(Exception):
     def to_dict(self) -> dict[str, Any]:
         """The error as the ``error`` member of the one JSON error body."""
         return {"code": self.code, "message": self.message, **self.details}
+
+    @classmethod
+    def from_dict(cls, message: str, details: Mapping[str, Any]) -> Self:
+        """The error again from the message and details of :meth:`to_dict`.
+
+        Classes whose constructor takes structured fields instead of a message override this.
+        A missing field raises ``KeyError``, an unexpected one ``TypeError``.
+        """
+        return cls(message, **details)
 
 
 class InvalidInput(LabledgerError):
@@ -120,6 +135,10 @@ class ExperimentNotFound(NotFound):
         super().__init__(f"Experiment not found: {experiment_id}", experiment_id=experiment_id)
         self.experiment_id = experiment_id
 
+    @classmethod
+    def from_dict(cls, message: str, details: Mapping[str, Any]) -> Self:
+        return cls(details["experiment_id"])
+
 
 class CampaignNotFound(NotFound):
     """No campaign with this id."""
@@ -129,6 +148,10 @@ class CampaignNotFound(NotFound):
     def __init__(self, campaign_id: str) -> None:
         super().__init__(f"Campaign not found: {campaign_id}", campaign_id=campaign_id)
         self.campaign_id = campaign_id
+
+    @classmethod
+    def from_dict(cls, message: str, details: Mapping[str, Any]) -> Self:
+        return cls(details["campaign_id"])
 
 
 class RunNotFound(NotFound):
@@ -140,8 +163,12 @@ class RunNotFound(NotFound):
         message = f"Run not found: {run_id}"
         if hint:
             message += f" ({hint})"
-        super().__init__(message, run_id=run_id)
+        super().__init__(message, run_id=run_id, hint=hint)
         self.run_id = run_id
+
+    @classmethod
+    def from_dict(cls, message: str, details: Mapping[str, Any]) -> Self:
+        return cls(details["run_id"], details.get("hint"))
 
 
 class Conflict(LabledgerError):
@@ -172,11 +199,22 @@ class IllegalTransition(Conflict):
             f"'{current}' does not allow it",
             current_status=current,
             requested_status=requested,
+            entity=entity,
             entity_id=entity_id,
             action=action,
         )
         self.current_status = current
         self.requested_status = requested
+
+    @classmethod
+    def from_dict(cls, message: str, details: Mapping[str, Any]) -> Self:
+        return cls(
+            details["current_status"],
+            details["requested_status"],
+            entity=details.get("entity", "experiment"),
+            entity_id=details.get("entity_id"),
+            action=details.get("action"),
+        )
 
     @property
     def current(self) -> str:
@@ -217,6 +255,12 @@ class LeaseLost(Conflict):
             status=status,
         )
         self.experiment_id = experiment_id
+
+    @classmethod
+    def from_dict(cls, message: str, details: Mapping[str, Any]) -> Self:
+        return cls(
+            details["experiment_id"], details["worker_id"], details.get("holder"), details["status"]
+        )
 
 
 class DuplicateRequest(Conflict):
@@ -279,6 +323,10 @@ class SchemaOutdated(StorageError):
         )
         self.command = command
 
+    @classmethod
+    def from_dict(cls, message: str, details: Mapping[str, Any]) -> Self:
+        return cls(details.get("current_version"), details["expected_version"], details["command"])
+
 
 class IntegrityError(LabledgerError):
     """Stored data failed a check (a digest does not match, a record is unreadable)."""
@@ -296,7 +344,33 @@ class MissingDependency(LabledgerError):
             f"This needs the optional package {package!r}. "
             f"Install it with: pip install 'labledger[{extra}]'",
             package=package,
+            extra=extra,
         )
+
+    @classmethod
+    def from_dict(cls, message: str, details: Mapping[str, Any]) -> Self:
+        return cls(details["package"], details["extra"])
+
+
+class ServerUnreachable(LabledgerError):
+    """The client could not reach the server at ``url`` (refused, timed out, cut off)."""
+
+    status_code = 503
+    code = "server_unreachable"
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(
+            f"Cannot reach the labledger server at {url} ({reason}). Start it with "
+            "`labledger serve`, or point --server-url (EXPERIMENT_SERVER_URL) at a running one",
+            url=url,
+            reason=reason,
+        )
+        self.url = url
+        self.reason = reason
+
+    @classmethod
+    def from_dict(cls, message: str, details: Mapping[str, Any]) -> Self:
+        return cls(details["url"], details["reason"])
 
 
 class RemoteError(LabledgerError):
@@ -307,6 +381,11 @@ class RemoteError(LabledgerError):
     def __init__(self, message: str, *, status_code: int, **details: Any) -> None:
         super().__init__(message, http_status=status_code, **details)
         self.http_status = status_code
+
+    @classmethod
+    def from_dict(cls, message: str, details: Mapping[str, Any]) -> Self:
+        rest = {k: v for k, v in details.items() if k != "http_status"}
+        return cls(message, status_code=int(details.get("http_status", 500)), **rest)
 
 
 def _all_subclasses(cls: type[LabledgerError]) -> list[type[LabledgerError]]:

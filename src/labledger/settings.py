@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import AnyHttpUrl, Field, IPvAnyNetwork, field_validator, model_validator
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    IPvAnyNetwork,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     JsonConfigSettingsSource,
@@ -293,6 +300,30 @@ def _redact_url(url: str) -> str:
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Settings from every source, with the ``overrides`` that are not None on top."""
+    """Settings from every source, with the ``overrides`` that are not None on top.
+
+    A bad value raises :class:`ConfigError` naming the setting, its environment variable, what
+    was expected and what was given.
+    """
     given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
-    return Settings(**given)
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        raise _setting_error(exc) from None
+
+
+def _setting_error(exc: ValidationError) -> ConfigError:
+    problems = []
+    names = []
+    for error in exc.errors(include_url=False):
+        name = ".".join(str(part) for part in error["loc"]) or "settings"
+        names.append(name)
+        env = f"{Settings.model_config.get('env_prefix', '')}{name}".upper()
+        got = error.get("input")
+        shown = f"{got!r}" if isinstance(got, str | int | float | bool) else "the value given"
+        problems.append(f"setting {name} ({env}) is {shown}: {error['msg'].lower()}")
+    return ConfigError(
+        "Invalid " + "; ".join(problems) + ". Fix it in the environment or the settings file "
+        "(see the settings table in the README), then run the command again",
+        field=names[0] if names else None,
+    )

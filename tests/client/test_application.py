@@ -183,7 +183,7 @@ def test_worker_refuses_bad_arguments_with_a_hint(tmp_path: Path) -> None:
         timeout=60,
         check=False,
     )
-    assert down.returncode == 1 and "cannot reach the server" in down.stderr
+    assert down.returncode == 1 and f"Cannot reach the labledger server at {nowhere}" in down.stderr
     assert "Traceback" not in down.stderr
 
 

@@ -13,7 +13,22 @@ from labledger.client import AsyncExperimentClient, ExperimentClient
 from labledger.client.wire import RetryPolicy
 from labledger.core.lifecycle import ExperimentStatus
 from labledger.core.models import ExperimentalCampaign, ExperimentDesign
-from labledger.errors import ExperimentNotFound, IllegalTransition, InvalidInput
+from labledger.errors import (
+    CampaignNotFound,
+    ConcurrentUpdate,
+    ConfigError,
+    ExperimentNotFound,
+    IllegalTransition,
+    InvalidInput,
+    LabledgerError,
+    LeaseLost,
+    MissingDependency,
+    RateLimited,
+    RunNotFound,
+    SchemaOutdated,
+    ServerUnreachable,
+    StorageError,
+)
 from labledger.server.app import create_app
 from labledger.settings import Settings
 from labledger_fixtures import LiveServerFactory
@@ -120,8 +135,10 @@ def test_connection_refused_is_retried_then_raised() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     client = ExperimentClient(f"http://127.0.0.1:{port}", retry=RetryPolicy(retries=2, backoff=0))
-    with client, pytest.raises(httpx.ConnectError):
+    with client, pytest.raises(ServerUnreachable, match=f"127.0.0.1:{port}") as raised:
         client.get_experiments()
+    assert "labledger serve" in str(raised.value)
+    assert isinstance(raised.value.__cause__, httpx.ConnectError)
 
 
 def test_async_client_drives_the_app_in_process(sqlite_url: str, tmp_path: Path) -> None:
@@ -142,3 +159,34 @@ def test_async_client_drives_the_app_in_process(sqlite_url: str, tmp_path: Path)
 
     asyncio.run(scenario())
     app.state.engine.dispose()
+
+
+SERVER_ERRORS = [
+    InvalidInput("number: expected an integer", field="number"),
+    ConfigError("a.yaml: bad", path="a.yaml", field="sweep"),
+    ExperimentNotFound("01JC0000000000000000000001"),
+    CampaignNotFound("01JC0000000000000000000002"),
+    RunNotFound("7", hint="see `labledger list`"),
+    IllegalTransition("completed", "paused", entity="campaign", entity_id="c1", action="pause"),
+    LeaseLost("e1", "w1", "w2", "in_progress"),
+    ConcurrentUpdate("e1 kept changing", experiment_id="e1"),
+    RateLimited("slow down", retry_after=3),
+    SchemaOutdated("0002", "0004", "labledger db upgrade"),
+    MissingDependency("psycopg", "postgres"),
+    StorageError("database is locked"),
+]
+
+
+@pytest.mark.parametrize("error", SERVER_ERRORS, ids=lambda e: type(e).__name__)
+def test_server_errors_come_back_as_their_own_class(error: LabledgerError) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(error.status_code, json={"error": error.to_dict()})
+
+    client = ExperimentClient(
+        "http://lab.invalid", transport=httpx.MockTransport(handler), retry=RetryPolicy(retries=0)
+    )
+    with client, pytest.raises(type(error)) as raised:
+        client.get_experiment("e1")
+    assert type(raised.value) is type(error)
+    assert raised.value.to_dict() == error.to_dict()
+    assert str(raised.value) == str(error)

@@ -89,8 +89,6 @@ def push(
       labledger push --server http://lab-server:8002
       labledger push 3 7 --server http://lab-server:8002 --token "$LABLEDGER_TOKEN"
     """
-    import httpx
-
     from labledger.client.sync import ExperimentClient
     from labledger.runner.push import push_items
 
@@ -102,14 +100,9 @@ def push(
             "or in progress are pushed once they end)."
         )
     results: list[PushResult] = []
-    try:
-        with ExperimentClient(server, token=token) as client:
-            for item in items:
-                results.append(push_run(client, item))
-    except httpx.TransportError as exc:
-        raise click.ClickException(
-            f"Cannot reach {server}: {exc}. Check --server, or start one with `labledger serve`."
-        ) from exc
+    with ExperimentClient(server, token=token) as client:
+        for item in items:
+            results.append(push_run(client, item))
     if as_json:
         print_json([r.__dict__ for r in results])
         return

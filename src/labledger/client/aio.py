@@ -1,19 +1,30 @@
-"""The asynchronous client: ``AsyncExperimentClient``, the same methods as awaitables."""
+"""The asynchronous client: ``AsyncExperimentClient``, with the MADSci 0.8.1 method names.
+
+The sync client is generated from the async one (``aio.py``) by ``scripts/unasync.py``.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
+from time import monotonic
 from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
 
-from labledger.client.calls import Call, DesignLike, calls
+from labledger.client.calls import Call, DesignLike, calls, status_value
 from labledger.client.lab_aio import AsyncLabMethods
-from labledger.client.sync import _status
-from labledger.client.wire import RetryPolicy, base_url, headers_for, parse_response
+from labledger.client.wire import (
+    RetryPolicy,
+    async_chunks,
+    base_url,
+    headers_for,
+    parse_response,
+    request_body,
+    unreachable,
+)
 from labledger.core.lifecycle import ExperimentStatus
 from labledger.core.models import Event, Experiment, ExperimentalCampaign
 
@@ -22,16 +33,21 @@ __all__ = ["AsyncExperimentClient"]
 T = TypeVar("T")
 
 
-async def _async_chunks(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
-    # httpx's async client streams only async iterables; file reads here are short and local.
-    for chunk in chunks:
-        yield chunk
-
-
 class AsyncExperimentClient(AsyncLabMethods):
-    """The async twin of :class:`labledger.client.ExperimentClient`.
+    """A client of a labledger (or MADSci-compatible) experiment server.
 
-    ``transport=httpx.ASGITransport(app)`` drives an app in-process.
+    Use it as a context manager, or call :meth:`aclose`. ``transport`` is handed to httpx, so
+    tests can answer with ``httpx.MockTransport`` (the async client also drives an app
+    in-process through ``httpx.ASGITransport(app)``). Errors come back as the classes of
+    :mod:`labledger.errors` (``ExperimentNotFound``, ``IllegalTransition`` ...); a server that
+    cannot be reached, after the retries of ``retry``, raises ``ServerUnreachable`` naming the
+    URL.
+
+    Example::
+
+        async with AsyncExperimentClient("http://127.0.0.1:8002") as client:
+            exp = await client.start_experiment({"experiment_name": "titration"}, run_name="r1")
+            await client.end_experiment(exp.experiment_id)
     """
 
     def __init__(
@@ -75,27 +91,24 @@ class AsyncExperimentClient(AsyncLabMethods):
 
     async def _run(self, call: Call[T]) -> T:
         headers = headers_for(call)
+        started = monotonic()
         attempt = 0
         while True:
             try:
-                response = await self._http.request(
-                    call.method,
-                    call.path,
-                    params=call.params,
-                    json=call.json,
-                    content=_async_chunks(call.content()) if call.content is not None else None,
-                    headers=headers,
-                )
+                with request_body(call, async_chunks) as body:
+                    response = await self._http.request(
+                        call.method, call.path, params=call.params, headers=headers, **body
+                    )
             except httpx.TransportError as exc:
-                if attempt >= self.retry.retries or not self.retry.should_retry_error(
-                    call.method, exc
+                if self.retry.gives_up(attempt, started) or not self.retry.should_retry_error(
+                    call, exc
                 ):
-                    raise
+                    raise unreachable(self.url, exc) from exc
                 await asyncio.sleep(self.retry.delay(attempt))
                 attempt += 1
                 continue
-            if attempt < self.retry.retries and self.retry.should_retry_status(
-                call.method, response.status_code
+            if not self.retry.gives_up(attempt, started) and self.retry.should_retry_status(
+                call, response.status_code
             ):
                 await asyncio.sleep(self.retry.delay(attempt, response))
                 attempt += 1
@@ -134,7 +147,7 @@ class AsyncExperimentClient(AsyncLabMethods):
         self, experiment_id: str, status: ExperimentStatus | str | None = None
     ) -> Experiment:
         """End an experiment: completed, or the terminal ``status`` given."""
-        return await self._run(calls.action(str(experiment_id), "end", status=_status(status)))
+        return await self._run(calls.action(str(experiment_id), "end", status=status_value(status)))
 
     async def continue_experiment(self, experiment_id: str) -> Experiment:
         """Continue a paused experiment."""

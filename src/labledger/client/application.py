@@ -20,6 +20,11 @@ the exception's type, message and traceback (MADSci 0.8.1 records it as complete
 re-raises. Between steps, :meth:`checkpoint` waits while the run is paused and raises
 :class:`ExperimentStopped` once it is cancelled. ``run_worker()`` claims queued experiments one
 after another and runs each the same way, holding it with a heartbeat.
+
+A server that cannot be reached is waited for: ``patience`` seconds for a ``start()`` run, the
+lease for a worker's; records (milestones, results, files, the outcome) are retried with the same
+Idempotency-Key, so none is written twice. A run the server stays away from ends with
+``ServerUnreachable`` and is not recorded failed.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from typing import Any, ClassVar
 
 from labledger.client.calls import DesignLike, to_design
 from labledger.client.sync import ExperimentClient
+from labledger.client.wire import RetryPolicy
 from labledger.client.worker import (
     Control,
     ExperimentStopped,
@@ -41,7 +47,7 @@ from labledger.client.worker import (
 )
 from labledger.core.models import Experiment, ExperimentDesign
 from labledger.core.records import Milestone, Result
-from labledger.errors import InvalidInput
+from labledger.errors import InvalidInput, ServerUnreachable
 
 __all__ = ["ExperimentApplication", "ExperimentStopped"]
 
@@ -60,12 +66,16 @@ class ExperimentApplication:
         *,
         token: str | None = None,
         poll_interval: float = 1.0,
+        patience: float = 60.0,
         client: ExperimentClient | None = None,
     ) -> None:
         self.server_url = server_url
         self.token = token
         self.poll_interval = poll_interval
-        self.client = client or ExperimentClient(server_url, token=token)
+        self.patience = patience
+        self.client = client or ExperimentClient(
+            server_url, token=token, retry=RetryPolicy(patience=patience)
+        )
         self._control: Control | None = None
 
     # ------------------------------------------------------------------ to override
@@ -172,6 +182,8 @@ class ExperimentApplication:
             return self.client.finish_experiment(experiment.experiment_id, "completed")
         except ExperimentStopped:
             return self.client.get_experiment(experiment.experiment_id)
+        except ServerUnreachable:
+            raise  # nothing can be recorded; the run is not a failure of the experiment
         except Exception as exc:
             self.client.finish_experiment(experiment.experiment_id, "failed", error=error_info(exc))
             raise

@@ -7,7 +7,7 @@ the API surface here once means the two clients cannot drift apart.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -24,7 +24,7 @@ from labledger.core.models import (
 )
 from labledger.errors import InvalidInput
 
-__all__ = ["Call", "DesignLike", "calls"]
+__all__ = ["Call", "DesignLike", "Upload", "calls", "status_value"]
 
 T = TypeVar("T")
 
@@ -32,20 +32,38 @@ DesignLike = ExperimentDesign | Mapping[str, Any] | str | Path
 
 
 @dataclass(frozen=True)
+class Upload:
+    """A file sent as the ``file`` part of a multipart body, with its BLAKE3 digest."""
+
+    path: Path
+    media_type: str
+    digest: str
+
+
+@dataclass(frozen=True)
 class Call(Generic[T]):
-    """One request and the parser of its JSON answer."""
+    """One request and the parser of its answer (JSON, or text with ``text``)."""
 
     method: str
     path: str
     parse: Callable[[Any], T]
     params: Mapping[str, Any] | None = None
     json: Any = None
-    #: POSTs that create something carry an Idempotency-Key, so a retry cannot create twice
-    idempotent_create: bool = False
+    #: POSTs that record something carry an Idempotency-Key, the same on every attempt, so a
+    #: retry after a lost answer or a server restart cannot record twice
+    idempotent: bool = False
     expect_body: bool = True
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    #: the answer is text (a rendered report), not JSON
+    text: bool = False
     #: makes a fresh request body for each attempt (streamed uploads)
     content: Callable[[], Iterator[bytes]] | None = None
+    #: a file sent as multipart form data (opened afresh for each attempt)
+    upload: Upload | None = None
+
+
+def status_value(status: ExperimentStatus | str | None) -> str | None:
+    """A status given as an enum member or a string, checked, as the wire string."""
+    return None if status is None else ExperimentStatus(status).value
 
 
 def _experiment(data: Any) -> Experiment:
@@ -136,7 +154,7 @@ class calls:  # noqa: N801 - a namespace of call builders
             "experiment",
             _experiment,
             json=registration.model_dump(mode="json", exclude_defaults=False),
-            idempotent_create=True,
+            idempotent=True,
         )
 
     @staticmethod
@@ -224,7 +242,7 @@ class calls:  # noqa: N801 - a namespace of call builders
             "campaign",
             _campaign,
             json=model.model_dump(mode="json"),
-            idempotent_create=True,
+            idempotent=True,
         )
 
     @staticmethod

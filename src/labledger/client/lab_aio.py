@@ -1,4 +1,7 @@
-"""The async twins of :mod:`labledger.client.lab_sync` for AsyncExperimentClient."""
+"""Campaign, queue, result, milestone, resource, event and report methods of the client.
+
+The sync methods are generated from the async ones (``lab_aio.py``) by ``scripts/unasync.py``.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +13,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
-from labledger.client.calls import Call
+from labledger.client.calls import Call, Upload
 from labledger.client.files import DIGEST_HEADER, DownloadCheck, file_digest, guess_type
 from labledger.client.labcalls import CampaignSpecLike, lab_calls
 from labledger.client.sse import aparse_lines
-from labledger.client.wire import decode_error
+from labledger.client.wire import decode_error, unreachable
 from labledger.core.models import Event, Experiment, ExperimentalCampaign
 from labledger.core.records import ErrorInfo, Milestone, ResourceUse, ResourceUseCreate, Result
 
@@ -25,6 +28,8 @@ T = TypeVar("T")
 
 class AsyncLabMethods:
     """Mixed into :class:`labledger.client.AsyncExperimentClient`."""
+
+    url: str
 
     if TYPE_CHECKING:
         _http: httpx.AsyncClient
@@ -107,7 +112,8 @@ class AsyncLabMethods:
 
     async def add_result(self, experiment_id: str, name: str, value: Any) -> Result:
         """Attach one named value."""
-        return (await self.add_results(experiment_id, {name: value}))[0]
+        results = await self.add_results(experiment_id, {name: value})
+        return results[0]
 
     async def get_results(self, experiment_id: str) -> list[Result]:
         """An experiment's results."""
@@ -128,29 +134,26 @@ class AsyncLabMethods:
         """Upload a file result, streamed; the server checks it against its BLAKE3 digest."""
         path = Path(path)
         digest = await asyncio.to_thread(file_digest, path)
-        with path.open("rb") as fh:
-            response = await self._http.post(
-                f"experiment/{experiment_id}/files/{name}",
-                files={"file": (path.name, fh, media_type or guess_type(path))},
-                data={"digest": digest},
-            )
-        if response.status_code >= 400:
-            raise decode_error(response)
-        return Result.model_validate(response.json())
+        upload = Upload(path, media_type or guess_type(path), digest)
+        return await self._run(lab_calls.upload_file(experiment_id, name, upload))
 
     async def download_file(self, experiment_id: str, name: str, dest: str | Path) -> str:
         """Download a file result to ``dest``, checking its digest; returns the digest."""
-        async with self._http.stream("GET", f"experiment/{experiment_id}/files/{name}") as response:
-            if response.status_code >= 400:
-                await response.aread()
-                raise decode_error(response)
-            check = DownloadCheck(Path(dest), response.headers.get(DIGEST_HEADER))
-            try:
-                async for chunk in response.aiter_bytes():
-                    check.write(chunk)
-            except BaseException:
-                check.abort()
-                raise
+        path = f"experiment/{experiment_id}/files/{name}"
+        try:
+            async with self._http.stream("GET", path) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise decode_error(response)
+                check = DownloadCheck(Path(dest), response.headers.get(DIGEST_HEADER))
+                try:
+                    async for chunk in response.aiter_bytes():
+                        check.write(chunk)
+                except BaseException:
+                    check.abort()
+                    raise
+        except httpx.TransportError as exc:
+            raise unreachable(self.url, exc) from exc
         return check.commit()
 
     # ------------------------------------------------------------------ progress, resources
@@ -259,8 +262,4 @@ class AsyncLabMethods:
         return await self._report("campaign", campaign_id, fmt)
 
     async def _report(self, kind: str, entity_id: str, fmt: str) -> Any:
-        call = lab_calls.report(kind, entity_id, fmt)
-        response = await self._http.get(call.path, params=call.params)
-        if response.status_code >= 400:
-            raise decode_error(response)
-        return response.json() if fmt == "json" else response.text
+        return await self._run(lab_calls.report(kind, entity_id, fmt))

@@ -1,4 +1,8 @@
-"""Campaign, queue, result, milestone, resource, event and report methods of ExperimentClient."""
+# Generated from lab_aio.py by scripts/unasync.py: edit that file, then run the script.
+"""Campaign, queue, result, milestone, resource, event and report methods of the client.
+
+The sync methods are generated from the async ones (``lab_sync.py``) by ``scripts/unasync.py``.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +14,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
-from labledger.client.calls import Call
+from labledger.client.calls import Call, Upload
 from labledger.client.files import DIGEST_HEADER, DownloadCheck, file_digest, guess_type
 from labledger.client.labcalls import CampaignSpecLike, lab_calls
 from labledger.client.sse import parse_lines
-from labledger.client.wire import decode_error
+from labledger.client.wire import decode_error, unreachable
 from labledger.core.models import Event, Experiment, ExperimentalCampaign
 from labledger.core.records import ErrorInfo, Milestone, ResourceUse, ResourceUseCreate, Result
 
@@ -25,6 +29,8 @@ T = TypeVar("T")
 
 class LabMethods:
     """Mixed into :class:`labledger.client.ExperimentClient`."""
+
+    url: str
 
     if TYPE_CHECKING:
         _http: httpx.Client
@@ -107,7 +113,8 @@ class LabMethods:
 
     def add_result(self, experiment_id: str, name: str, value: Any) -> Result:
         """Attach one named value."""
-        return self.add_results(experiment_id, {name: value})[0]
+        results = self.add_results(experiment_id, {name: value})
+        return results[0]
 
     def get_results(self, experiment_id: str) -> list[Result]:
         """An experiment's results."""
@@ -128,29 +135,26 @@ class LabMethods:
         """Upload a file result, streamed; the server checks it against its BLAKE3 digest."""
         path = Path(path)
         digest = file_digest(path)
-        with path.open("rb") as fh:
-            response = self._http.post(
-                f"experiment/{experiment_id}/files/{name}",
-                files={"file": (path.name, fh, media_type or guess_type(path))},
-                data={"digest": digest},
-            )
-        if response.status_code >= 400:
-            raise decode_error(response)
-        return Result.model_validate(response.json())
+        upload = Upload(path, media_type or guess_type(path), digest)
+        return self._run(lab_calls.upload_file(experiment_id, name, upload))
 
     def download_file(self, experiment_id: str, name: str, dest: str | Path) -> str:
         """Download a file result to ``dest``, checking its digest; returns the digest."""
-        with self._http.stream("GET", f"experiment/{experiment_id}/files/{name}") as response:
-            if response.status_code >= 400:
-                response.read()
-                raise decode_error(response)
-            check = DownloadCheck(Path(dest), response.headers.get(DIGEST_HEADER))
-            try:
-                for chunk in response.iter_bytes():
-                    check.write(chunk)
-            except BaseException:
-                check.abort()
-                raise
+        path = f"experiment/{experiment_id}/files/{name}"
+        try:
+            with self._http.stream("GET", path) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise decode_error(response)
+                check = DownloadCheck(Path(dest), response.headers.get(DIGEST_HEADER))
+                try:
+                    for chunk in response.iter_bytes():
+                        check.write(chunk)
+                except BaseException:
+                    check.abort()
+                    raise
+        except httpx.TransportError as exc:
+            raise unreachable(self.url, exc) from exc
         return check.commit()
 
     # ------------------------------------------------------------------ progress, resources
@@ -259,8 +263,4 @@ class LabMethods:
         return self._report("campaign", campaign_id, fmt)
 
     def _report(self, kind: str, entity_id: str, fmt: str) -> Any:
-        call = lab_calls.report(kind, entity_id, fmt)
-        response = self._http.get(call.path, params=call.params)
-        if response.status_code >= 400:
-            raise decode_error(response)
-        return response.json() if fmt == "json" else response.text
+        return self._run(lab_calls.report(kind, entity_id, fmt))

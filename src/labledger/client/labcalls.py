@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from labledger.client.calls import Call
+from labledger.client.calls import Call, Upload
 from labledger.core.models import Event, Experiment, ExperimentalCampaign
 from labledger.core.records import ErrorInfo, Milestone, ResourceUse, ResourceUseCreate, Result
 from labledger.core.specs import CampaignSpec
@@ -69,7 +69,7 @@ class lab_calls:  # noqa: N801 - a namespace of call builders
     @staticmethod
     def create_campaign(spec: CampaignSpecLike) -> Call[ExperimentalCampaign]:
         body = load_campaign_spec(spec).model_dump(mode="json", exclude_unset=True)
-        return Call("POST", "campaigns", _campaign, json=body, idempotent_create=True)
+        return Call("POST", "campaigns", _campaign, json=body, idempotent=True)
 
     @staticmethod
     def campaign_action(campaign_id: str, action: str) -> Call[ExperimentalCampaign]:
@@ -113,12 +113,16 @@ class lab_calls:  # noqa: N801 - a namespace of call builders
             "error": err.model_dump(mode="json") if err else None,
             "reason": reason,
         }
-        return Call("POST", f"experiment/{experiment_id}/finish", _experiment, json=body)
+        return Call(
+            "POST", f"experiment/{experiment_id}/finish", _experiment, json=body, idempotent=True
+        )
 
     @staticmethod
     def release(experiment_id: str, worker_id: str, reason: str | None = None) -> Call[Experiment]:
         body = {"worker_id": worker_id, "reason": reason}
-        return Call("POST", f"experiment/{experiment_id}/release", _experiment, json=body)
+        return Call(
+            "POST", f"experiment/{experiment_id}/release", _experiment, json=body, idempotent=True
+        )
 
     @staticmethod
     def get_queue(campaign_id: str | None = None) -> Call[dict[str, Any]]:
@@ -137,7 +141,7 @@ class lab_calls:  # noqa: N801 - a namespace of call builders
             f"experiment/{experiment_id}/results",
             _results,
             json=body,
-            idempotent_create=True,
+            idempotent=True,
         )
 
     @staticmethod
@@ -147,6 +151,16 @@ class lab_calls:  # noqa: N801 - a namespace of call builders
     @staticmethod
     def get_result(experiment_id: str, name: str) -> Call[Result]:
         return Call("GET", f"experiment/{experiment_id}/results/{name}", Result.model_validate)
+
+    @staticmethod
+    def upload_file(experiment_id: str, name: str, upload: Upload) -> Call[Result]:
+        return Call(
+            "POST",
+            f"experiment/{experiment_id}/files/{name}",
+            Result.model_validate,
+            upload=upload,
+            idempotent=True,
+        )
 
     @staticmethod
     def set_progress(
@@ -168,7 +182,7 @@ class lab_calls:  # noqa: N801 - a namespace of call builders
             f"experiment/{experiment_id}/milestones",
             Milestone.model_validate,
             json=body,
-            idempotent_create=True,
+            idempotent=True,
         )
 
     @staticmethod
@@ -221,5 +235,5 @@ class lab_calls:  # noqa: N801 - a namespace of call builders
             f"{kind}/{entity_id}/report",
             _identity,
             params={"format": fmt},
-            extra={"text": fmt != "json"},
+            text=fmt != "json",
         )

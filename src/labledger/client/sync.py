@@ -1,18 +1,31 @@
-"""The synchronous client: ``ExperimentClient``, with the MADSci 0.8.1 method names."""
+# Generated from aio.py by scripts/unasync.py: edit that file, then run the script.
+"""The synchronous client: ``ExperimentClient``, with the MADSci 0.8.1 method names.
+
+The sync client is generated from the async one (``aio.py``) by ``scripts/unasync.py``.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from time import monotonic
 from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
 
-from labledger.client.calls import Call, DesignLike, calls
+from labledger.client.calls import Call, DesignLike, calls, status_value
 from labledger.client.lab_sync import LabMethods
-from labledger.client.wire import RetryPolicy, base_url, headers_for, parse_response
+from labledger.client.wire import (
+    RetryPolicy,
+    base_url,
+    headers_for,
+    parse_response,
+    request_body,
+    sync_chunks,
+    unreachable,
+)
 from labledger.core.lifecycle import ExperimentStatus
 from labledger.core.models import Event, Experiment, ExperimentalCampaign
 
@@ -21,22 +34,20 @@ __all__ = ["ExperimentClient"]
 T = TypeVar("T")
 
 
-def _status(status: ExperimentStatus | str | None) -> str | None:
-    return None if status is None else ExperimentStatus(status).value
-
-
 class ExperimentClient(LabMethods):
     """A client of a labledger (or MADSci-compatible) experiment server.
 
     Use it as a context manager, or call :meth:`close`. ``transport`` is handed to httpx, so
-    tests can drive the app in-process (``httpx.WSGITransport`` is not needed: pass
-    ``httpx.MockTransport`` or a real transport). Errors come back as the classes of
-    :mod:`labledger.errors` (``ExperimentNotFound``, ``IllegalTransition`` ...).
+    tests can answer with ``httpx.MockTransport`` (the async client also drives an app
+    in-process through ``httpx.ASGITransport(app)``). Errors come back as the classes of
+    :mod:`labledger.errors` (``ExperimentNotFound``, ``IllegalTransition`` ...); a server that
+    cannot be reached, after the retries of ``retry``, raises ``ServerUnreachable`` naming the
+    URL.
 
     Example::
 
         with ExperimentClient("http://127.0.0.1:8002") as client:
-            exp = client.start_experiment({"experiment_name": "titration"}, run_name="run 1")
+            exp = client.start_experiment({"experiment_name": "titration"}, run_name="r1")
             client.end_experiment(exp.experiment_id)
     """
 
@@ -81,27 +92,24 @@ class ExperimentClient(LabMethods):
 
     def _run(self, call: Call[T]) -> T:
         headers = headers_for(call)
+        started = monotonic()
         attempt = 0
         while True:
             try:
-                response = self._http.request(
-                    call.method,
-                    call.path,
-                    params=call.params,
-                    json=call.json,
-                    content=call.content() if call.content is not None else None,
-                    headers=headers,
-                )
+                with request_body(call, sync_chunks) as body:
+                    response = self._http.request(
+                        call.method, call.path, params=call.params, headers=headers, **body
+                    )
             except httpx.TransportError as exc:
-                if attempt >= self.retry.retries or not self.retry.should_retry_error(
-                    call.method, exc
+                if self.retry.gives_up(attempt, started) or not self.retry.should_retry_error(
+                    call, exc
                 ):
-                    raise
+                    raise unreachable(self.url, exc) from exc
                 time.sleep(self.retry.delay(attempt))
                 attempt += 1
                 continue
-            if attempt < self.retry.retries and self.retry.should_retry_status(
-                call.method, response.status_code
+            if not self.retry.gives_up(attempt, started) and self.retry.should_retry_status(
+                call, response.status_code
             ):
                 time.sleep(self.retry.delay(attempt, response))
                 attempt += 1
@@ -140,7 +148,7 @@ class ExperimentClient(LabMethods):
         self, experiment_id: str, status: ExperimentStatus | str | None = None
     ) -> Experiment:
         """End an experiment: completed, or the terminal ``status`` given."""
-        return self._run(calls.action(str(experiment_id), "end", status=_status(status)))
+        return self._run(calls.action(str(experiment_id), "end", status=status_value(status)))
 
     def continue_experiment(self, experiment_id: str) -> Experiment:
         """Continue a paused experiment."""

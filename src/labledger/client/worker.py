@@ -4,28 +4,34 @@
 gets to ask "may I go on?" between steps. A background thread renews the lease and learns the
 experiment's status from each heartbeat: ``paused`` makes :meth:`Control.checkpoint` wait,
 ``cancelled`` (or a lost lease) makes it raise :class:`ExperimentStopped`.
+
+While it runs an experiment the worker rides out a server it cannot reach for as long as its
+lease: every request is retried (those that record something with the same Idempotency-Key),
+and only when the lease has passed is the experiment given back, never recorded failed for it.
+Ctrl-C at any moment after a claim gives the experiment back to the queue.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
+import signal
 import socket
 import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
-
-import httpx
+from types import FrameType
+from typing import Any
 
 from labledger.client.sync import ExperimentClient
 from labledger.core.lifecycle import TERMINAL, ExperimentStatus
 from labledger.core.models import Experiment
 from labledger.core.records import ErrorInfo
-from labledger.errors import LabledgerError, LeaseLost
+from labledger.errors import LabledgerError, LeaseLost, ServerUnreachable
 
 __all__ = ["Control", "ExperimentStopped", "Worker", "WorkerStats", "default_worker_id"]
 
@@ -168,8 +174,6 @@ class _Heartbeat(threading.Thread):
                     return
                 except (LabledgerError, OSError) as exc:  # keep trying: the lease may survive
                     log.warning("heartbeat for %s failed: %s", self.control.experiment_id, exc)
-                except Exception as exc:  # httpx transport errors and the like
-                    log.warning("heartbeat for %s failed: %s", self.control.experiment_id, exc)
 
 
 @dataclass
@@ -180,6 +184,8 @@ class WorkerStats:
     completed: int = 0
     failed: int = 0
     stopped: int = 0
+    #: given back to the queue because the server stayed out of reach past the lease
+    given_back: int = 0
     experiment_ids: list[str] = field(default_factory=list)
 
 
@@ -226,28 +232,47 @@ class Worker:
         while not self._stop.is_set():
             if max_experiments is not None and self.stats.claimed >= max_experiments:
                 break
+            experiment: Experiment | None = None
             try:
-                experiment = self.client.claim(
-                    self.worker_id, campaign_id=self.campaign_id, lease_seconds=self.lease_seconds
-                )
-            except httpx.TransportError as exc:
-                if not wait:
-                    raise LabledgerError(
-                        f"cannot reach the server at {self.client.url}: {exc}; check "
-                        "--server-url (or EXPERIMENT_SERVER_URL) and that the server runs"
-                    ) from exc
-                log.warning("%s: server unreachable (%s); trying again", self.worker_id, exc)
+                # From the moment a claim answers, an interrupt gives the experiment back.
+                # A claim is not retried for long: with nothing to hold, there is no lease to
+                # ride out an outage for.
+                with _interrupts_deferred() as interrupted, _patience(self.client, 0.0):
+                    experiment = self.client.claim(
+                        self.worker_id,
+                        campaign_id=self.campaign_id,
+                        lease_seconds=self.lease_seconds,
+                    )
+                if interrupted.is_set():
+                    raise KeyboardInterrupt
+                if experiment is None:
+                    if not wait:
+                        break
+                    self._stop.wait(self.poll_interval)
+                    continue
+                self.stats.claimed += 1
+                self.stats.experiment_ids.append(experiment.experiment_id)
+                self.run_one(experiment)
+            except ServerUnreachable as exc:
+                if experiment is not None or not wait:
+                    raise
+                log.warning("%s: %s; trying again", self.worker_id, exc)
                 self._stop.wait(min(10.0, max(self.poll_interval, 1.0)))
-                continue
-            if experiment is None:
-                if not wait:
-                    break
-                self._stop.wait(self.poll_interval)
-                continue
-            self.stats.claimed += 1
-            self.stats.experiment_ids.append(experiment.experiment_id)
-            self.run_one(experiment)
+            except KeyboardInterrupt:
+                # Interrupted by hand: give the experiment back at once instead of letting it
+                # wait for the lease to run out.
+                if experiment is not None:
+                    self._give_back(experiment, "worker interrupted")
+                raise
         return self.stats
+
+    def _give_back(self, experiment: Experiment, reason: str) -> None:
+        # A fresh client: an interrupt may have left the worker's own in the middle of a request.
+        try:
+            with self.make_client() as client:
+                client.release_experiment(experiment.experiment_id, self.worker_id, reason=reason)
+        except LabledgerError as exc:
+            log.warning("could not give %s back: %s", experiment.experiment_id, exc)
 
     def run_one(self, experiment: Experiment) -> None:
         """Run one claimed experiment under heartbeat and report its outcome."""
@@ -265,73 +290,80 @@ class Worker:
             experiment.attempts,
         )
         try:
-            outcome = self.runner(experiment, control)
-            control.checkpoint()  # cancelled at the very end still counts as cancelled
-            if outcome:
-                _retrying(
-                    lambda: self.client.add_results(
-                        experiment.experiment_id, dict(outcome), worker_id=self.worker_id
-                    )
-                )
-            _retrying(
-                lambda: self.client.finish_experiment(
-                    experiment.experiment_id, "completed", worker_id=self.worker_id
-                )
-            )
-            self.stats.completed += 1
-            log.info("%s completed %s", self.worker_id, experiment.experiment_id)
-        except ExperimentStopped as stopped:
-            log.info("%s", stopped)
-            self.stats.stopped += 1
-        except KeyboardInterrupt:
-            # Interrupted by hand: give the experiment back at once instead of letting it wait
-            # for the lease to run out.
-            with contextlib.suppress(Exception):
-                self.client.release_experiment(
-                    experiment.experiment_id, self.worker_id, reason="worker interrupted"
-                )
-            raise
-        except Exception as exc:
-            self.stats.failed += 1
-            log.info("%s: %s failed: %r", self.worker_id, experiment.experiment_id, exc)
-            if control.lost:
-                log.warning(
-                    "experiment %s failed after its lease was lost: %s",
-                    experiment.experiment_id,
-                    exc,
-                )
-                return
-            try:
-                error = error_info(exc)
-                _retrying(
-                    lambda: self.client.finish_experiment(
-                        experiment.experiment_id, "failed", worker_id=self.worker_id, error=error
-                    )
-                )
-            except LabledgerError as report_error:
-                log.warning(
-                    "could not record the failure of %s: %s", experiment.experiment_id, report_error
-                )
+            with _patience(self.client, lease):
+                self._run_and_report(experiment, control)
         finally:
             beat.stop.set()
             beat.join()
 
-
-T = TypeVar("T")
-
-
-def _retrying(call: Callable[[], T], *, seconds: float = 30.0) -> T:
-    """``call()``, tried again while the server is unreachable (up to ``seconds``): an outcome
-    is worth waiting for. If the server stays away, the lease expires and the run is retried."""
-    deadline = time.monotonic() + seconds
-    while True:
+    def _run_and_report(self, experiment: Experiment, control: Control) -> None:
+        experiment_id = experiment.experiment_id
         try:
-            return call()
-        except httpx.TransportError as exc:
-            if time.monotonic() >= deadline:
-                raise
-            log.warning("server unreachable while reporting (%s); trying again", exc)
-            time.sleep(1.0)
+            outcome = self.runner(experiment, control)
+            control.checkpoint()  # cancelled at the very end still counts as cancelled
+            if outcome:
+                self.client.add_results(experiment_id, dict(outcome), worker_id=self.worker_id)
+            self.client.finish_experiment(experiment_id, "completed", worker_id=self.worker_id)
+            self.stats.completed += 1
+            log.info("%s completed %s", self.worker_id, experiment_id)
+        except ExperimentStopped as stopped:
+            log.info("%s", stopped)
+            self.stats.stopped += 1
+        except ServerUnreachable as exc:
+            # Out of reach for the whole lease: the server requeues the experiment once its
+            # lease has run out; say so now if it is back.
+            log.warning("%s: giving %s back: %s", self.worker_id, experiment_id, exc)
+            self.stats.given_back += 1
+            self._give_back(experiment, "server unreachable for the whole lease")
+        except Exception as exc:
+            self.stats.failed += 1
+            log.info("%s: %s failed: %r", self.worker_id, experiment_id, exc)
+            if control.lost:
+                log.warning("experiment %s failed after its lease was lost: %s", experiment_id, exc)
+                return
+            try:
+                self.client.finish_experiment(
+                    experiment_id, "failed", worker_id=self.worker_id, error=error_info(exc)
+                )
+            except LabledgerError as report_error:
+                log.warning("could not record the failure of %s: %s", experiment_id, report_error)
+
+
+@contextlib.contextmanager
+def _patience(client: ExperimentClient, seconds: float) -> Iterator[None]:
+    """Let ``client`` retry an unreachable server for ``seconds`` inside the block."""
+    before = client.retry
+    client.retry = dataclasses.replace(before, patience=seconds)
+    try:
+        yield
+    finally:
+        client.retry = before
+
+
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[threading.Event]:
+    """Hold a Ctrl-C back until the block ends, and say whether one came.
+
+    A claim interrupted between the server's answer and its return would leave the experiment
+    claimed by a worker that no longer runs. A second Ctrl-C interrupts at once.
+    """
+    interrupted = threading.Event()
+    if threading.current_thread() is not threading.main_thread() or (
+        signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield interrupted
+        return
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        if interrupted.is_set():
+            raise KeyboardInterrupt
+        interrupted.set()
+
+    signal.signal(signal.SIGINT, hold)
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _lease_of(experiment: Experiment) -> float | None:
