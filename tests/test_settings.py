@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,30 @@ def test_bad_manager_definition_names_the_file_and_field(
 def test_manager_id_is_kept_across_restarts(tmp_path: Path) -> None:
     first = Settings(data_dir=tmp_path / "data").resolved_manager_id()
     assert Settings(data_dir=tmp_path / "data").resolved_manager_id() == first
+
+
+def _documented_settings() -> set[str]:
+    """The settings named in the first column of the README's tables."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    return set(re.findall(r"^\| `EXPERIMENT_([A-Z0-9_]+)` \|", readme, flags=re.MULTILINE))
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    fields = {name.upper() for name in Settings.model_fields}
+    documented = _documented_settings()
+    assert sorted(fields - documented) == [], "add these to a settings table in README.md"
+    assert sorted(documented - fields) == [], "the README documents settings that do not exist"
+
+
+def test_every_setting_has_a_description() -> None:
+    assert [n for n, f in Settings.model_fields.items() if not f.description] == []
+
+
+def test_a_bad_value_names_the_setting_and_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EXPERIMENT_LEASE_SECONDS", "abc")
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    message = raised.value.message
+    assert message.startswith("Invalid setting lease_seconds (EXPERIMENT_LEASE_SECONDS) is 'abc'")
+    assert "valid number" in message and "\n" not in message
+    assert raised.value.field == "lease_seconds" and raised.value.exit_code == 2
