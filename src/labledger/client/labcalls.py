@@ -167,7 +167,9 @@ class lab_calls:  # noqa: N801 - a namespace of call builders
         experiment_id: str, progress: float, message: str | None = None
     ) -> Call[Experiment]:
         body = {"progress": progress, "message": message}
-        return Call("POST", f"experiment/{experiment_id}/progress", _experiment, json=body)
+        return Call(
+            "POST", f"experiment/{experiment_id}/progress", _experiment, json=body, idempotent=True
+        )
 
     @staticmethod
     def add_milestone(
