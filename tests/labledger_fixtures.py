@@ -27,7 +27,7 @@ import httpx
 import pytest
 
 if TYPE_CHECKING:
-    from psycopg.sql import Composable
+    from psycopg.sql import SQL, Composed
 
 PG_BINDIR = Path(os.environ.get("LABLEDGER_PG_BINDIR", "/usr/lib/postgresql/15/bin"))
 MADSCI_REQUIREMENTS = ("madsci-client==0.8.1", "pydantic<2.14")
@@ -80,7 +80,7 @@ class PgCluster:
         """The SQLAlchemy URL of database ``dbname`` in this cluster."""
         return f"postgresql+psycopg://{self.user}@{self.host}:{self.port}/{dbname}"
 
-    def execute(self, statement: Composable | str) -> None:
+    def execute(self, statement: Composed | SQL | str) -> None:
         """Run one statement in the ``postgres`` database, outside a transaction."""
         import psycopg
 

@@ -142,7 +142,9 @@ names = st.text(
 ).filter(lambda n: n not in (".", "..") and len(n.encode()) <= 255)
 
 
-@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(files=st.dictionaries(names, st.binary(max_size=64), min_size=1, max_size=5))
 def test_any_file_names_archive_and_restore_unchanged(
     tmp_path_factory: pytest.TempPathFactory, files: dict[str, bytes]

@@ -21,7 +21,9 @@ def store(tmp_path: Path) -> BlobStore:
     return s
 
 
-@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.binary(max_size=4096))
 def test_put_bytes_then_get_gives_the_same_bytes(store: BlobStore, data: bytes) -> None:
     blob = store.put_bytes(data)
@@ -29,7 +31,9 @@ def test_put_bytes_then_get_gives_the_same_bytes(store: BlobStore, data: bytes) 
     assert blob.digest == blake3.blake3(data).hexdigest()
 
 
-@settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.binary(max_size=3 * 4096))
 def test_put_file_then_get_gives_the_file_content(
     store: BlobStore, tmp_path: Path, data: bytes

@@ -56,6 +56,7 @@ def test_download_refuses_content_that_does_not_match_its_digest(
         stored = client.upload_file(exp.experiment_id, "a", src)
         blob = tmp_path / "data" / "results"
         # damage the stored copy behind the server's back
+        assert stored.digest is not None
         found = next(p for p in blob.rglob("*") if p.is_file() and stored.digest[2:] in p.name)
         found.chmod(0o644)
         found.write_text("tampered")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import traceback
 from collections.abc import Awaitable, Callable
@@ -171,7 +172,7 @@ def run_sync(client: ExperimentClient, report: Report, get_ids: list[str]) -> No
     ]
     out["got_extra"] = {
         i: experiment_facts(
-            report.call(f"sync.get_experiment[{i}]", lambda i=i: client.get_experiment(i))
+            report.call(f"sync.get_experiment[{i}]", functools.partial(client.get_experiment, i))
         )
         for i in get_ids
     }
@@ -260,7 +261,7 @@ async def run_async(client: ExperimentClient, report: Report, get_ids: list[str]
     out["got_extra"] = {}
     for i in get_ids:
         got = await report.acall(
-            f"async.get_experiment[{i}]", lambda i=i: client.async_get_experiment(i)
+            f"async.get_experiment[{i}]", functools.partial(client.async_get_experiment, i)
         )
         out["got_extra"][i] = experiment_facts(got)
 

@@ -90,20 +90,22 @@ def test_any_interleaving_keeps_the_queue_sound(
             if kind == "claim":
                 lab.queue.claim(ClaimRequest(worker_id=str(item[1]), campaign_id=cid))
             elif kind == "beat":
-                lab.queue.heartbeat(ids[int(item[2])], HeartbeatRequest(worker_id=str(item[1])))
+                lab.queue.heartbeat(
+                    ids[int(str(item[2]))], HeartbeatRequest(worker_id=str(item[1]))
+                )
             elif kind == "finish":
                 lab.queue.finish(
-                    ids[int(item[2])],
-                    FinishRequest(status=item[3], worker_id=str(item[1])),  # type: ignore[arg-type]
+                    ids[int(str(item[2]))],
+                    FinishRequest(status=item[3], worker_id=str(item[1])),
                 )
             elif kind == "wait":
-                clock.now += timedelta(seconds=int(item[1]))  # type: ignore[call-overload]
+                clock.now += timedelta(seconds=int(str(item[1])))
             elif kind == "sweep":
                 lab.queue.sweep_expired()
             elif kind == "campaign":
                 getattr(lab.campaigns, str(item[1]))(cid)
             elif kind == "action":
-                lab.experiments.apply_action(ids[int(item[1])], Action(str(item[2])))
+                lab.experiments.apply_action(ids[int(str(item[1]))], Action(str(item[2])))
 
     for exp_id in ids:
         exp = lab.store.get_experiment(exp_id)
@@ -111,7 +113,8 @@ def test_any_interleaving_keeps_the_queue_sound(
         assert log[0].type.value == "created" and log[0].to_status == "queued"
         for before, after in itertools.pairwise(log):
             assert after.from_status == before.to_status, (before, after)
-            if after.from_status != after.to_status:
+            if after.from_status is not None and after.from_status != after.to_status:
+                assert after.to_status is not None
                 assert S(after.to_status) in TRANSITIONS[S(after.from_status)], after
         assert exp.status.value == log[-1].to_status
         assert exp.attempts == sum(e.type.value == "claimed" for e in log)

@@ -101,7 +101,7 @@ name_bytes = (
     .filter(lambda b: b not in (b".", b".."))
 )
 name_text = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="/\x00"),
+    alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="/\x00"),
     min_size=1,
     max_size=60,
 ).filter(lambda s: s not in (".", "..") and len(s.encode()) <= 255)

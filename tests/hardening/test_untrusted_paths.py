@@ -43,7 +43,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
 
 
 def _crafted(record: dict[str, Any], extra: list[dict[str, Any]]) -> dict[str, Any]:
-    crafted = json.loads(json.dumps(record))
+    crafted: dict[str, Any] = json.loads(json.dumps(record))
     crafted["files"]["outputs"] = [*crafted["files"]["outputs"], *extra]
     return crafted
 

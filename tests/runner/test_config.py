@@ -126,7 +126,9 @@ values = st.one_of(
 scripts = st.text(min_size=1, max_size=30).filter(lambda s: s.strip() == s)
 
 
-@settings(max_examples=80, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     name=st.text(max_size=40),
     hypothesis=st.text(max_size=200),

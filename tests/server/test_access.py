@@ -6,6 +6,7 @@ import base64
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -18,7 +19,7 @@ from labledger.storage.engine import create_db_engine
 DESIGN = {"experiment_design": {"experiment_name": "titration"}}
 
 
-def _app(db_url: str, tmp_path: Path, **settings: object) -> TestClient:
+def _app(db_url: str, tmp_path: Path, **settings: Any) -> TestClient:
     return TestClient(create_app(Settings(db_url=db_url, data_dir=tmp_path, **settings)))
 
 

@@ -107,9 +107,7 @@ def test_settings_never_show_a_webhooks_secret(sqlite_url: str, tmp_path: Path) 
     from labledger.settings import Settings
 
     secret = "https://hooks.example.com/services/T000/B000/XXSECRETXX"
-    app = create_app(
-        Settings(db_url=sqlite_url, data_dir=tmp_path, webhook_urls=[secret])  # type: ignore[list-item]
-    )
+    app = create_app(Settings(db_url=sqlite_url, data_dir=tmp_path, webhook_urls=[secret]))
     shown = TestClient(app).get("/settings").json()["settings"]
     assert shown["webhook_urls"] == ["https://hooks.example.com/…"]
     assert "XXSECRETXX" not in json.dumps(shown)

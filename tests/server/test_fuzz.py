@@ -81,6 +81,7 @@ def tally(request: pytest.FixtureRequest) -> Iterator[None]:
         app.state.engine.dispose()
         shutil.rmtree(app.state.fuzz_dir, ignore_errors=True)
     capture = request.config.pluginmanager.get_plugin("capturemanager")
+    assert capture is not None
     with capture.global_and_fixture_disabled():
         print(
             f"\n[fuzz] {TALLY['requests']} generated requests over {TALLY['operations']} "

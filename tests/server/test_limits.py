@@ -6,6 +6,7 @@ import io
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -19,7 +20,7 @@ from labledger_fixtures import LiveServerFactory
 DESIGN = {"experiment_design": {"experiment_name": "titration"}}
 
 
-def _client(sqlite_url: str, tmp_path: Path, **settings: object) -> TestClient:
+def _client(sqlite_url: str, tmp_path: Path, **settings: Any) -> TestClient:
     return TestClient(create_app(Settings(db_url=sqlite_url, data_dir=tmp_path, **settings)))
 
 
@@ -113,8 +114,9 @@ def test_an_overlong_string_is_refused_with_422_naming_the_field(
 
 
 def test_rate_limit_answers_429_with_retry_after(sqlite_url: str, tmp_path: Path) -> None:
-    settings = {"rate_limit": 0.5, "rate_limit_burst": 3}
-    app = create_app(Settings(db_url=sqlite_url, data_dir=tmp_path, **settings))
+    app = create_app(
+        Settings(db_url=sqlite_url, data_dir=tmp_path, rate_limit=0.5, rate_limit_burst=3)
+    )
     with TestClient(app, client=("10.9.8.7", 1000)) as remote, TestClient(app) as local:
         codes = [remote.get("/experiments").status_code for _ in range(4)]
         assert codes == [200, 200, 200, 429]

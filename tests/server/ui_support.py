@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
+import httpx
 
-class Client(Protocol):
-    def post(self, url: str, **kwargs: Any) -> Any: ...
-    def get(self, url: str, **kwargs: Any) -> Any: ...
+#: an httpx client of the app: a live server's, or Starlette's TestClient (a subclass)
+Client = httpx.Client
 
 
 def start(api: Client, name: str = "Yield screen", **extra: Any) -> dict[str, Any]:

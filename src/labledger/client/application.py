@@ -80,8 +80,9 @@ class ExperimentApplication:
 
     # ------------------------------------------------------------------ to override
 
-    def run_experiment(self, **parameters: Any) -> Mapping[str, Any] | None:
-        """The experiment itself. Gets the run's parameters; may return results."""
+    def run_experiment(self, *args: Any, **parameters: Any) -> Mapping[str, Any] | None:
+        """The experiment itself. Gets the run's parameters as keyword arguments; may return
+        results. A subclass names the parameters it takes (``volume_ml: float, ...``)."""
         raise NotImplementedError(
             f"{type(self).__name__} must define run_experiment(self, **parameters)"
         )

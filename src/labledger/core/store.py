@@ -149,13 +149,18 @@ class QueueStore(Protocol):
 
 
 class ForwardCursor(Protocol):
-    """Where forwarding to one target has got to."""
+    """Where forwarding to one target has got to (read-only: the store changes it)."""
 
-    target: str
-    last_event_id: int
-    failures: int
-    last_error: str | None
-    next_attempt_at: datetime | None
+    @property
+    def target(self) -> str: ...
+    @property
+    def last_event_id(self) -> int: ...
+    @property
+    def failures(self) -> int: ...
+    @property
+    def last_error(self) -> str | None: ...
+    @property
+    def next_attempt_at(self) -> datetime | None: ...
 
 
 class RecordStore(Protocol):
