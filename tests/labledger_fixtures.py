@@ -198,6 +198,45 @@ def serve_command() -> list[str]:
     return [sys.executable, "-c", code]
 
 
+def start_worker(
+    server_url: str,
+    app: str,
+    app_dir: Path,
+    name: str,
+    log: Path,
+    *,
+    lease: float,
+    poll: float = 0.2,
+) -> subprocess.Popen[bytes]:
+    """``labledger worker MODULE:CLASS --wait`` in a subprocess, its output going to ``log``."""
+    cmd = [
+        *serve_command(),
+        "worker",
+        app,
+        "--server-url",
+        server_url,
+        "--worker-id",
+        name,
+        "--lease",
+        str(lease),
+        "--wait",
+        "--poll",
+        str(poll),
+        "--path",
+        str(app_dir),
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXPERIMENT_")}
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            cmd,
+            env=env,
+            cwd=app_dir,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+
 @dataclass
 class LiveServer:
     """``labledger serve`` running in a subprocess; it keeps its port and database on restart."""

@@ -7,7 +7,6 @@ Their leases (30 s) outlast the outage, so every experiment completes, each once
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import textwrap
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from labledger.client import ExperimentClient
-from labledger_fixtures import LiveServerFactory, serve_command
+from labledger_fixtures import LiveServerFactory, start_worker
 
 #: how long the server stays down (the workers' leases are three times longer)
 OUTAGE_SECONDS = 10.0
@@ -43,35 +42,6 @@ class Steady(ExperimentApplication):
         self.attach("output", out)
         return {"square": i * i}
 """
-
-
-def _worker(url: str, app_dir: Path, name: str, log: Path) -> subprocess.Popen[bytes]:
-    cmd = [
-        *serve_command(),
-        "worker",
-        "steady_app:Steady",
-        "--server-url",
-        url,
-        "--worker-id",
-        name,
-        "--lease",
-        "30",
-        "--wait",
-        "--poll",
-        "0.2",
-        "--path",
-        str(app_dir),
-    ]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EXPERIMENT_")}
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            cmd,
-            env=env,
-            cwd=app_dir,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
 
 
 def _wait_for(check: object, what: str, timeout: float) -> None:
@@ -99,7 +69,14 @@ def test_two_workers_ride_out_a_server_restart(
         cid = campaign.campaign_id
         try:
             for name in ("w1", "w2"):
-                workers[name] = _worker(server.url, tmp_path, name, tmp_path / f"{name}.log")
+                workers[name] = start_worker(
+                    server.url,
+                    "steady_app:Steady",
+                    tmp_path,
+                    name,
+                    tmp_path / f"{name}.log",
+                    lease=30,
+                )
             # Stop the server while both workers are in the middle of an experiment.
             _wait_for(
                 lambda: {e["worker_id"] for e in client.get_queue(cid)["running"]} == {"w1", "w2"},

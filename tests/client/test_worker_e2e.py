@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from labledger.client import ExperimentClient
-from labledger_fixtures import LiveServerFactory, serve_command
+from labledger_fixtures import LiveServerFactory, start_worker
 
 APP = """
 import os
@@ -37,30 +37,6 @@ class Square(ExperimentApplication):
             time.sleep(0.15)
         return {"square": i * i, "pid": os.getpid()}
 """
-
-
-def _worker(server_url: str, app_dir: Path, name: str, log: Path) -> subprocess.Popen[bytes]:
-    cmd = [
-        *serve_command(),
-        "worker",
-        "square_app:Square",
-        "--server-url",
-        server_url,
-        "--worker-id",
-        name,
-        "--lease",
-        "2",
-        "--wait",
-        "--poll",
-        "0.2",
-        "--path",
-        str(app_dir),
-    ]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EXPERIMENT_")}
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            cmd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        )
 
 
 @pytest.mark.postgres
@@ -83,7 +59,14 @@ def test_three_workers_drain_a_sweep_and_a_killed_workers_experiment_is_rerun(
         assert len(campaign.experiment_ids or []) == 20
         try:
             for name in ("w1", "w2", "w3"):
-                workers[name] = _worker(server.url, tmp_path, name, tmp_path / f"{name}.log")
+                workers[name] = start_worker(
+                    server.url,
+                    "square_app:Square",
+                    tmp_path,
+                    name,
+                    tmp_path / f"{name}.log",
+                    lease=2,
+                )
             # Kill w1 as soon as it holds an experiment (mid-run: each takes ~0.6 s).
             victim_exp = None
             deadline = time.monotonic() + 30
