@@ -14,7 +14,7 @@ import pytest
 
 from labledger.client import ExperimentClient
 from labledger.client.application import ExperimentApplication
-from labledger.errors import IllegalTransition, InvalidInput
+from labledger.errors import IllegalTransition, InvalidInput, ServerUnreachable
 from labledger_fixtures import LiveServerFactory, serve_command
 
 
@@ -69,6 +69,68 @@ def test_an_exception_is_recorded_as_failed_with_its_traceback(
         last = client.get_experiment_events(exp.experiment_id)[-1]
         assert last.to_status == "failed" and last.data["error"]["type"] == "ValueError"
     app.close()
+
+
+def test_a_started_run_rides_out_a_server_restart(
+    live_server: LiveServerFactory, tmp_path: Path
+) -> None:
+    """The server goes away in the middle of a run and comes back: nothing fails, nothing twice."""
+    server = live_server()
+    restarted = threading.Event()
+
+    def restart() -> None:
+        server.start()
+        restarted.set()
+
+    class Interrupted(ExperimentApplication):
+        experiment_design = {"experiment_name": "interrupted"}
+
+        def run_experiment(self, **_: Any) -> dict[str, int]:
+            self.checkpoint("before", {"step": 0}, progress=0.3)
+            server.stop()
+            # Back while the run is already retrying its next records.
+            threading.Timer(2.0, restart).start()
+            self.checkpoint("after", {"step": 1}, progress=0.6)
+            out = tmp_path / "out.txt"
+            out.write_text("done\n")
+            self.attach("output", out)
+            return {"answer": 42}
+
+    app = Interrupted(server.url, poll_interval=0.05, patience=60)
+    done = app.start("through a restart")
+    app.close()
+    assert restarted.is_set()
+    assert done.status.value == "completed"
+    with ExperimentClient(server.url) as client:
+        assert [m.name for m in client.get_milestones(done.experiment_id)] == ["before", "after"]
+        results = {r.name: r for r in client.get_results(done.experiment_id)}
+        assert results["answer"].value == 42 and results["output"].size == 5
+        outcomes = [
+            e.to_status
+            for e in client.get_experiment_events(done.experiment_id)
+            if e.to_status in {"completed", "failed"}
+        ]
+        assert outcomes == ["completed"]
+
+
+def test_a_run_the_server_stays_away_from_is_not_recorded_failed(
+    live_server: LiveServerFactory,
+) -> None:
+    server = live_server()
+
+    class Abandoned(ExperimentApplication):
+        def run_experiment(self, **_: Any) -> None:
+            server.stop()
+            self.checkpoint("never recorded")
+
+    app = Abandoned(server.url, poll_interval=0.05, patience=0.5)
+    with pytest.raises(ServerUnreachable, match=server.url.rstrip("/")):
+        app.start("abandoned")
+    app.close()
+    server.start()
+    with ExperimentClient(server.url) as client:
+        (exp,) = client.get_experiments(5)
+        assert exp.status.value == "in_progress"  # as it was left: not failed by the outage
 
 
 def test_checkpoint_waits_while_paused_and_stops_on_cancel(live_server: LiveServerFactory) -> None:
