@@ -59,3 +59,42 @@ def test_push_to_nowhere_says_what_to_do(tmp_path: Path) -> None:
     failed = labledger(exp, "push", "--server", "http://127.0.0.1:9", ok=False)
     assert failed.returncode == 1
     assert "Cannot reach" in failed.stderr and "labledger serve" in failed.stderr
+
+
+LARGE = 'mkdir -p results && head -c 12582912 /dev/urandom > results/big.bin\n'
+
+
+def test_push_sends_outputs_larger_than_the_body_limit(
+    tmp_path: Path, live_server: LiveServerFactory
+) -> None:
+    # 12 MiB: over max_body_bytes (8 MiB), far under max_upload_bytes (2 GiB), default settings
+    exp = make_experiment(tmp_path / "exp", run=LARGE)
+    run = labledger_json(exp, "new")
+    labledger(exp, "run")
+    server = live_server()
+
+    pushed = labledger_json(exp, "push", "--server", server.url)
+
+    assert [p["outcome"] for p in pushed] == ["new"] and pushed[0]["bytes_sent"] > 12_000_000
+    with httpx.Client(base_url=server.url) as http:
+        recorder = http.get(f"experiment/{run['run_id']}").json()["metadata"]["recorder"]
+        output = next(e for e in recorder["files"]["outputs"] if e["path"].endswith("big.bin"))
+        blob = http.get(f"blobs/{output['digest']}")
+        assert blob.status_code == 200 and blob.content == (exp / "results" / "big.bin").read_bytes()
+
+
+def test_a_refused_file_is_named_with_its_run(
+    tmp_path: Path, live_server: LiveServerFactory
+) -> None:
+    exp = make_experiment(tmp_path / "exp", run=LARGE)
+    run = labledger_json(exp, "new")
+    labledger(exp, "run")
+    server = live_server(env={"EXPERIMENT_MAX_UPLOAD_BYTES": "1000000"})
+
+    failed = labledger(exp, "push", "--server", server.url, ok=False)
+
+    assert failed.returncode == 1
+    message = failed.stderr.strip()
+    assert len(message.splitlines()) == 1, message
+    assert f"Run 1 ({run['run_id']})" in message and "outputs/big.bin" in message
+    assert "max_upload_bytes" in message

@@ -31,9 +31,10 @@ class PushResult:
 
 def push_run(client: ExperimentClient, item: PushItem) -> PushResult:
     """Upload the blobs the server lacks, then the run's record; safe to repeat."""
-    from labledger.errors import ExperimentNotFound, IntegrityError
+    from labledger.errors import ExperimentNotFound, IntegrityError, LabledgerError
 
     record = item.record
+    names = {e.digest: e.path for entries in record.files.values() for e in entries if e.digest}
     missing = client.missing_blobs(sorted(item.blobs)) if item.blobs else []
     sent_bytes = 0
     for digest in missing:
@@ -43,7 +44,14 @@ def push_run(client: ExperimentClient, item: PushItem) -> PushResult:
                 f"Run {record.number} ({record.run_id}) refers to blob {digest}, which is missing "
                 f"from {path.parent.parent}; run `labledger verify` to see what is damaged"
             )
-        client.upload_blob(digest, path)
+        try:
+            client.upload_blob(digest, path)
+        except LabledgerError as exc:
+            what = names.get(digest, f"blob {digest}")
+            raise click.ClickException(
+                f"Run {record.number} ({record.run_id}): cannot push {what} "
+                f"({path.stat().st_size:,} bytes): {exc}"
+            ) from exc
         sent_bytes += path.stat().st_size
     try:
         before: int | None = client.get_experiment(record.run_id).version

@@ -1,6 +1,7 @@
 """Limits: request body size, upload size and (optionally) requests per client.
 
-* A body over ``max_body_bytes`` (multipart uploads: ``max_upload_bytes``) is refused with 413
+* A body over ``max_body_bytes`` (uploads: multipart bodies and ``PUT /blobs/{digest}``,
+  ``max_upload_bytes``) is refused with 413
   naming the limit, from its Content-Length before anything is read, or as soon as a chunked
   body passes the limit.
 * With ``rate_limit`` > 0 each client (its token, else its address) gets a token bucket of
@@ -14,6 +15,7 @@ same limit on each file while they stream it.
 from __future__ import annotations
 
 import math
+import re
 import time
 from typing import IO
 
@@ -77,7 +79,14 @@ def copy_limited(src: IO[bytes], dst: IO[bytes], limit: int, *, chunk: int = 1 <
     return total
 
 
-def _is_multipart(scope: Scope_) -> bool:
+#: a pushed file's content (``labledger push``), held to the upload limit like a multipart file
+_BLOB_PUT = re.compile(r"/blobs/[0-9a-f]{64}")
+
+
+def _is_upload(scope: Scope_) -> bool:
+    """True for requests that carry a file: multipart bodies and ``PUT /blobs/{digest}``."""
+    if scope.get("method") == "PUT" and _BLOB_PUT.fullmatch(scope.get("path", "")):
+        return True
     for name, value in scope.get("headers") or []:
         if name == b"content-type":
             return bool(value.lower().startswith(b"multipart/"))
@@ -95,7 +104,7 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if _is_multipart(scope):
+        if _is_upload(scope):
             limit, setting, what = self.settings.max_upload_bytes, "max_upload_bytes", "The upload"
         else:
             limit, setting, what = self.settings.max_body_bytes, "max_body_bytes", "The body"
