@@ -23,7 +23,9 @@ the HTTP status the server answers with and the exit code the CLI ends with, so 
     ├── PayloadTooLarge                 413 / exit 1
     ├── RateLimited                     429 / exit 1
     ├── StorageError                    503 / exit 1   the database is unreachable or broken
-    │   └── SchemaOutdated              the database needs `labledger db upgrade`
+    │   ├── SchemaOutdated              the database needs `labledger db upgrade`
+    │   └── SchemaTooNew                a newer labledger wrote the database: upgrade labledger
+    ├── StorageFull                     507 / exit 1   no space left on the disk (names it)
     ├── IntegrityError                  500 / exit 1   stored data failed a check (bad digest ...)
     ├── MissingDependency               500 / exit 1   names the pip install command
     ├── ServerUnreachable               503 / exit 1   the client could not reach the server (URL)
@@ -61,8 +63,10 @@ __all__ = [
     "RemoteError",
     "RunNotFound",
     "SchemaOutdated",
+    "SchemaTooNew",
     "ServerUnreachable",
     "StorageError",
+    "StorageFull",
     "Unauthorized",
     "error_class_for",
 ]
@@ -326,6 +330,36 @@ class SchemaOutdated(StorageError):
     @classmethod
     def from_dict(cls, message: str, details: Mapping[str, Any]) -> Self:
         return cls(details.get("current_version"), details["expected_version"], details["command"])
+
+
+class SchemaTooNew(StorageError):
+    """The database was written by a newer labledger, whose schema this one does not know."""
+
+    code = "schema_too_new"
+
+    def __init__(self, current: str, expected: str) -> None:
+        super().__init__(
+            f"Database schema is at version {current}, which a newer labledger wrote; this "
+            f"labledger knows versions up to {expected}. Upgrade labledger "
+            "(pip install --upgrade labledger) to use this database.",
+            current_version=current,
+            expected_version=expected,
+        )
+
+    @classmethod
+    def from_dict(cls, message: str, details: Mapping[str, Any]) -> Self:
+        return cls(details["current_version"], details["expected_version"])
+
+
+class StorageFull(LabledgerError):
+    """No space is left on the disk (or quota) that holds ``path``; nothing half-written is kept."""
+
+    status_code = 507
+    code = "storage_full"
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message, path=path)
+        self.path = path
 
 
 class IntegrityError(LabledgerError):

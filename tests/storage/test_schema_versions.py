@@ -147,3 +147,74 @@ def test_serve_refuses_to_start_on_an_older_database(sqlite_url: str, tmp_path: 
     assert proc.returncode == 1
     assert "labledger db upgrade --db-url" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def with_password(url: str) -> str:
+    """``url`` with a password in it (the test cluster trusts its users, so any one works)."""
+    from sqlalchemy.engine import make_url
+
+    if url.startswith("sqlite"):
+        return url
+    return make_url(url).set(password="s3cret-pw").render_as_string(hide_password=False)
+
+
+def test_the_printed_upgrade_command_works_when_pasted(db_url: str, tmp_path: Path) -> None:
+    url = with_password(db_url)
+    at_revision(url, "0001").dispose()
+    served = subprocess.run(
+        [sys.executable, "-m", "labledger.cli.main", "serve", "--port", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+        env={**os.environ, "EXPERIMENT_DB_URL": url, "EXPERIMENT_DATA_DIR": str(tmp_path)},
+    )
+    assert served.returncode == 1
+    checked = cli("db", "check", env={"EXPERIMENT_DB_URL": url})
+    assert checked.returncode == 1
+    for output in (served.stderr, checked.stderr):
+        assert "s3cret-pw" not in output and "***" not in output.split("labledger db upgrade")[1]
+    command = checked.stderr.split("Run: ", 1)[1].strip()
+    assert command.startswith("labledger db upgrade") and command in served.stderr
+
+    # pasted into a shell where the server's settings are set, as the operator would
+    shell_env = {
+        **os.environ,
+        "EXPERIMENT_DB_URL": url,
+        "EXPERIMENT_BACKUP_DIR": str(tmp_path / "bk"),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
+    pasted = subprocess.run(
+        ["bash", "-c", command], capture_output=True, text=True, env=shell_env, timeout=120
+    )
+    assert pasted.returncode == 0, pasted.stderr
+    assert cli("db", "check", env={"EXPERIMENT_DB_URL": url}).returncode == 0
+
+    if "s3cret-pw" in url:  # without the setting, the shell refuses rather than guessing a database
+        del shell_env["EXPERIMENT_DB_URL"]
+        refused = subprocess.run(
+            ["bash", "-c", command], capture_output=True, text=True, env=shell_env, timeout=60
+        )
+        assert refused.returncode != 0 and "set EXPERIMENT_DB_URL" in refused.stderr
+
+
+def test_a_database_from_a_newer_labledger_asks_to_upgrade_labledger(
+    db_url: str, tmp_path: Path
+) -> None:
+    engine = create_db_engine(db_url)
+    schema.ensure_ready(engine, db_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999_future'"))
+    engine.dispose()
+
+    checked = cli("db", "check", "--db-url", db_url)
+    upgraded = cli("db", "upgrade", "--db-url", db_url, "--backup-dir", str(tmp_path / "bk"))
+    with pytest.raises(StorageError) as refused:
+        create_app(Settings(db_url=db_url, data_dir=tmp_path))
+
+    for message in (checked.stderr, upgraded.stderr, str(refused.value)):
+        assert "Upgrade labledger" in message and "9999_future" in message, message
+        assert "labledger db upgrade" not in message and "Traceback" not in message
+    assert checked.returncode == 1 and upgraded.returncode == 1
+    assert not (tmp_path / "bk").exists()  # nothing was attempted

@@ -38,7 +38,7 @@ def check(db_url: str | None) -> None:
     from labledger.settings import load_settings
     from labledger.storage.engine import create_db_engine
     from labledger.storage.schema import check as check_schema
-    from labledger.storage.schema import upgrade_command
+    from labledger.storage.schema import refuse_newer, upgrade_command
 
     settings = load_settings(db_url=db_url)
     engine = create_db_engine(settings.database_url)
@@ -51,6 +51,7 @@ def check(db_url: str | None) -> None:
     elif state.up_to_date:
         click.echo(f"Database schema is up to date ({state.current}).")
     else:
+        refuse_newer(state)
         click.echo(
             f"Database schema is at {state.current or 'none'}, this labledger needs {state.head}.\n"
             f"Run: {upgrade_command(settings.database_url)}",

@@ -8,6 +8,7 @@ backups use ``pg_dump --format=custom`` and ``pg_restore --clean``.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import sqlite3
 import subprocess
@@ -23,7 +24,13 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect
 from sqlalchemy.engine import make_url
 
-from labledger.errors import InvalidInput, LabledgerError, SchemaOutdated, StorageError
+from labledger.errors import (
+    InvalidInput,
+    LabledgerError,
+    SchemaOutdated,
+    SchemaTooNew,
+    StorageError,
+)
 from labledger.storage.engine import WRITE, create_db_engine, is_sqlite, sqlite_path
 
 __all__ = [
@@ -32,8 +39,10 @@ __all__ = [
     "check",
     "ensure_ready",
     "head_revision",
+    "refuse_newer",
     "restore",
     "upgrade",
+    "upgrade_command",
 ]
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
@@ -83,8 +92,33 @@ def check(engine: Engine) -> SchemaState:
 
 
 def upgrade_command(url: str) -> str:
-    """The exact command that brings the database at ``url`` to the current schema."""
-    return f"labledger db upgrade --db-url '{_redact(url)}'"
+    """A command that brings the database at ``url`` to the current schema when pasted.
+
+    A URL holding a password is not echoed (logs would keep it, and a masked one cannot
+    work): the command reads it from ``EXPERIMENT_DB_URL``, and the shell refuses to run it
+    when that is unset, rather than upgrading the default database instead.
+    """
+    parsed = make_url(url)
+    if parsed.password is None:
+        return f"labledger db upgrade --db-url {shlex.quote(url)}"
+    where = parsed._replace(password=None).render_as_string(hide_password=False)
+    return (
+        'labledger db upgrade --db-url "${EXPERIMENT_DB_URL:?set EXPERIMENT_DB_URL to the URL '
+        f'of {where} with its password}}"'
+    )
+
+
+def _known(revision: str) -> bool:
+    try:
+        return ScriptDirectory.from_config(_config()).get_revision(revision) is not None
+    except Exception:  # alembic raises its own errors for a revision it has never heard of
+        return False
+
+
+def refuse_newer(state: SchemaState) -> None:
+    """Raise :class:`SchemaTooNew` when a newer labledger wrote the database."""
+    if state.current is not None and not _known(state.current):
+        raise SchemaTooNew(state.current, state.head)
 
 
 def ensure_ready(engine: Engine, url: str) -> SchemaState:
@@ -94,6 +128,7 @@ def ensure_ready(engine: Engine, url: str) -> SchemaState:
         _run_upgrade(engine, "head")
         return check(engine)
     if not state.up_to_date:
+        refuse_newer(state)
         raise SchemaOutdated(state.current, state.head, upgrade_command(url))
     return state
 
@@ -113,6 +148,7 @@ def upgrade(url: str, *, backup_dir: Path, target: str = "head") -> tuple[Schema
     engine = create_db_engine(url)
     try:
         before = check(engine)
+        refuse_newer(before)
         backup_file = None if before.empty else backup(url, backup_dir, engine=engine)
         try:
             _run_upgrade(engine, target)
