@@ -180,7 +180,9 @@ def labledger_server(db_url: str, workdir: Path) -> Server:
     """``labledger serve`` exactly as users run it (uvicorn, one process, its default loop)."""
     code = "import sys; from labledger.cli.main import main; sys.argv[0] = 'labledger'; main()"
     cmd = [sys.executable, "-c", code, "serve", "--host", "127.0.0.1", "--db-url", db_url]
-    return Server(cmd=[*cmd, "--log-level", "warning"], workdir=workdir)
+    # its data folder (manager id, result files) is the benchmark's, never the user's home
+    env = bench_env({"EXPERIMENT_DATA_DIR": str(workdir)})
+    return Server(cmd=[*cmd, "--log-level", "warning"], workdir=workdir, env=env)
 
 
 def reference_server(db_path: Path, workdir: Path) -> Server:

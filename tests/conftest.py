@@ -15,6 +15,12 @@ Servers
 The official MADSci client
     ``madsci_python``  the python of a separate, cached venv holding ``madsci-client==0.8.1``
 
+The home folder
+    For the whole session ``HOME`` and the XDG data, config and state folders point at a temp
+    folder, so no test, server or recorder process started by one writes into the real home
+    (only the XDG cache stays, where the MADSci client venv is kept between sessions). At the
+    end the session fails if the real home's labledger folders changed all the same.
+
 Only tests that ask for a PostgreSQL fixture start PostgreSQL. When the PostgreSQL binaries or the
 MADSci client cannot be had, those tests are skipped with the reason; with
 ``LABLEDGER_TESTS_STRICT=1`` (set by ``.ci/run``) they fail instead, so CI cannot go green by
@@ -23,6 +29,7 @@ skipping them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -44,6 +51,65 @@ from labledger_fixtures import (
     stop_cluster,
     unavailable,
 )
+
+# --------------------------------------------------------------------------------------------
+# The home folder
+
+#: the user's real home, from the password database (HOME may be redirected already)
+REAL_HOME = Path(pwd.getpwuid(os.getuid()).pw_dir)
+#: where labledger keeps things in a home; the suite must leave these as it found them
+WATCHED_IN_HOME = (
+    REAL_HOME / ".local" / "share" / "labledger",
+    REAL_HOME / ".config" / "labledger",
+    REAL_HOME / ".local" / "state" / "labledger",
+)
+_home_state: dict[str, object] = {}
+
+
+def _snapshot() -> dict[str, tuple[int, int]]:
+    found: dict[str, tuple[int, int]] = {}
+    for folder in WATCHED_IN_HOME:
+        if folder.exists():
+            found[str(folder)] = (0, 0)
+            for path in folder.rglob("*"):
+                with contextlib.suppress(OSError):
+                    stat = path.lstat()
+                    found[str(path)] = (stat.st_size, stat.st_mtime_ns)
+    return found
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Point HOME and the XDG folders at a temp folder for this process and its children."""
+    if "home" in _home_state:
+        return
+    home = Path(tempfile.mkdtemp(prefix="labledger-test-home-"))
+    # The cache stays real: the official MADSci client's venv is built there once per machine.
+    os.environ.setdefault("XDG_CACHE_HOME", str(REAL_HOME / ".cache"))
+    os.environ["HOME"] = str(home)
+    for name, sub in (
+        ("XDG_DATA_HOME", ".local/share"),
+        ("XDG_CONFIG_HOME", ".config"),
+        ("XDG_STATE_HOME", ".local/state"),
+    ):
+        os.environ[name] = str(home / sub)
+    _home_state.update(home=home, before=_snapshot())
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the session if the real home's labledger folders changed; drop the temp home."""
+    home = _home_state.get("home")
+    if not isinstance(home, Path):
+        return
+    changed = sorted(set(_snapshot().items()) ^ set(_home_state["before"].items()))  # type: ignore[attr-defined]
+    shutil.rmtree(home, ignore_errors=True)
+    if changed:
+        names = sorted({path for path, _ in changed})
+        session.config.get_terminal_writer().line()
+        session.config.get_terminal_writer().line(
+            "The test session wrote into the real home: " + ", ".join(names), red=True
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
 
 # --------------------------------------------------------------------------------------------
 # SQLite

@@ -110,3 +110,22 @@ def test_live_server_that_cannot_start_shows_its_output(live_server: LiveServerF
         server.start(timeout=10)
     assert "nosuchdb" in str(info.value)
     assert server.process is None
+
+
+def test_processes_of_the_suite_never_see_the_real_home(tmp_path: Path) -> None:
+    import os
+    import pwd
+    import subprocess
+    import sys
+
+    real_home = Path(pwd.getpwuid(os.getuid()).pw_dir)
+    code = "from labledger.settings import Settings; print(Settings().data_dir)"
+    # a process started without any data folder setting: its default must be a temp folder
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXPERIMENT_")}
+    shown = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
+    data_dir = Path(shown.stdout.strip())
+    assert shown.returncode == 0, shown.stderr
+    assert not data_dir.is_relative_to(real_home), data_dir
+    assert Path.home() != real_home and data_dir.is_relative_to(Path.home())
