@@ -61,7 +61,7 @@ def test_push_to_nowhere_says_what_to_do(tmp_path: Path) -> None:
     assert "Cannot reach" in failed.stderr and "labledger serve" in failed.stderr
 
 
-LARGE = 'mkdir -p results && head -c 12582912 /dev/urandom > results/big.bin\n'
+LARGE = "mkdir -p results && head -c 12582912 /dev/urandom > results/big.bin\n"
 
 
 def test_push_sends_outputs_larger_than_the_body_limit(
@@ -80,7 +80,9 @@ def test_push_sends_outputs_larger_than_the_body_limit(
         recorder = http.get(f"experiment/{run['run_id']}").json()["metadata"]["recorder"]
         output = next(e for e in recorder["files"]["outputs"] if e["path"].endswith("big.bin"))
         blob = http.get(f"blobs/{output['digest']}")
-        assert blob.status_code == 200 and blob.content == (exp / "results" / "big.bin").read_bytes()
+        assert (
+            blob.status_code == 200 and blob.content == (exp / "results" / "big.bin").read_bytes()
+        )
 
 
 def test_a_refused_file_is_named_with_its_run(

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import pty
 import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from runner.recorder_support import (
+    CLI,
+    env,
     kill_group_of,
     labledger,
     labledger_json,
@@ -29,6 +35,22 @@ touch "$LABLEDGER_EXPERIMENT_DIR/started"
 sleep 60
 echo "never printed"
 """
+
+
+def alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie nobody reaped yet counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state not in {"Z", "X"}
+
+
+def wait_until_gone(pid: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while alive(pid):
+        assert time.monotonic() < deadline, f"process {pid} outlived its recorder"
+        time.sleep(0.05)
 
 
 def test_failing_phase_skips_later_phases_but_fetch_and_keeps_outputs_and_logs(
@@ -76,9 +98,12 @@ def test_ctrl_c_cancels_the_run_and_keeps_what_exists(tmp_path: Path) -> None:
         "pre-run": "ok",
         "run": "cancelled",
         "post-run": "skipped",
-        "fetch": "skipped",
+        "fetch": "ok",  # ran after the stop, so the partial results are archived
     }
-    assert [e["path"] for e in shown["files"]["outputs"]] == ["outputs/early.txt"]
+    assert [e["path"] for e in shown["files"]["outputs"]] == [
+        "outputs/early.txt",
+        "outputs/partial.txt",
+    ]
     assert "run started" in labledger(exp, "logs", "--phase", "run").stdout
     assert "never printed" not in labledger(exp, "logs", "--phase", "run").stdout
 
@@ -91,6 +116,8 @@ def test_killed_recorder_is_found_by_the_next_command_and_recorded_unknown(
     proc = start_labledger(exp, "run")
     try:
         wait_for(exp / "started")
+        phase_pid = int((exp / "phase.pid").read_text())
+        assert alive(phase_pid)
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=10)
         result = labledger(exp, "list", "--json")
@@ -98,6 +125,7 @@ def test_killed_recorder_is_found_by_the_next_command_and_recorded_unknown(
         kill_group_of(exp / "phase.pid")
     assert "was killed" in result.stderr
     assert result.stdout.count(run_id) == 1
+    wait_until_gone(phase_pid)  # the phase did not outlive its recorder
 
     shown = labledger_json(exp, "show", run_id)
     assert shown["experiment"]["status"] == "unknown"
@@ -157,3 +185,77 @@ def test_phase_output_streams_live_while_the_phase_runs(tmp_path: Path) -> None:
             proc.communicate()
     assert b"second line go" in rest
     assert proc.returncode == 0
+
+
+def test_a_closed_terminal_stops_the_run_like_ctrl_c(tmp_path: Path) -> None:
+    exp = make_experiment(tmp_path / "exp", run=SLOW_RUN)
+    labledger(exp, "new", "--var", "lr=0.1")
+    # the recorder runs on a real terminal (a pty it controls); closing it sends SIGHUP
+    leader, follower = pty.openpty()
+
+    def controlling_terminal() -> None:
+        import fcntl
+        import termios
+
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen(
+        [*CLI, "run"],
+        cwd=exp,
+        env=env(),
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        start_new_session=True,
+        preexec_fn=controlling_terminal,
+    )
+    os.close(follower)
+    try:
+        wait_for(exp / "started")
+        phase_pid = int((exp / "phase.pid").read_text())
+        os.close(leader)  # the terminal window (or SSH session) is closed
+        proc.wait(timeout=60)
+        wait_until_gone(phase_pid)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        kill_group_of(exp / "phase.pid")
+
+    shown = labledger_json(exp, "show")
+    assert shown["experiment"]["status"] == "cancelled"
+    phases = {p["phase"]: p["status"] for p in shown["phases"]}
+    assert phases == {"pre-run": "ok", "run": "cancelled", "post-run": "skipped", "fetch": "ok"}
+    assert [e["path"] for e in shown["files"]["outputs"]] == [
+        "outputs/early.txt",
+        "outputs/partial.txt",
+    ]
+    assert "closed terminal (SIGHUP)" in shown["events"][-1]["data"]["note"]
+
+
+def test_fetch_after_a_stop_is_time_bounded_and_a_second_ctrl_c_skips_it(tmp_path: Path) -> None:
+    exp = make_experiment(
+        tmp_path / "exp",
+        run=SLOW_RUN,
+        fetch='touch "$LABLEDGER_EXPERIMENT_DIR/fetching"\nsleep 60\n',
+    )
+    labledger(exp, "new", "--var", "lr=0.1")
+    proc = start_labledger(exp, "run")
+    try:
+        wait_for(exp / "started")
+        proc.send_signal(signal.SIGINT)
+        wait_for(exp / "fetching")
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        kill_group_of(exp / "phase.pid")
+    assert b"to keep partial outputs" in out
+    shown = labledger_json(exp, "show")
+    phases = {p["phase"]: p["status"] for p in shown["phases"]}
+    assert phases == {
+        "pre-run": "ok",
+        "run": "cancelled",
+        "post-run": "skipped",
+        "fetch": "cancelled",
+    }
+    assert [e["path"] for e in shown["files"]["outputs"]] == ["outputs/early.txt"]

@@ -81,11 +81,20 @@ def print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
+_terminal_gone = False
+
+
 def echo_bytes(chunk: bytes) -> None:
-    """Copy phase output to the terminal as it arrives."""
-    out = sys.stdout.buffer
-    out.write(chunk)
-    out.flush()
+    """Copy phase output to the terminal as it arrives (the log keeps it if the terminal closed)."""
+    global _terminal_gone
+    if _terminal_gone:
+        return
+    try:
+        out = sys.stdout.buffer
+        out.write(chunk)
+        out.flush()
+    except (OSError, ValueError):  # a closed terminal (EIO), a closed pipe: the run goes on
+        _terminal_gone = True
 
 
 def record_summary(record: RunRecord) -> dict[str, Any]:

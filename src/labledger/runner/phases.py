@@ -1,8 +1,14 @@
 """Running one phase: a real subprocess whose output streams live to the terminal and to a log.
 
 Each phase runs in its own session (process group), so labledger decides what a Ctrl-C means:
-the first SIGINT or SIGTERM is forwarded to the phase's whole process group; if it has not
-ended after a grace period it gets SIGTERM, then SIGKILL.
+the first SIGINT, SIGTERM or SIGHUP (the terminal or SSH session closed) is forwarded to the
+phase's whole process group; if it has not ended after a grace period it gets SIGTERM, then
+SIGKILL.
+
+A phase never outlives its recorder, even one killed with SIGKILL (which no handler sees): a
+small watchdog process holds the reading end of a pipe whose writing end only the recorder
+holds. When the pipe closes without the recorder's "done", the recorder is gone, and the
+watchdog ends the phase's process group (SIGTERM, then SIGKILL after the grace period).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import selectors
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -20,11 +27,38 @@ from pathlib import Path
 from types import FrameType
 from typing import BinaryIO
 
-__all__ = ["GRACE_S", "PhaseExit", "SignalGuard", "command_for", "run_phase"]
+__all__ = ["GRACE_S", "STOP_SIGNALS", "PhaseExit", "SignalGuard", "command_for", "run_phase"]
 
 #: seconds a phase gets to exit after a forwarded Ctrl-C before it is terminated, then killed
 GRACE_S = 5.0
+#: the signals that stop a run: Ctrl-C, a polite kill, and a closed terminal
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _READ = 65536
+
+# The watchdog: reads the phase's process group id, then waits for "done" or end of file.
+# End of file without "done" means the recorder died: end the group. It ignores the signals
+# that stop a run, so a closed terminal cannot take it down before it has done its job.
+_WATCHDOG = r"""
+import os, signal, sys, time
+for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    signal.signal(s, signal.SIG_IGN)
+src = sys.stdin.buffer
+line = src.readline()
+if not line.endswith(b"\n"):
+    sys.exit(0)
+group = int(line)
+if src.read(4) == b"done":
+    sys.exit(0)
+try:
+    os.killpg(group, signal.SIGTERM)
+    deadline = time.monotonic() + float(sys.argv[1])
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        os.killpg(group, 0)
+    os.killpg(group, signal.SIGKILL)
+except ProcessLookupError:
+    pass
+"""
 
 
 @dataclass(frozen=True)
@@ -37,19 +71,28 @@ class PhaseExit:
 
 
 class SignalGuard:
-    """Catches SIGINT/SIGTERM while phases run and forwards them to the running phase."""
+    """Catches SIGINT/SIGTERM/SIGHUP while phases run and forwards them to the running phase."""
 
     def __init__(self) -> None:
         self.cancelled = False
         self.signal: int | None = None
+        #: how many stop signals arrived so far
+        self.count = 0
         self._child: subprocess.Popen[bytes] | None = None
         self._since: float | None = None
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.cancelled = True
         self.signal = signum
-        self._since = self._since or time.monotonic()
-        self._forward(signal.SIGINT if signum == signal.SIGINT else signal.SIGTERM)
+        self.count += 1
+        now = time.monotonic()
+        # a second signal during a time-bounded phase (fetch after a stop) starts the grace now
+        self._since = now if self._since is None else min(self._since, now)
+        self._forward(signum)
+
+    def bound(self, seconds: float) -> None:
+        """Give the next phase ``seconds`` to end before it is terminated, then killed."""
+        self._since = time.monotonic() + seconds - GRACE_S
 
     def _forward(self, sig: int) -> None:
         child = self._child
@@ -70,13 +113,12 @@ class SignalGuard:
     @contextmanager
     def installed(self) -> Iterator[SignalGuard]:
         """Install the handlers for the duration of the block, then restore the old ones."""
-        old_int = signal.signal(signal.SIGINT, self._handle)
-        old_term = signal.signal(signal.SIGTERM, self._handle)
+        old = {signum: signal.signal(signum, self._handle) for signum in STOP_SIGNALS}
         try:
             yield self
         finally:
-            signal.signal(signal.SIGINT, old_int)
-            signal.signal(signal.SIGTERM, old_term)
+            for signum, handler in old.items():
+                signal.signal(signum, handler)
 
 
 def command_for(script: Path) -> list[str]:
@@ -105,7 +147,7 @@ def run_phase(
 ) -> PhaseExit:
     """Run ``argv``; copy its merged stdout/stderr to ``log_path`` and ``echo`` as it comes."""
     start = time.monotonic()
-    with log_path.open("ab", buffering=0) as log:
+    with log_path.open("ab", buffering=0) as log, _Watchdog() as watchdog:
         try:
             proc = subprocess.Popen(
                 argv,
@@ -122,6 +164,7 @@ def run_phase(
             log.write(message)
             echo(message)
             return PhaseExit(127, time.monotonic() - start, guard.cancelled)
+        watchdog.watch(proc.pid)
         guard._child = proc
         if on_start is not None:
             on_start(proc.pid)
@@ -147,6 +190,41 @@ def run_phase(
             guard._child = None
             proc.stdout.close()
     return PhaseExit(exit_code, time.monotonic() - start, guard.cancelled)
+
+
+class _Watchdog:
+    """The process that ends a phase's process group if the recorder dies (module docstring)."""
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._pipe: int | None = None
+
+    def __enter__(self) -> _Watchdog:
+        read_end, self._pipe = os.pipe()  # not inheritable: phases never hold the writing end
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-c", _WATCHDOG, str(GRACE_S)],
+                stdin=read_end,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,  # a closed terminal's SIGHUP does not reach it
+            )
+        finally:
+            os.close(read_end)
+        return self
+
+    def watch(self, group: int) -> None:
+        """Tell the watchdog which process group to end if we die."""
+        assert self._pipe is not None
+        with suppress(OSError):  # a watchdog that could not start must not stop the run
+            os.write(self._pipe, f"{group}\n".encode())
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._pipe is not None and self._proc is not None
+        with suppress(OSError):
+            os.write(self._pipe, b"done")
+        os.close(self._pipe)
+        self._proc.wait()
 
 
 def _pump(fd: int, log: BinaryIO, echo: Callable[[bytes], None]) -> bool:

@@ -9,6 +9,7 @@ was killed is found by the next command and ended ``unknown`` with what was ther
 from __future__ import annotations
 
 import os
+import signal
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -34,7 +35,7 @@ from labledger.runner.config import (
     render_run_config,
     validate_config,
 )
-from labledger.runner.phases import SignalGuard, command_for, run_phase
+from labledger.runner.phases import GRACE_S, SignalGuard, command_for, run_phase
 from labledger.runner.record import PhaseResult, RunRecord
 from labledger.runner.workspace import STATE_DIR, Workspace
 
@@ -50,6 +51,9 @@ __all__ = [
 
 #: where phase output goes besides the log (the terminal, normally)
 Echo = Callable[[bytes], None]
+
+#: seconds fetch may take after a stopped run, before it is terminated (then killed)
+FETCH_AFTER_STOP_S = 6 * GRACE_S
 
 
 def init_experiment(root: Path, *, name: str | None, description: str = "") -> Workspace:
@@ -251,12 +255,22 @@ def _run_phases(
     failed: str | None = None
     with guard.installed():
         for result in record.phases:
-            if guard.cancelled or (failed and result.phase != "fetch"):
+            # fetch runs after a failure, and after a stop (time-bounded), to keep what exists
+            stopped = guard.count
+            if result.phase != "fetch" and (guard.cancelled or failed):
                 result.status = "skipped"
                 continue
             result.status, result.started_at = "running", utcnow()
             ws.save(record)  # an orphan recovery must know which phase was running
-            echo(f"==> labledger: {result.phase} ({result.script})\n".encode())
+            if guard.cancelled:
+                guard.bound(FETCH_AFTER_STOP_S)
+                result.note = "ran after the run was stopped, to keep partial outputs"
+                echo(
+                    f"==> labledger: {result.phase} ({result.script}) to keep partial outputs; "
+                    f"at most {FETCH_AFTER_STOP_S:g} s, Ctrl-C again to skip\n".encode()
+                )
+            else:
+                echo(f"==> labledger: {result.phase} ({result.script})\n".encode())
             outcome = run_phase(
                 command_for(scripts[result.phase]),
                 cwd=ws.root,
@@ -267,7 +281,8 @@ def _run_phases(
             )
             result.exit_code, result.duration_s = outcome.exit_code, round(outcome.duration_s, 3)
             result.ended_at = utcnow()
-            if outcome.cancelled:
+            # a stop during this phase, or the time bound of a fetch after a stop
+            if guard.count > stopped or (outcome.cancelled and outcome.exit_code < 0):
                 result.status = "cancelled"
             elif outcome.exit_code != 0:
                 result.status = "failed"
@@ -276,12 +291,22 @@ def _run_phases(
                 result.status = "ok"
             ws.save(record)
         if guard.cancelled:
-            status, note = S.CANCELLED, "cancelled by Ctrl-C (signal); later phases skipped"
+            status, note = S.CANCELLED, _stop_note(guard.signal)
         elif failed:
             status, note = S.FAILED, f"phase {failed} failed; later phases skipped except fetch"
         else:
             status, note = S.COMPLETED, None
         finalize(ws, record, status, note=note)
+
+
+def _stop_note(signum: int | None) -> str:
+    names: dict[int, str] = {
+        signal.SIGINT: "Ctrl-C (SIGINT)",
+        signal.SIGHUP: "a closed terminal (SIGHUP)",
+        signal.SIGTERM: "SIGTERM",
+    }
+    what = names.get(signum or 0, "a signal")
+    return f"cancelled by {what}; later phases skipped except fetch"
 
 
 def finalize(ws: Workspace, record: RunRecord, status: S, *, note: str | None) -> None:
