@@ -54,23 +54,83 @@ def test_archive_then_restore_gives_the_same_tree(store: BlobStore, tmp_path: Pa
     assert os.access(dest / "run.sh", os.X_OK)
 
 
-def test_symlinks_are_recorded_as_links_and_never_followed(
+def test_links_out_of_the_folder_keep_what_they_point_to_and_say_so(
     store: BlobStore, tmp_path: Path
 ) -> None:
     outside = tmp_path / "outside"
-    outside.mkdir()
-    (outside / "secret.txt").write_text("not part of the run")
+    (outside / "sub").mkdir(parents=True)
+    (outside / "data.csv").write_text("a,b\n1,2\n")
+    (outside / "sub" / "more.txt").write_text("more")
     src = tmp_path / "src"
     src.mkdir()
+    (src / "kept.txt").write_text("kept")
     (src / "to_dir").symlink_to(outside)
-    (src / "to_file").symlink_to(outside / "secret.txt")
+    (src / "to_file").symlink_to(outside / "data.csv")
+    (src / "inside_abs").symlink_to(src / "kept.txt")  # absolute, but inside the folder
+    (src / "nowhere").symlink_to(tmp_path / "missing.txt")
 
-    entries, _ = archive_tree(store, src)
-    assert {(e.path, e.kind, e.target) for e in entries} == {
-        ("to_dir", "symlink", str(outside)),
-        ("to_file", "symlink", str(outside / "secret.txt")),
-    }
-    assert list(store.iter_digests()) == []  # nothing behind the links was read
+    notes: list[str] = []
+    entries, skipped = archive_tree(store, src, notes=notes)
+
+    by_path = {e.path: e for e in entries}
+    assert store.get(by_path["to_file"].digest or "") == b"a,b\n1,2\n"
+    assert store.get(by_path["to_dir/data.csv"].digest or "") == b"a,b\n1,2\n"
+    assert store.get(by_path["to_dir/sub/more.txt"].digest or "") == b"more"
+    assert (by_path["inside_abs"].kind, by_path["inside_abs"].target) == ("symlink", "kept.txt")
+    assert "nowhere" not in by_path and skipped == ["nowhere"]
+    assert len(notes) == 3
+    assert any("to_file" in n and "archived the file" in n for n in notes)
+    assert any("to_dir" in n and "archived the folder" in n for n in notes)
+    assert any("nowhere" in n and "not kept" in n for n in notes)
+
+
+def test_a_link_looping_back_is_not_followed_forever(store: BlobStore, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "x.txt").write_text("x")
+    (outside / "back").symlink_to(outside)  # a folder that contains itself
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "out").symlink_to(outside)
+    notes: list[str] = []
+    entries, _ = archive_tree(store, src, notes=notes)
+    assert {e.path for e in entries} == {"out/x.txt"}
+    assert any("loops back" in n for n in notes)
+
+
+@pytest.mark.parametrize(
+    ("path", "target"),
+    [
+        ("link", "/etc"),
+        ("link", ".."),
+        ("a/link", "../../x"),
+        ("a/b/link", "../x/../../../y"),
+        ("link", ""),
+    ],
+)
+def test_restore_never_makes_a_link_that_leads_out(
+    store: BlobStore, tmp_path: Path, path: str, target: str
+) -> None:
+    refused: list[str] = []
+    dest = tmp_path / "dest"
+    restore_entries(
+        store, [FileEntry(path=path, kind="symlink", target=target)], dest, refused=refused
+    )
+    assert not any(p.is_symlink() for p in dest.rglob("*"))
+    assert refused == [f"{path} -> {target}"]
+
+
+def test_restore_makes_links_that_stay_inside(store: BlobStore, tmp_path: Path) -> None:
+    blob = store.put_bytes(b"payload")
+    entries = [
+        FileEntry(path="a/b/file.txt", size=7, digest=blob.digest),
+        FileEntry(path="a/link", kind="symlink", target="b/file.txt"),
+        FileEntry(path="a/b/up", kind="symlink", target="../b/./file.txt"),
+    ]
+    dest = tmp_path / "dest"
+    assert restore_entries(store, entries, dest) == 3
+    assert (dest / "a" / "link").read_bytes() == b"payload"
+    assert (dest / "a" / "b" / "up").read_bytes() == b"payload"
 
 
 @pytest.mark.parametrize(

@@ -87,3 +87,35 @@ def test_gc_frees_the_blobs_of_a_deleted_run_and_keeps_the_rest(tmp_path: Path) 
     assert before - set(ws.store.iter_digests()) == only_first
     assert labledger(exp, "verify").returncode == 0
     assert labledger(exp, "checkout", "2", str(tmp_path / "co")).returncode == 0
+
+
+def test_an_output_linking_outside_is_archived_with_a_warning_and_checked_out_as_content(
+    tmp_path: Path,
+) -> None:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    (scratch / "model.bin").write_bytes(b"weights " * 1000)
+    exp = make_experiment(
+        tmp_path / "exp",
+        run="echo training\n",
+        fetch=(
+            f'ln -s {scratch}/model.bin "$LABLEDGER_OUTPUTS_DIR/model.bin"\n'
+            f'ln -s {tmp_path}/gone.txt "$LABLEDGER_OUTPUTS_DIR/gone.txt"\n'
+            'echo ok > "$LABLEDGER_OUTPUTS_DIR/log.txt"\n'
+            'ln -s "$LABLEDGER_OUTPUTS_DIR/log.txt" "$LABLEDGER_OUTPUTS_DIR/latest"\n'
+        ),
+    )
+    labledger(exp, "new")
+    ran = labledger(exp, "run")
+    assert "model.bin is a link to" in ran.stderr and "archived the file" in ran.stderr
+    assert "gone.txt is a link to" in ran.stderr and "not kept" in ran.stderr
+
+    (scratch / "model.bin").write_bytes(b"overwritten by the next job")
+    labledger(exp, "checkout", "1", str(tmp_path / "copy"))
+    copy = tmp_path / "copy" / "outputs"
+    assert not (copy / "model.bin").is_symlink()
+    assert (copy / "model.bin").read_bytes() == b"weights " * 1000
+    assert (copy / "latest").is_symlink() and os.readlink(copy / "latest") == "log.txt"
+    assert not (copy / "gone.txt").exists()
+    shown = labledger_json(exp, "show")
+    assert shown["skipped_files"] == ["outputs/gone.txt"] and len(shown["archive_notes"]) == 2

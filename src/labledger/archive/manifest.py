@@ -82,60 +82,125 @@ def scan_tree(root: Path, *, exclude: Iterable[str] = ()) -> Iterator[tuple[str,
 
 
 def archive_tree(
-    store: BlobStore, root: Path, *, prefix: str = "", exclude: Iterable[str] = ()
+    store: BlobStore,
+    root: Path,
+    *,
+    prefix: str = "",
+    exclude: Iterable[str] = (),
+    notes: list[str] | None = None,
 ) -> tuple[list[FileEntry], list[str]]:
     """Store every file under ``root``; return its manifest and the paths skipped (sockets, fifos).
 
     Entry paths are ``prefix`` + the path relative to ``root``. Empty folders are kept as
     ``dir`` entries so a restore gives back the same tree.
+
+    A symlink that stays inside ``root`` is kept as a link (made relative, so a restored copy
+    points into itself). One that leads outside is what the user meant to keep: the file or
+    folder it points to is archived under the link's name, and ``notes`` (when given) says so.
+    A link that leads nowhere is skipped, and ``notes`` says that too.
     """
     entries: list[FileEntry] = []
     skipped: list[str] = []
     nonempty: set[str] = set()
     dirs: list[tuple[str, int]] = []
+    walk = _Walk(Path(os.path.realpath(root)), entries, skipped, nonempty, dirs, notes)
     with BlobBatch(store) as batch:
-        _walk_into(batch, root, prefix, exclude, entries, skipped, nonempty, dirs)
-    for rel, mode in dirs:
-        if rel not in nonempty:
-            entries.append(FileEntry(path=prefix + rel, kind="dir", mode=mode))
+        walk.into(batch, root, prefix, exclude, seen=frozenset({walk.real_root}))
+    for path, mode in dirs:
+        if path not in nonempty:
+            entries.append(FileEntry(path=path, kind="dir", mode=mode))
     entries.sort(key=lambda e: e.path)
     return entries, skipped
 
 
-def _walk_into(
-    batch: BlobBatch,
-    root: Path,
-    prefix: str,
-    exclude: Iterable[str],
-    entries: list[FileEntry],
-    skipped: list[str],
-    nonempty: set[str],
-    dirs: list[tuple[str, int]],
-) -> None:
-    files: list[tuple[str, Path, int]] = []
-    for rel, entry in scan_tree(root, exclude=exclude):
-        if not _is_utf8(rel):
-            # A name that is not UTF-8 cannot be written into a JSON record faithfully;
-            # it is reported rather than stored under a mangled name.
-            skipped.append(
-                prefix + rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+class _Walk:
+    """One archive walk: what it found so far (shared by the folders a link leads to)."""
+
+    def __init__(
+        self,
+        real_root: Path,
+        entries: list[FileEntry],
+        skipped: list[str],
+        nonempty: set[str],
+        dirs: list[tuple[str, int]],
+        notes: list[str] | None,
+    ) -> None:
+        self.real_root = real_root
+        self.entries, self.skipped, self.nonempty, self.dirs = entries, skipped, nonempty, dirs
+        self.notes = notes if notes is not None else []
+
+    def into(
+        self,
+        batch: BlobBatch,
+        root: Path,
+        prefix: str,
+        exclude: Iterable[str],
+        *,
+        seen: frozenset[Path],
+    ) -> None:
+        files: list[tuple[str, Path, int]] = []
+        for rel, entry in scan_tree(root, exclude=exclude):
+            path = prefix + rel
+            if not _is_utf8(rel):
+                # A name that is not UTF-8 cannot be written into a JSON record faithfully;
+                # it is reported rather than stored under a mangled name.
+                self.skipped.append(
+                    prefix + rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+                )
+                continue
+            st = entry.stat(follow_symlinks=False)
+            self.nonempty.add(path.rpartition("/")[0])
+            if stat.S_ISLNK(st.st_mode):
+                followed = self._link(batch, Path(entry.path), path, seen)
+                if followed is not None:
+                    files.append(followed)
+            elif stat.S_ISDIR(st.st_mode):
+                self.dirs.append((path, stat.S_IMODE(st.st_mode)))
+            elif stat.S_ISREG(st.st_mode):
+                files.append((path, Path(entry.path), stat.S_IMODE(st.st_mode)))
+            else:
+                self.skipped.append(path)
+        blobs = batch.put_many([file for _, file, _ in files])
+        for (path, _, mode), blob in zip(files, blobs, strict=True):
+            self.entries.append(FileEntry(path=path, size=blob.size, mode=mode, digest=blob.digest))
+
+    def _link(
+        self, batch: BlobBatch, link: Path, path: str, seen: frozenset[Path]
+    ) -> tuple[str, Path, int] | None:
+        """Keep a link inside as a link; follow one leading out (a file to store, or a folder)."""
+        target = os.readlink(link)
+        real = Path(os.path.realpath(link))
+        if real.is_relative_to(self.real_root):
+            relative = os.path.relpath(real, os.path.realpath(link.parent))
+            self.entries.append(FileEntry(path=path, kind="symlink", target=relative))
+            return None
+        try:
+            st = real.stat()
+        except OSError:
+            st = None
+        if st is not None and stat.S_ISREG(st.st_mode):
+            self.notes.append(
+                f"{path} is a link to {target}, outside the folder: archived the file it points to"
             )
-            continue
-        st = entry.stat(follow_symlinks=False)
-        parent = rel.rpartition("/")[0]
-        nonempty.add(parent)
-        if stat.S_ISLNK(st.st_mode):
-            target = os.readlink(entry.path)
-            entries.append(FileEntry(path=prefix + rel, kind="symlink", target=target))
-        elif stat.S_ISDIR(st.st_mode):
-            dirs.append((rel, stat.S_IMODE(st.st_mode)))
-        elif stat.S_ISREG(st.st_mode):
-            files.append((rel, Path(entry.path), stat.S_IMODE(st.st_mode)))
-        else:
-            skipped.append(prefix + rel)
-    blobs = batch.put_many([path for _, path, _ in files])
-    for (rel, _, mode), blob in zip(files, blobs, strict=True):
-        entries.append(FileEntry(path=prefix + rel, size=blob.size, mode=mode, digest=blob.digest))
+            return path, real, stat.S_IMODE(st.st_mode)
+        if (
+            st is not None
+            and stat.S_ISDIR(st.st_mode)
+            and not any(real == s or real in s.parents for s in seen)
+        ):
+            self.notes.append(
+                f"{path} is a link to {target}, outside the folder: archived the folder it "
+                "points to"
+            )
+            self.dirs.append((path, stat.S_IMODE(st.st_mode)))
+            self.into(batch, real, path + "/", (), seen=seen | {real})
+            return None
+        why = "it leads nowhere" if st is None else "it loops back into a folder being archived"
+        if st is not None and not stat.S_ISDIR(st.st_mode):
+            why = "it points to something that is neither a file nor a folder"
+        self.notes.append(f"{path} is a link to {target} and was not kept: {why}")
+        self.skipped.append(path)
+        return None
 
 
 def _is_utf8(name: str) -> bool:
@@ -167,11 +232,34 @@ def _safe_parent(dest: Path, rel: PurePosixPath) -> Path:
     return target
 
 
-def restore_entries(store: BlobStore, entries: Iterable[FileEntry], dest: Path) -> int:
+def leads_out(path: PurePosixPath, target: str) -> bool:
+    """True when a link at ``path`` (relative to its folder) pointing at ``target`` leaves it."""
+    if not target or target.startswith("/"):
+        return True
+    depth = len(path.parts) - 1  # folders between the folder's root and the link
+    for part in PurePosixPath(target).parts:
+        if part == "..":
+            depth -= 1
+            if depth < 0:
+                return True
+        elif part != ".":
+            depth += 1
+    return False
+
+
+def restore_entries(
+    store: BlobStore,
+    entries: Iterable[FileEntry],
+    dest: Path,
+    *,
+    refused: list[str] | None = None,
+) -> int:
     """Write ``entries`` under ``dest``; return how many were written.
 
     Every path is checked before anything is written; files and folders come first and
-    symlinks last, so no write can pass through a link the manifest itself created.
+    symlinks last, so no write can pass through a link the manifest itself created. A link
+    that would lead out of ``dest`` (absolute, or climbing above it) is never created: it is
+    named in ``refused`` (when given) instead.
     """
     items = [(check_entry_path(e.path), e) for e in entries]
     for _, e in items:
@@ -189,6 +277,10 @@ def restore_entries(store: BlobStore, entries: Iterable[FileEntry], dest: Path) 
             assert e.digest is not None
             store.copy_to(e.digest, target)
             target.chmod(e.mode & 0o777)
+        elif leads_out(rel, e.target or ""):
+            if refused is not None:
+                refused.append(f"{e.path} -> {e.target}")
+            continue
         else:
             target.symlink_to(e.target or "")
         written += 1

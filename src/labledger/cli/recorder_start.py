@@ -120,6 +120,8 @@ def run(directory: Path | None, as_json: bool) -> None:
 
     ws = open_workspace(directory)
     record = execute_run(ws, (lambda _chunk: None) if as_json else echo_bytes)
+    for note in record.archive_notes:
+        click.secho(f"Warning: {note}", fg="yellow", err=True)
     if as_json:
         print_json(record_summary(record))
     else:

@@ -119,8 +119,13 @@ def checkout(run_ref: str, dest: Path, directory: Path | None) -> None:
     from labledger.runner.closing import checkout as do_checkout
 
     ws = open_workspace(directory)
-    record, count = do_checkout(ws, run_ref, dest)
+    refused: list[str] = []
+    record, count = do_checkout(ws, run_ref, dest, refused=refused)
     click.echo(f"Restored {count} files of run {record.number} into {dest}.")
+    for link in refused:
+        click.secho(
+            f"Not restored: the link {link} would lead out of {dest}.", fg="yellow", err=True
+        )
 
 
 @click.command()

@@ -46,7 +46,10 @@ def _clear_outputs(ws: Workspace, record: RunRecord) -> list[str]:
     for rel, entry in scan_tree(ws.outputs):
         path = Path(entry.path)
         known = recorded.get(f"outputs/{rel}")
-        if entry.is_symlink():
+        if entry.is_symlink() and known is not None and known.kind == "file":
+            # a link out of the folder, archived as the file it points to: drop only the link
+            same = path.is_file() and known.digest == hash_file(path)[0]
+        elif entry.is_symlink():
             same = (
                 known is not None and known.kind == "symlink" and known.target == os.readlink(path)
             )
@@ -136,13 +139,18 @@ def compare_outputs(a: RunRecord, b: RunRecord, section: str = "outputs") -> Out
     return diff
 
 
-def checkout(ws: Workspace, ref: str, dest: Path) -> tuple[RunRecord, int]:
-    """Restore run ``ref``'s config, scripts, outputs, logs and patch into the empty ``dest``."""
+def checkout(
+    ws: Workspace, ref: str, dest: Path, *, refused: list[str] | None = None
+) -> tuple[RunRecord, int]:
+    """Restore run ``ref``'s config, scripts, outputs, logs and patch into the empty ``dest``.
+
+    Links that would lead out of ``dest`` are not made; ``refused`` names them.
+    """
     record = ws.resolve(ref)
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise InvalidInput(f"{dest} is not an empty folder; choose a new or empty one", field="dir")
     entries = [e for section in record.files.values() for e in section]
-    return record, restore_entries(ws.store, entries, dest)
+    return record, restore_entries(ws.store, entries, dest, refused=refused)
 
 
 @dataclass

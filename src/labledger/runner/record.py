@@ -108,6 +108,8 @@ class RunRecord(_Model):
     environment: EnvironmentInfo | None = None
     files: dict[str, list[FileEntry]] = Field(default_factory=dict)
     skipped_files: list[str] = Field(default_factory=list)
+    #: what archiving outputs/ noticed: links out of the folder followed, links not kept
+    archive_notes: list[str] = Field(default_factory=list)
     events: list[Event] = Field(default_factory=list)
     sealed_at: datetime | None = None
     rerun_of: str | None = None

@@ -311,8 +311,11 @@ def _stop_note(signum: int | None) -> str:
 
 def finalize(ws: Workspace, record: RunRecord, status: S, *, note: str | None) -> None:
     """Archive outputs/ and the phase logs, set the final status and save the record."""
-    record.files["outputs"], skipped = archive_tree(ws.store, ws.outputs, prefix="outputs/")
-    record.skipped_files = skipped
+    notes: list[str] = []
+    record.files["outputs"], skipped = archive_tree(
+        ws.store, ws.outputs, prefix="outputs/", notes=notes
+    )
+    record.skipped_files, record.archive_notes = skipped, notes
     live = ws.live_dir / record.run_id
     logs: list[FileEntry] = []
     for result in record.phases:
