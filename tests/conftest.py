@@ -15,6 +15,11 @@ Servers
 The official MADSci client
     ``madsci_python``  the python of a separate, cached venv holding ``madsci-client==0.8.1``
 
+A full disk
+    ``small_disk``   a factory: ``small_disk(megabytes)`` mounts a real tmpfs of that size and
+                     returns its folder (unmounted at teardown); skipped where mounting is not
+                     allowed (not root)
+
 The home folder
     For the whole session ``HOME`` and the XDG data, config and state folders point at a temp
     folder, so no test, server or recorder process started by one writes into the real home
@@ -35,7 +40,7 @@ import pwd
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -109,6 +114,38 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             "The test session wrote into the real home: " + ", ".join(names), red=True
         )
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# --------------------------------------------------------------------------------------------
+# A full disk
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Callable[[int], Path]]:
+    """Mount real size-limited filesystems (tmpfs), so writes fail with ENOSPC as on a full disk."""
+    mounted: list[Path] = []
+
+    def mount(megabytes: int) -> Path:
+        where = tmp_path / f"disk{len(mounted)}"
+        where.mkdir()
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={megabytes}m,mode=0755", "tmpfs", str(where)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            unavailable(
+                f"cannot mount a small tmpfs to fill up (needs root): {done.stderr.strip()}"
+            )
+        mounted.append(where)
+        return where
+
+    try:
+        yield mount
+    finally:
+        for where in reversed(mounted):
+            subprocess.run(["umount", "-l", str(where)], check=False, capture_output=True)
 
 
 # --------------------------------------------------------------------------------------------

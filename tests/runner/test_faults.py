@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pty
+import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -259,3 +262,43 @@ def test_fetch_after_a_stop_is_time_bounded_and_a_second_ctrl_c_skips_it(tmp_pat
         "fetch": "cancelled",
     }
     assert [e["path"] for e in shown["files"]["outputs"]] == ["outputs/early.txt"]
+
+
+def test_a_full_disk_fails_with_one_line_reading_goes_on_and_space_recovers(
+    tmp_path: Path, small_disk: Callable[[int], Path]
+) -> None:
+    disk = small_disk(6)
+    # 2 MiB of results, copied to outputs/ by fetch: archiving them needs 2 MiB more than fits
+    exp = make_experiment(
+        disk / "exp", run="mkdir -p results && head -c 2097152 /dev/urandom > results/a.bin\n"
+    )
+    run_id = labledger_json(exp, "new")["run_id"]
+    ran = labledger(exp, "run", ok=False)
+    assert ran.returncode == 1
+    error = ran.stderr.strip().splitlines()[-1]
+    assert (
+        error.startswith(f"Error: No space left on the disk holding {exp}") and str(disk) in error
+    )
+    assert "Traceback" not in ran.stderr
+
+    # reading commands work, and say why the run is not archived yet
+    shown = labledger(exp, "show", "--json")
+    assert json.loads(shown.stdout)["experiment"]["status"] == "in_progress"
+    assert "could not be archived yet" in shown.stderr
+    assert labledger(exp, "list", "--json").returncode == 0
+    assert labledger(exp, "verify").returncode == 0
+    # writing commands refuse with the same one line
+    refused = labledger(exp, "new", ok=False)
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1
+    assert "No space left on the disk" in refused.stderr
+
+    shutil.rmtree(exp / "results")  # the user frees space; nothing else is done by hand
+    listed = labledger(exp, "list", "--json")
+    assert "archived now that there is space" in listed.stderr
+    shown = labledger_json(exp, "show", run_id)
+    assert shown["experiment"]["status"] == "completed"
+    outputs = {e["path"]: e for e in shown["files"]["outputs"]}
+    assert outputs["outputs/a.bin"]["size"] == 2097152
+    assert labledger(exp, "verify").returncode == 0
+    labledger(exp, "end", "-o", "done once there was space")
+    assert labledger_json(exp, "new")["number"] == 2

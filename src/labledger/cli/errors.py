@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from labledger.errors import LabledgerError
@@ -27,4 +29,13 @@ def run_cli(group: click.Group) -> int:
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         return 130
+    except OSError as exc:
+        from labledger.archive.store import is_disk_full, storage_full
+
+        if not is_disk_full(exc):
+            raise
+        where = Path(exc.filename) if isinstance(exc.filename, str) else Path.cwd()
+        full = storage_full(where, "free some space there, then run the command again")
+        click.secho(f"Error: {full.message}", fg="red", err=True)
+        return full.exit_code
     return 0

@@ -50,19 +50,42 @@ def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(func)
 
 
-def open_workspace(directory: Path | None, *, recover: bool = True) -> Workspace:
-    """The experiment folder, after ending any run whose recorder was killed."""
+def open_workspace(
+    directory: Path | None, *, recover: bool = True, reading: bool = False
+) -> Workspace:
+    """The experiment folder, after ending any run whose recorder was killed.
+
+    ``reading`` commands (show, list, verify ...) still work when that run cannot be ended
+    yet because the disk is full: they warn and go on; the next command tries again.
+    """
+    from labledger.errors import StorageFull
     from labledger.runner.workspace import Workspace
 
     ws = Workspace.find(directory)
     if recover and ws.may_hold_orphan():
+        from labledger.core.lifecycle import ExperimentStatus
         from labledger.runner.session import recover_orphan
 
-        orphan = recover_orphan(ws)
-        if orphan is not None:
+        try:
+            orphan = recover_orphan(ws)
+        except StorageFull as exc:
+            if not reading:
+                raise
+            click.secho(
+                f"Warning: a run could not be archived yet. {exc.message}", fg="yellow", err=True
+            )
+            return ws
+        if orphan is not None and orphan.status is ExperimentStatus.UNKNOWN:
             click.secho(
                 f"Run {orphan.number} ({orphan.run_id}) was left in progress by a labledger that "
                 "was killed; it is now recorded as 'unknown' with the outputs and logs found.",
+                fg="yellow",
+                err=True,
+            )
+        elif orphan is not None:
+            click.secho(
+                f"Run {orphan.number} ({orphan.run_id}) is archived now that there is space: "
+                f"{orphan.status.value}.",
                 fg="yellow",
                 err=True,
             )

@@ -46,7 +46,7 @@ def show(run_ref: str | None, directory: Path | None, as_json: bool) -> None:
     """
     from rich.table import Table
 
-    ws = open_workspace(directory)
+    ws = open_workspace(directory, reading=True)
     rec = ws.resolve(run_ref)
     if as_json:
         print_json(rec.model_dump(mode="json"))
@@ -122,7 +122,7 @@ def logs(run_ref: str | None, phase: str | None, directory: Path | None) -> None
     import shutil
     import sys
 
-    ws = open_workspace(directory)
+    ws = open_workspace(directory, reading=True)
     rec = ws.resolve(run_ref)
     phases = [p.phase for p in rec.phases if phase is None or p.phase == phase]
     if not phases:
@@ -151,7 +151,7 @@ def ls(run_ref: str | None, show_all: bool, directory: Path | None, as_json: boo
     """
     from rich.table import Table
 
-    ws = open_workspace(directory)
+    ws = open_workspace(directory, reading=True)
     rec = ws.resolve(run_ref)
     sections = list(rec.files) if show_all else ["outputs"]
     entries = [e for s in sections for e in rec.files.get(s, [])]
@@ -179,7 +179,7 @@ def compare(run_a: str, run_b: str, directory: Path | None, as_json: bool) -> No
     """
     from labledger.runner.compare import compare_runs
 
-    ws = open_workspace(directory)
+    ws = open_workspace(directory, reading=True)
     report = compare_runs(ws, ws.resolve(run_a), ws.resolve(run_b))
     if as_json:
         print_json(report.to_dict())

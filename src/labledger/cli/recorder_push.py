@@ -100,7 +100,7 @@ def push(
     from labledger.client.sync import ExperimentClient
     from labledger.runner.push import push_items
 
-    ws = open_workspace(directory)
+    ws = open_workspace(directory, reading=True)
     items = list(push_items(ws, runs or None))
     if not items:
         raise click.ClickException(

@@ -48,7 +48,7 @@ def _query(
 ) -> list[dict[str, Any]]:
     from labledger.runner.index import RunQuery, parse_var_filter
 
-    ws = open_workspace(directory)
+    ws = open_workspace(directory, reading=True)
     query = RunQuery(
         statuses=list(statuses), text=text, where=[parse_var_filter(w) for w in where], limit=limit
     )

@@ -35,7 +35,7 @@ def verify(directory: Path | None, as_json: bool) -> None:
     Example:
       labledger verify || echo "restore .labledger/ from a backup"
     """
-    ws = open_workspace(directory)
+    ws = open_workspace(directory, reading=True)
     health = verify_and_report(ws, as_json)
     if not health:
         raise SystemExit(1)
@@ -85,7 +85,7 @@ def gc(directory: Path | None) -> None:
     """
     from labledger.runner.closing import collect_garbage
 
-    ws = open_workspace(directory)
+    ws = open_workspace(directory, reading=True)
     with ws.locked(purpose="collecting garbage"):
         count, freed = collect_garbage(ws)
     click.echo(f"Removed {count} unreferenced blobs, freed {freed / 1e6:.1f} MB.")
@@ -118,7 +118,7 @@ def checkout(run_ref: str, dest: Path, directory: Path | None) -> None:
     """
     from labledger.runner.closing import checkout as do_checkout
 
-    ws = open_workspace(directory)
+    ws = open_workspace(directory, reading=True)
     refused: list[str] = []
     record, count = do_checkout(ws, run_ref, dest, refused=refused)
     click.echo(f"Restored {count} files of run {record.number} into {dest}.")

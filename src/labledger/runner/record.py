@@ -110,6 +110,9 @@ class RunRecord(_Model):
     skipped_files: list[str] = Field(default_factory=list)
     #: what archiving outputs/ noticed: links out of the folder followed, links not kept
     archive_notes: list[str] = Field(default_factory=list)
+    #: the status a run ends with once its outputs can be archived (the disk was full)
+    pending_status: ExperimentStatus | None = None
+    pending_note: str | None = None
     events: list[Event] = Field(default_factory=list)
     sealed_at: datetime | None = None
     rerun_of: str | None = None

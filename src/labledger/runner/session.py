@@ -12,14 +12,16 @@ import os
 import signal
 import socket
 from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 from labledger.archive.manifest import FileEntry, archive_tree
+from labledger.archive.store import no_space_is_storage_full
 from labledger.core.ids import utcnow
 from labledger.core.lifecycle import ExperimentStatus as S
 from labledger.core.models import EventType, Experiment, ExperimentDesign
-from labledger.errors import AlreadyExists, ConfigError, Conflict
+from labledger.errors import AlreadyExists, ConfigError, Conflict, StorageFull
 from labledger.runner import templates
 from labledger.runner.capture import capture_code, capture_environment
 from labledger.runner.closing import seal
@@ -296,7 +298,14 @@ def _run_phases(
             status, note = S.FAILED, f"phase {failed} failed; later phases skipped except fetch"
         else:
             status, note = S.COMPLETED, None
-        finalize(ws, record, status, note=note)
+        try:
+            finalize(ws, record, status, note=note)
+        except StorageFull:
+            # outputs/ and the logs stay where they are: the next command archives them
+            record.pending_status, record.pending_note = status, note
+            with suppress(OSError):
+                ws.save(record)
+            raise
 
 
 def _stop_note(signum: int | None) -> str:
@@ -309,8 +318,24 @@ def _stop_note(signum: int | None) -> str:
     return f"cancelled by {what}; later phases skipped except fetch"
 
 
+#: what to do when the disk is full while a run is archived
+DISK_FULL_THEN = (
+    "free some space there, then run any labledger command: it archives the run's outputs "
+    "and logs, which are kept where they are until then"
+)
+
+
 def finalize(ws: Workspace, record: RunRecord, status: S, *, note: str | None) -> None:
-    """Archive outputs/ and the phase logs, set the final status and save the record."""
+    """Archive outputs/ and the phase logs, set the final status and save the record.
+
+    On a full disk this raises :class:`~labledger.errors.StorageFull` having changed nothing
+    that was recorded: outputs/ and the logs stay, and the run can be finalized again.
+    """
+    with no_space_is_storage_full(ws.root, DISK_FULL_THEN):
+        _finalize(ws, record, status, note=note)
+
+
+def _finalize(ws: Workspace, record: RunRecord, status: S, *, note: str | None) -> None:
     notes: list[str] = []
     record.files["outputs"], skipped = archive_tree(
         ws.store, ws.outputs, prefix="outputs/", notes=notes
@@ -356,6 +381,11 @@ def recover_orphan(ws: Workspace) -> RunRecord | None:
         record = ws.load(current)
         if record.status is not S.IN_PROGRESS:
             return None
+        if record.pending_status is not None:  # its recorder found the disk full
+            status, note = record.pending_status, record.pending_note
+            record.pending_status = record.pending_note = None
+            finalize(ws, record, status, note=note)
+            return record
         running = [r.phase for r in record.phases if r.status == "running"]
         for result in record.phases:
             if result.status == "running":

@@ -21,6 +21,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
+from labledger.archive.store import UPLOAD_NOT_STORED, no_space_is_storage_full
 from labledger.core.models import Event, Experiment, ExperimentPublic
 from labledger.errors import InvalidInput, NotFound
 from labledger.server.deps import Actor, Service
@@ -94,26 +95,28 @@ async def put_blob(digest: Digest, request: Request, blobs: BlobsDep) -> JSONBod
             {"digest": digest, "size": blobs.path_of(digest).stat().st_size, "added": False}
         )
     limit = upload_limit(request)
-    await anyio.to_thread.run_sync(blobs.create)
-    fd, name = tempfile.mkstemp(dir=blobs.tmp, prefix="push-")
+    with no_space_is_storage_full(blobs.root, UPLOAD_NOT_STORED):
+        await anyio.to_thread.run_sync(blobs.create)
+        fd, name = tempfile.mkstemp(dir=blobs.tmp, prefix="push-")
     tmp = Path(name)
     try:
         hasher = blake3.blake3()
         size = 0
-        with os.fdopen(fd, "wb") as out:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise too_large("The uploaded blob", limit, "max_upload_bytes")
-                hasher.update(chunk)
-                out.write(chunk)
-        got = hasher.hexdigest()
-        if got != digest:
-            raise InvalidInput(
-                f"digest: the body's BLAKE3 is {got}, not {digest}; nothing was stored",
-                field="digest",
-            )
-        stored = await anyio.to_thread.run_sync(blobs.adopt, tmp, digest)
+        with no_space_is_storage_full(blobs.root, UPLOAD_NOT_STORED):
+            with os.fdopen(fd, "wb") as out:
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > limit:
+                        raise too_large("The uploaded blob", limit, "max_upload_bytes")
+                    hasher.update(chunk)
+                    out.write(chunk)
+            got = hasher.hexdigest()
+            if got != digest:
+                raise InvalidInput(
+                    f"digest: the body's BLAKE3 is {got}, not {digest}; nothing was stored",
+                    field="digest",
+                )
+            stored = await anyio.to_thread.run_sync(blobs.adopt, tmp, digest)
         return json_response(
             {"digest": digest, "size": stored.size, "added": stored.added},
             status_code=201 if stored.added else 200,

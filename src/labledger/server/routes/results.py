@@ -18,7 +18,7 @@ import blake3
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse
 
-from labledger.archive.store import BlobStore
+from labledger.archive.store import UPLOAD_NOT_STORED, BlobStore, no_space_is_storage_full
 from labledger.core.records import (
     Milestone,
     MilestoneCreate,
@@ -73,7 +73,15 @@ def get_result(experiment_id: str, name: str, lab: LabDep) -> JSONBody:
 
 
 def _store_upload(blobs: BlobStore, upload: UploadFile, limit: int) -> tuple[str, int]:
-    """Copy the upload in chunks to a temp file while hashing, then into the blob store."""
+    """Copy the upload in chunks to a temp file while hashing, then into the blob store.
+
+    A full disk answers 507 (:class:`StorageFull`) and leaves nothing behind.
+    """
+    with no_space_is_storage_full(blobs.root, UPLOAD_NOT_STORED):
+        return _copy_upload(blobs, upload, limit)
+
+
+def _copy_upload(blobs: BlobStore, upload: UploadFile, limit: int) -> tuple[str, int]:
     blobs.create()
     hasher = blake3.blake3()
     size = 0
