@@ -24,7 +24,7 @@ def db() -> None:
       labledger db check
       labledger db upgrade --db-url postgresql+psycopg://lab@db.local/labledger
       labledger db backup --to backups/
-      labledger db restore backups/labledger-20261121T101010Z.sqlite3
+      labledger db restore backups/labledger-20261121T101010123456Z
     """
 
 
@@ -90,32 +90,38 @@ def upgrade(db_url: str | None, backup_dir: Path | None) -> None:
     help="Folder for the backup.",
 )
 def backup(db_url: str | None, backup_dir: Path | None) -> None:
-    """Write a consistent backup of the database (safe while the server runs).
+    """Back up the database and the result files (safe while the server runs).
 
-    Example: labledger db backup --to backups/
+    Writes a folder labledger-<time>/ with the database, every result file, and backup.json
+    saying what it holds. Example: labledger db backup --to backups/
     """
+    from labledger.cli.db_backup import make_backup
     from labledger.settings import load_settings
-    from labledger.storage.schema import backup as run_backup
 
     settings = load_settings(db_url=db_url)
-    path = run_backup(settings.database_url, backup_dir or settings.backups)
-    click.echo(str(path))
+    summary = make_backup(settings, backup_dir or settings.backups)
+    click.echo(f"Backed up {summary.describe()}")
 
 
 @db.command()
 @_DB_URL
-@click.argument("backup_file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.argument("backup_file", metavar="BACKUP", type=click.Path(path_type=Path, exists=True))
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def restore(db_url: str | None, backup_file: Path, yes: bool) -> None:
-    """Replace the database's content with a backup. Stop the server first.
+    """Replace the database's content and add the result files of BACKUP. Stop the server first.
 
-    Example: labledger db restore backups/labledger-20261121T101010Z.sqlite3 --yes
+    BACKUP is a folder made by `labledger db backup` (or a database file alone).
+    Example: labledger db restore backups/labledger-20261121T101010123456Z --yes
     """
+    from labledger.cli.db_backup import restore_backup
     from labledger.settings import load_settings
-    from labledger.storage.schema import restore as run_restore
 
     settings = load_settings(db_url=db_url)
     if not yes:
-        click.confirm(f"Replace the content of {settings.public()['db_url']}?", abort=True)
-    run_restore(settings.database_url, backup_file)
-    click.echo(f"Restored {backup_file}")
+        click.confirm(
+            f"Replace the content of {settings.public()['db_url']} and add the result files "
+            f"to {settings.results_path}?",
+            abort=True,
+        )
+    summary = restore_backup(settings, backup_file)
+    click.echo(f"Restored {summary.describe()}")

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import anyio
 from fastapi import Depends, FastAPI, Request
 
+from labledger.archive.results import result_store
 from labledger.archive.store import BlobStore
 from labledger.core.lab import Lab
 from labledger.core.reports import ReportService
@@ -37,7 +38,7 @@ def install_lab(app: FastAPI, settings: Settings) -> None:
         lease_seconds=settings.lease_seconds,
         max_attempts=settings.max_attempts,
     )
-    blobs = BlobStore(settings.results_path)
+    blobs = result_store(settings)
     app.state.lab = lab
     app.state.blobs = blobs
     app.state.reports = ReportService(app.state.store)
