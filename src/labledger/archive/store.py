@@ -245,9 +245,21 @@ class BlobStore:
             # After a successful commit the temp name is gone; after a failure, drop the rest.
             tmp_path.unlink(missing_ok=True)
 
+    def touch(self, digest: str) -> bool:
+        """Mark the blob as just used (its mtime); False if it is not stored.
+
+        Garbage collection keeps blobs used recently, so a writer that finds its content
+        stored already can rely on it until it has recorded its reference.
+        """
+        try:
+            os.utime(self.path_of(digest))
+        except FileNotFoundError:
+            return False
+        return True
+
     def _commit(self, fd: int, tmp_path: Path, digest: str, size: int) -> StoredBlob:
         final = self.path_of(digest)
-        if final.exists():
+        if self.touch(digest):
             return StoredBlob(digest, size, added=False)
         os.fsync(fd)
         os.fchmod(fd, 0o444)  # blobs are immutable; a read-only mode guards against slips

@@ -105,6 +105,32 @@ def backup(db_url: str | None, backup_dir: Path | None) -> None:
 
 @db.command()
 @_DB_URL
+def gc(db_url: str | None) -> None:
+    """Remove result files no record refers to (purged experiments' files, failed uploads).
+
+    Files shared with any other experiment, in the trash too, are kept, and so are files
+    uploads wrote or found in the last 10 minutes. Safe while the server runs.
+    Example: labledger db gc
+    """
+    from labledger.archive.results import result_store
+    from labledger.server.file_gc import collect_files
+    from labledger.settings import load_settings
+    from labledger.storage.engine import create_db_engine
+
+    settings = load_settings(db_url=db_url)
+    engine = create_db_engine(settings.database_url)
+    try:
+        done = collect_files(engine, result_store(settings))
+    finally:
+        engine.dispose()
+    click.echo(
+        f"Removed {done.removed} result files no record refers to, freed "
+        f"{done.freed / 1e6:.1f} MB (kept {done.kept_recent} used in the last 10 minutes)."
+    )
+
+
+@db.command()
+@_DB_URL
 @click.argument("backup_file", metavar="BACKUP", type=click.Path(path_type=Path, exists=True))
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def restore(db_url: str | None, backup_file: Path, yes: bool) -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import AfterValidator
 
 from labledger.core.lifecycle import Action, ExperimentStatus, parse_status
@@ -18,6 +19,8 @@ from labledger.core.models import (
 )
 from labledger.errors import InvalidInput
 from labledger.server.deps import Actor, Service
+from labledger.server.file_gc import collect_files
+from labledger.server.lab import BlobsDep
 from labledger.server.rendering import (
     JSONBody,
     events_json,
@@ -26,8 +29,11 @@ from labledger.server.rendering import (
     json_response,
 )
 from labledger.server.schemas import ERRORS, CountPublic, EventPublic
+from labledger.storage.file_refs import experiment_digests
 
 __all__ = ["MAX_EVENT_ID", "MAX_OFFSET", "MAX_PAGE", "experiment_query", "router"]
+
+log = logging.getLogger("labledger.server")
 
 router = APIRouter(tags=["experiments"])
 
@@ -238,7 +244,16 @@ def restore_experiment(experiment_id: str, service: Service, actor: Actor) -> JS
 
 
 @trash.delete("/trash/{experiment_id}", status_code=204, responses=ERRORS)
-def purge_experiment(experiment_id: str, service: Service, actor: Actor) -> Response:
-    """Remove a trashed experiment and its events for good (admin)."""
+def purge_experiment(
+    experiment_id: str, service: Service, actor: Actor, request: Request, blobs: BlobsDep
+) -> Response:
+    """Remove a trashed experiment, its events and the files no other record refers to (admin)."""
+    engine = request.app.state.engine
+    files = experiment_digests(engine, experiment_id)
     service.purge_experiment(experiment_id, actor=actor)
+    if files:
+        try:
+            collect_files(engine, blobs, candidates=files)
+        except Exception:  # the purge is done; `labledger db gc` removes the files later
+            log.exception("removing the files of purged experiment %s failed", experiment_id)
     return Response(status_code=204)

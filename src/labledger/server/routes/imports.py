@@ -90,7 +90,7 @@ def missing_blobs(query: MissingQuery, blobs: BlobsDep) -> JSONBody:
 )
 async def put_blob(digest: Digest, request: Request, blobs: BlobsDep) -> JSONBody:
     """Store the request body under its BLAKE3 digest; a mismatch stores nothing (422)."""
-    if blobs.has(digest):
+    if blobs.touch(digest):
         return json_response(
             {"digest": digest, "size": blobs.path_of(digest).stat().st_size, "added": False}
         )
