@@ -147,3 +147,45 @@ def test_end_takes_the_observations_typed_into_run_toml(tmp_path: Path) -> None:
     (exp / "run.toml").write_text(text)
     labledger(exp, "end")
     assert labledger_json(exp, "show", "1")["observations"] == "by hand"
+
+
+def test_rerun_says_when_todays_code_differs_and_can_run_at_the_recorded_code(
+    tmp_path: Path,
+) -> None:
+    exp = make_experiment(
+        tmp_path / "exp",
+        run='mkdir -p results && python3 -c "import model; model.main()"\n',
+    )
+    model = exp / "model.py"
+    model.write_text("def main():\n    open('results/out.txt', 'w').write('base')\n")
+    git(exp, "add", "model.py")
+    git(exp, "commit", "-q", "-m", "base model")
+    # run 1 uses an uncommitted change: its code is the commit plus a patch
+    model.write_text("def main():\n    open('results/out.txt', 'w').write('v1')\n")
+    labledger_json(exp, "new")
+    labledger(exp, "run")
+    labledger(exp, "end", "-o", "v1")
+    model.write_text("def main():\n    open('results/out.txt', 'w').write('v2')\n")
+    git(exp, "commit", "-q", "-am", "v2 model")
+    status_before = git(exp, "status", "--porcelain")
+
+    today = labledger(exp, "rerun", "1", "--json", ok=False)
+    assert "differs from run 1's recorded code" in today.stderr
+    assert "labledger rerun 1 --at-recorded-code" in today.stderr
+    answer = json.loads(today.stdout)
+    assert answer["outputs_match"] is False and answer["code_differs"]
+    labledger(exp, "end", "-o", "today's code")
+
+    recorded = labledger_json(exp, "rerun", "1", "--at-recorded-code")
+    assert recorded["outputs_match"] is True and recorded["at_recorded_code"] is True
+    shown = labledger_json(exp, "show", str(recorded["number"]))
+    original = labledger_json(exp, "show", "1")
+    assert shown["code"]["commit"] == original["code"]["commit"]
+    assert shown["code"]["patch_digest"] == original["code"]["patch_digest"]
+    # the repository was not touched: same files, same status, no worktree left behind
+    assert "v2" in model.read_text()
+    assert git(exp, "diff", "HEAD") == ""
+    assert set(git(exp, "status", "--porcelain").splitlines()) - set(
+        status_before.splitlines()
+    ) <= {"?? outputs/", "?? run.toml"}  # the open run's own files
+    assert git(exp, "worktree", "list").count("\n") == 1

@@ -130,27 +130,53 @@ def checkout(run_ref: str, dest: Path, directory: Path | None) -> None:
 
 @click.command()
 @click.argument("run_ref", metavar="RUN")
+@click.option(
+    "--at-recorded-code",
+    is_flag=True,
+    help="Run in a copy of RUN's recorded git commit and patch (made in a temp folder), "
+    "not with today's code.",
+)
 @dir_option
 @json_option
-def rerun(run_ref: str, directory: Path | None, as_json: bool) -> None:
+def rerun(run_ref: str, at_recorded_code: bool, directory: Path | None, as_json: bool) -> None:
     """Start a new run with RUN's scripts and variables, run it, say if the outputs match.
 
     RUN's archived scripts are run from a scratch copy, so the scripts in the folder are not
-    changed. Exits 1 unless the new run completed with the same outputs.
+    changed. The rest of the code is today's: when it differs from RUN's recorded commit and
+    patch, rerun says so; --at-recorded-code runs in a copy of the recorded code instead.
+    Exits 1 unless the new run completed with the same outputs.
 
     \b
-    Example:
+    Examples:
       labledger rerun 3 && labledger end -o "reproduced run 3"
+      labledger rerun 3 --at-recorded-code
     """
     from labledger.core.lifecycle import ExperimentStatus
+    from labledger.runner.rerun import code_drift
     from labledger.runner.rerun import rerun as do_rerun
 
     ws = open_workspace(directory)
-    record, diff = do_rerun(ws, run_ref, (lambda _c: None) if as_json else echo_bytes)
+    drift = None if at_recorded_code else code_drift(ws, run_ref)
+    if drift is not None:
+        click.secho(
+            f"Today's code differs from run {run_ref}'s recorded code ({drift}); this rerun "
+            f"uses today's code. To rerun at the recorded code: "
+            f"labledger rerun {run_ref} --at-recorded-code",
+            fg="yellow",
+            err=True,
+        )
+    record, diff = do_rerun(
+        ws,
+        run_ref,
+        (lambda _c: None) if as_json else echo_bytes,
+        at_recorded_code=at_recorded_code,
+    )
     if as_json:
         print_json(
             {
                 **record_summary(record),
+                "code_differs": drift,
+                "at_recorded_code": at_recorded_code,
                 "rerun_of": record.rerun_of,
                 "outputs_match": diff.match,
                 "changed": diff.changed,

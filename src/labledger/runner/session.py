@@ -38,7 +38,7 @@ from labledger.runner.config import (
     validate_config,
 )
 from labledger.runner.phases import GRACE_S, SignalGuard, command_for, run_phase
-from labledger.runner.record import PhaseResult, RunRecord
+from labledger.runner.record import CodeVersion, PhaseResult, RunRecord
 from labledger.runner.workspace import STATE_DIR, Workspace
 
 __all__ = [
@@ -210,11 +210,19 @@ def _phase_env(ws: Workspace, record: RunRecord) -> dict[str, str]:
     return env
 
 
-def execute_run(ws: Workspace, echo: Echo, *, script_root: Path | None = None) -> RunRecord:
+def execute_run(
+    ws: Workspace,
+    echo: Echo,
+    *,
+    script_root: Path | None = None,
+    workdir: Path | None = None,
+    code: CodeVersion | None = None,
+) -> RunRecord:
     """Run the open run's four phases and archive what they leave; return the final record.
 
     ``script_root`` runs the scripts from another folder (``rerun`` uses a restored copy);
-    the working directory of every phase is the experiment folder either way.
+    the working directory of every phase is the experiment folder, or ``workdir`` (a copy of
+    the recorded code, with ``code`` its version, for ``rerun --at-recorded-code``).
     """
     with ws.locked(purpose="recording a run"):
         current = ws.current_id()
@@ -234,7 +242,9 @@ def execute_run(ws: Workspace, echo: Echo, *, script_root: Path | None = None) -
         record.experiment.parameters = dict(cfg.variables)
         record.hypothesis, record.runners = cfg.hypothesis, cfg.runners.by_phase()
         _archive_inputs(ws, record, scripts, script_root or ws.root)
-        record.code = capture_code(ws.root, ws.store, exclude=["outputs", STATE_DIR, RUN_FILE])
+        record.code = code or capture_code(
+            ws.root, ws.store, exclude=["outputs", STATE_DIR, RUN_FILE]
+        )
         record.environment = capture_environment(exp_cfg.capture_env)
         record.phases = [PhaseResult(phase=p, script=record.runners[p]) for p in scripts]
         record.recorder_pid = os.getpid()
@@ -245,12 +255,17 @@ def execute_run(ws: Workspace, echo: Echo, *, script_root: Path | None = None) -
         live.mkdir(parents=True, exist_ok=True)
         record.set_status(S.IN_PROGRESS)
         ws.save(record)
-        _run_phases(ws, record, scripts, live, echo)
+        _run_phases(ws, record, scripts, live, echo, workdir or ws.root)
         return record
 
 
 def _run_phases(
-    ws: Workspace, record: RunRecord, scripts: dict[str, Path], live: Path, echo: Echo
+    ws: Workspace,
+    record: RunRecord,
+    scripts: dict[str, Path],
+    live: Path,
+    echo: Echo,
+    workdir: Path,
 ) -> None:
     env = _phase_env(ws, record)
     guard = SignalGuard()
@@ -275,7 +290,7 @@ def _run_phases(
                 echo(f"==> labledger: {result.phase} ({result.script})\n".encode())
             outcome = run_phase(
                 command_for(scripts[result.phase]),
-                cwd=ws.root,
+                cwd=workdir,
                 env=env,
                 log_path=live / f"{result.phase}.log",
                 echo=echo,
