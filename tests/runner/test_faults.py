@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pty
@@ -301,4 +302,33 @@ def test_a_full_disk_fails_with_one_line_reading_goes_on_and_space_recovers(
     assert outputs["outputs/a.bin"]["size"] == 2097152
     assert labledger(exp, "verify").returncode == 0
     labledger(exp, "end", "-o", "done once there was space")
+    assert labledger_json(exp, "new")["number"] == 2
+
+
+def test_every_command_on_a_full_disk_says_so_in_one_line_or_works(
+    tmp_path: Path, small_disk: Callable[[int], Path]
+) -> None:
+    disk = small_disk(3)
+    exp = make_experiment(disk / "exp", run="echo hi\n")
+    labledger(exp, "new")
+    labledger(exp, "run")
+    labledger(exp, "end", "-o", "before the disk filled up")
+    (exp / ".labledger" / "index.sqlite").unlink()  # the index must be rebuilt: it cannot be
+    filler = disk / "filler"
+    with filler.open("wb") as fh, contextlib.suppress(OSError):
+        while True:
+            fh.write(b"\0" * 65536)
+            fh.flush()
+    assert shutil.disk_usage(disk).free < 65536
+
+    for reading in (["list", "--json"], ["show", "--json"], ["verify"], ["logs", "--phase", "run"]):
+        done = labledger(exp, *reading, ok=False)
+        assert done.returncode == 0, (reading, done.stderr)
+    assert json.loads(labledger(exp, "list", "--json").stdout)[0]["number"] == 1
+    for writing in (["new"], ["reindex"]):
+        done = labledger(exp, *writing, ok=False)
+        assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+        assert done.stderr.strip().splitlines()[-1].startswith("Error: No space left on the disk")
+
+    filler.unlink()
     assert labledger_json(exp, "new")["number"] == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import click
@@ -29,12 +30,14 @@ def run_cli(group: click.Group) -> int:
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         return 130
-    except OSError as exc:
+    except (OSError, sqlite3.OperationalError) as exc:
         from labledger.archive.store import is_disk_full, storage_full
 
-        if not is_disk_full(exc):
+        sqlite_full = getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+        if not (is_disk_full(exc) or sqlite_full):
             raise
-        where = Path(exc.filename) if isinstance(exc.filename, str) else Path.cwd()
+        name = getattr(exc, "filename", None)
+        where = Path(name) if isinstance(name, str) else Path.cwd()
         full = storage_full(where, "free some space there, then run the command again")
         click.secho(f"Error: {full.message}", fg="red", err=True)
         return full.exit_code

@@ -110,9 +110,15 @@ class RunIndex:
     def __init__(self, path: Path, runs_dir: Path) -> None:
         self.path = path
         self.runs_dir = runs_dir
+        #: the index kept in memory for this process when the disk is too full to update it
+        self._memory: sqlite3.Connection | None = None
 
     @contextlib.contextmanager
     def _connect(self, path: Path | None = None) -> Iterator[sqlite3.Connection]:
+        if path is None and self._memory is not None:
+            with self._memory:
+                yield self._memory
+            return
         conn = sqlite3.connect(path or self.path, timeout=30)
         try:
             conn.execute("PRAGMA foreign_keys = ON")
@@ -162,7 +168,21 @@ class RunIndex:
         )
 
     def sync(self) -> None:
-        """Bring the index up to date with the record files (reads only changed records)."""
+        """Bring the index up to date with the record files (reads only changed records).
+
+        When the disk is too full to update the index file, the index is built in memory for
+        this process instead (it is a cache of the records), so reading commands keep working.
+        """
+        try:
+            self._sync()
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_FULL or self._memory is not None:
+                raise
+            self._memory = sqlite3.connect(":memory:")
+            self._memory.executescript(_SCHEMA)
+            self._sync()
+
+    def _sync(self) -> None:
         files = self._record_files()
         with self._connect() as conn:
             known = {
@@ -189,9 +209,13 @@ class RunIndex:
         files = self._record_files()
         from labledger.runner.record import read_record
 
-        with self._connect(tmp) as conn:
-            for run_id, st in sorted(files.items()):
-                self._upsert(conn, read_record(self.runs_dir / f"{run_id}.json"), st)
+        try:
+            with self._connect(tmp) as conn:
+                for run_id, st in sorted(files.items()):
+                    self._upsert(conn, read_record(self.runs_dir / f"{run_id}.json"), st)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         os.replace(tmp, self.path)
         return len(files)
 
