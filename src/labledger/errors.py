@@ -39,7 +39,11 @@ This module imports only the standard library.
 
 from __future__ import annotations
 
+import errno
+import os
+import shutil
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, ClassVar, Self
 
 __all__ = [
@@ -69,6 +73,7 @@ __all__ = [
     "StorageFull",
     "Unauthorized",
     "error_class_for",
+    "is_disk_full",
 ]
 
 
@@ -360,6 +365,29 @@ class StorageFull(LabledgerError):
     def __init__(self, message: str, *, path: str | None = None) -> None:
         super().__init__(message, path=path)
         self.path = path
+
+    @classmethod
+    def on_disk(cls, where: Path, then: str) -> StorageFull:
+        """The error for a write under ``where`` that found the disk full; ``then``: what next."""
+        mount = where.absolute()
+        while not mount.exists() and mount != mount.parent:
+            mount = mount.parent
+        while not os.path.ismount(mount) and mount != mount.parent:
+            mount = mount.parent
+        try:
+            free = f"{shutil.disk_usage(mount).free / 1e6:.1f} MB free"
+        except OSError:
+            free = "free space unknown"
+        return cls(
+            f"No space left on the disk holding {where} (the filesystem at {mount}, {free}): "
+            f"{then}",
+            path=str(where),
+        )
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True for an OSError that says the disk (or the quota) is full."""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 class IntegrityError(LabledgerError):

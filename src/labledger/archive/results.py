@@ -1,8 +1,4 @@
-"""The server's store of result files: where it is, and copying it into and out of a backup.
-
-:func:`result_store` is the one place that opens the store the server keeps uploaded files and
-pushed blobs in; the server, backups and garbage collection all go through it.
-"""
+"""Copying a store of result files into a backup and back, checking every digest."""
 
 from __future__ import annotations
 
@@ -11,14 +7,8 @@ from pathlib import Path
 
 from labledger.archive.store import BlobStore, check_digest
 from labledger.errors import IntegrityError
-from labledger.settings import Settings
 
-__all__ = ["FilesCopied", "back_up_files", "restore_files", "result_store"]
-
-
-def result_store(settings: Settings) -> BlobStore:
-    """The store of result files of the server configured by ``settings``."""
-    return BlobStore(settings.results_path)
+__all__ = ["FilesCopied", "back_up_files", "restore_files"]
 
 
 @dataclass(frozen=True)

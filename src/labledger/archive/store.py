@@ -13,10 +13,8 @@ chunks and never read whole into memory.
 from __future__ import annotations
 
 import contextlib
-import errno
 import io
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,7 +23,7 @@ from typing import BinaryIO
 
 import blake3
 
-from labledger.errors import IntegrityError, NotFound, StorageFull
+from labledger.errors import IntegrityError, NotFound, StorageFull, is_disk_full
 
 __all__ = [
     "CHUNK",
@@ -36,9 +34,7 @@ __all__ = [
     "VerifyReport",
     "hash_fd",
     "hash_file",
-    "is_disk_full",
     "no_space_is_storage_full",
-    "storage_full",
 ]
 
 #: read and write in chunks of this size (large enough for BLAKE3 to use several cores)
@@ -51,36 +47,6 @@ _HEX = frozenset("0123456789abcdef")
 #: what a server says when an upload found its disk full
 UPLOAD_NOT_STORED = "the upload was not stored; free space on that disk, then send it again"
 
-#: the errors of a write that found no space: a full disk, or a full quota
-_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
-
-
-def is_disk_full(exc: BaseException) -> bool:
-    """True for an OSError that says the disk (or the quota) is full."""
-    return isinstance(exc, OSError) and exc.errno in _NO_SPACE
-
-
-def _mount_point(path: Path) -> Path:
-    current = path.absolute()
-    while not current.exists() and current != current.parent:
-        current = current.parent
-    while not os.path.ismount(current) and current != current.parent:
-        current = current.parent
-    return current
-
-
-def storage_full(where: Path, then: str) -> StorageFull:
-    """The error for a write under ``where`` that found the disk full; ``then`` says what next."""
-    mount = _mount_point(where)
-    try:
-        free = f"{shutil.disk_usage(mount).free / 1e6:.1f} MB free"
-    except OSError:
-        free = "free space unknown"
-    return StorageFull(
-        f"No space left on the disk holding {where} (the filesystem at {mount}, {free}): {then}",
-        path=str(where),
-    )
-
 
 @contextlib.contextmanager
 def no_space_is_storage_full(where: Path, then: str) -> Iterator[None]:
@@ -90,7 +56,7 @@ def no_space_is_storage_full(where: Path, then: str) -> Iterator[None]:
     except OSError as exc:
         if not is_disk_full(exc):
             raise
-        raise storage_full(where, then) from exc
+        raise StorageFull.on_disk(where, then) from exc
 
 
 #: files at least this large are hashed on several threads (smaller ones lose to the overhead)

@@ -95,7 +95,7 @@ def backup(db_url: str | None, backup_dir: Path | None) -> None:
     Writes a folder labledger-<time>/ with the database, every result file, and backup.json
     saying what it holds. Example: labledger db backup --to backups/
     """
-    from labledger.cli.db_backup import make_backup
+    from labledger.server.backup import make_backup
     from labledger.settings import load_settings
 
     settings = load_settings(db_url=db_url)
@@ -112,8 +112,8 @@ def gc(db_url: str | None) -> None:
     uploads wrote or found in the last 10 minutes. Safe while the server runs.
     Example: labledger db gc
     """
-    from labledger.archive.results import result_store
     from labledger.server.file_gc import collect_files
+    from labledger.server.lab import result_store
     from labledger.settings import load_settings
     from labledger.storage.engine import create_db_engine
 
@@ -139,7 +139,7 @@ def restore(db_url: str | None, backup_file: Path, yes: bool) -> None:
     BACKUP is a folder made by `labledger db backup` (or a database file alone).
     Example: labledger db restore backups/labledger-20261121T101010123456Z --yes
     """
-    from labledger.cli.db_backup import restore_backup
+    from labledger.server.backup import restore_backup
     from labledger.settings import load_settings
 
     settings = load_settings(db_url=db_url)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from labledger.errors import LabledgerError
+from labledger.errors import LabledgerError, StorageFull, is_disk_full
 
 __all__ = ["run_cli"]
 
@@ -31,14 +31,12 @@ def run_cli(group: click.Group) -> int:
         click.echo("Interrupted.", err=True)
         return 130
     except (OSError, sqlite3.OperationalError) as exc:
-        from labledger.archive.store import is_disk_full, storage_full
-
         sqlite_full = getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
         if not (is_disk_full(exc) or sqlite_full):
             raise
         name = getattr(exc, "filename", None)
         where = Path(name) if isinstance(name, str) else Path.cwd()
-        full = storage_full(where, "free some space there, then run the command again")
+        full = StorageFull.on_disk(where, "free some space there, then run the command again")
         click.secho(f"Error: {full.message}", fg="red", err=True)
         return full.exit_code
     return 0

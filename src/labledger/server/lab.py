@@ -18,16 +18,24 @@ from typing import Annotated, Any
 import anyio
 from fastapi import Depends, FastAPI, Request
 
-from labledger.archive.results import result_store
 from labledger.archive.store import BlobStore
 from labledger.core.lab import Lab
 from labledger.core.reports import ReportService
 from labledger.server.forwarding import Forwarder, targets_from
 from labledger.settings import Settings
 
-__all__ = ["LabDep", "install_lab"]
+__all__ = ["LabDep", "install_lab", "result_store"]
 
 log = logging.getLogger("labledger.server")
+
+
+def result_store(settings: Settings) -> BlobStore:
+    """The store of result files (uploads and pushed blobs) of the server of ``settings``.
+
+    The one place that says where that store is: the app, backups and ``labledger db gc``
+    all open it here.
+    """
+    return BlobStore(settings.results_path)
 
 
 def install_lab(app: FastAPI, settings: Settings) -> None:

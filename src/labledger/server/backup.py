@@ -20,8 +20,9 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from labledger.archive.results import back_up_files, restore_files, result_store
+from labledger.archive.results import back_up_files, restore_files
 from labledger.errors import InvalidInput
+from labledger.server.lab import result_store
 from labledger.settings import Settings
 from labledger.storage import schema
 from labledger.storage.engine import create_db_engine, is_sqlite
