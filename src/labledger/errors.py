@@ -58,6 +58,7 @@ __all__ = [
     "IllegalTransition",
     "IntegrityError",
     "InvalidInput",
+    "LabUnavailable",
     "LabledgerError",
     "LeaseLost",
     "MissingDependency",
@@ -433,6 +434,17 @@ class ServerUnreachable(LabledgerError):
     @classmethod
     def from_dict(cls, message: str, details: Mapping[str, Any]) -> Self:
         return cls(details["url"], details["reason"])
+
+
+class LabUnavailable(LabledgerError):
+    """A MADSci manager of the lab (workcell, data, resource, event) did not answer usefully."""
+
+    status_code = 502
+    code = "lab_unavailable"
+
+    def __init__(self, message: str, *, manager: str, **details: Any) -> None:
+        super().__init__(message, manager=manager, **details)
+        self.manager = manager
 
 
 class RemoteError(LabledgerError):

@@ -123,6 +123,43 @@ class Settings(BaseSettings):
         default=None,
         description="A MADSci Event Manager; events are forwarded to its POST /event.",
     )
+    # ---- the MADSci lab around the experiments (each optional: without it that part is absent)
+    lab_server_url: AnyHttpUrl | None = Field(
+        default=None,
+        description="A MADSci Lab Manager: the managers below that are not set are discovered "
+        "from its lab context (GET /context).",
+    )
+    workcell_server_url: AnyHttpUrl | None = Field(
+        default=None,
+        description="A MADSci Workcell Manager: an experiment's workflows are read from it and "
+        "paused, resumed and cancelled with the experiment.",
+    )
+    data_server_url: AnyHttpUrl | None = Field(
+        default=None,
+        description="A MADSci Data Manager: an experiment's data points are read from it.",
+    )
+    resource_server_url: AnyHttpUrl | None = Field(
+        default=None,
+        description="A MADSci Resource Manager: the resources an experiment owns are read from it.",
+    )
+    event_server_url: AnyHttpUrl | None = Field(
+        default=None,
+        description="A MADSci Event Manager: events are forwarded to it and an experiment's "
+        "events are read from it (event_manager_url is the older name of this setting).",
+    )
+    lab_timeout: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="Seconds a lab page or route waits for one MADSci manager before showing it "
+        "as unreachable.",
+    )
+    lab_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=3600,
+        description="How long an answer of a MADSci manager is reused before it is read again.",
+    )
     forward_retry_max: float = Field(
         default=300.0,
         gt=0,
@@ -248,6 +285,11 @@ class Settings(BaseSettings):
     def results_path(self) -> Path:
         """The folder of result files in effect."""
         return self.results_dir or self.data_dir / "results"
+
+    @property
+    def event_server(self) -> AnyHttpUrl | None:
+        """The MADSci Event Manager in effect (event_server_url, else event_manager_url)."""
+        return self.event_server_url or self.event_manager_url
 
     @property
     def host(self) -> str:

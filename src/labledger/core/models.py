@@ -481,6 +481,8 @@ class EventType(StrEnum):
     PROGRESS = "progress"
     MILESTONE = "milestone"
     RESOURCE_USED = "resource_used"
+    #: a pause/resume/cancel of the experiment carried to its workflows on the Workcell Manager
+    WORKFLOW_CONTROL = "workflow_control"
 
 
 class Event(LabModel):

@@ -13,11 +13,13 @@ from labledger.core.service import ExperimentService
 from labledger.server.errors import install_error_handlers
 from labledger.server.hardening import install_hardening
 from labledger.server.lab import install_lab
+from labledger.server.labgateway import install_lab_gateway
 from labledger.server.routes import (
     campaigns,
     events,
     experiments,
     imports,
+    lab_records,
     meta,
     queue,
     reports,
@@ -40,9 +42,15 @@ ROUTERS += [summaries.router, ui.router]
 ROUTERS += [queue.router, results.router, events.router, reports.router]
 # runs pushed from recorders (labledger push)
 ROUTERS += [imports.router]
+# the lab record read from the MADSci managers (workflows, data points, resources, events)
+ROUTERS += [lab_records.router]
 
 #: hooks that add more to an app (routers, middleware); called with (app, settings)
-EXTENSIONS: list[Callable[[FastAPI, Settings], None]] = [install_hardening, install_lab]
+EXTENSIONS: list[Callable[[FastAPI, Settings], None]] = [
+    install_hardening,
+    install_lab,
+    install_lab_gateway,
+]
 
 DESCRIPTION = """\
 Record and control experiments. Wire-compatible with the MADSci Experiment Manager 0.8.1

@@ -58,8 +58,8 @@ class Target:
 def targets_from(settings: Settings) -> list[Target]:
     """The targets the settings configure."""
     targets = [Target(str(url), "webhook") for url in settings.webhook_urls]
-    if settings.event_manager_url is not None:
-        base = str(settings.event_manager_url).rstrip("/")
+    if settings.event_server is not None:
+        base = str(settings.event_server).rstrip("/")
         targets.append(Target(f"{base}/event", "madsci"))
     return targets
 
