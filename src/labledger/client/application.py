@@ -45,6 +45,12 @@ from labledger.client.worker import (
     default_worker_id,
     error_info,
 )
+from labledger.client.workflows import (
+    Workcell,
+    WorkflowDefinitionLike,
+    WorkflowRun,
+    workflow_datapoints,
+)
 from labledger.core.models import Experiment, ExperimentDesign
 from labledger.core.records import Milestone, Result
 from labledger.errors import InvalidInput, ServerUnreachable
@@ -68,8 +74,10 @@ class ExperimentApplication:
         poll_interval: float = 1.0,
         patience: float = 60.0,
         client: ExperimentClient | None = None,
+        workcell_url: str | None = None,
     ) -> None:
         self.server_url = server_url
+        self.workcell_url = workcell_url
         self.token = token
         self.poll_interval = poll_interval
         self.patience = patience
@@ -128,6 +136,43 @@ class ExperimentApplication:
     def use_resource(self, resource_id: str, **details: Any) -> None:
         """Record that the running experiment used a sample, consumable or instrument."""
         self.client.add_resources(self.experiment_id, [{"resource_id": resource_id, **details}])
+
+    def run_workflow(
+        self,
+        definition: WorkflowDefinitionLike,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> WorkflowRun:
+        """Run a MADSci workflow (a definition mapping or YAML/JSON file) owned by the running
+        experiment on the Workcell Manager, and wait for it; its data points come back with it.
+
+        While the experiment is paused the wait pauses too (the server pauses the workflow);
+        when it is cancelled the workflow is cancelled and :class:`ExperimentStopped` raised.
+        The workcell is ``workcell_url``, else ``WORKCELL_SERVER_URL``, else the server's.
+        """
+        experiment = self.experiment
+        control = self._control
+        assert control is not None
+        workcell = Workcell.find(self.client, self.workcell_url)
+        try:
+            submitted = workcell.submit(
+                definition,
+                experiment_id=experiment.experiment_id,
+                campaign_id=experiment.campaign_id,
+                inputs=inputs,
+            )
+            workflow = workcell.wait(
+                str(submitted["workflow_id"]),
+                checkpoint=control.checkpoint,
+                poll_interval=min(self.poll_interval, 0.5),
+                timeout=timeout,
+            )
+        finally:
+            workcell.close()
+        run = WorkflowRun(workflow)
+        run.datapoints = workflow_datapoints(self.client, experiment.experiment_id, run.workflow_id)
+        return run
 
     # ------------------------------------------------------------------ entry points
 
