@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from lab_fixtures import MadsciLab, lab_venv_python
 
-from labledger_fixtures import unavailable
+from lab.lab_fixtures import MadsciLab, lab_venv_python
+from labledger_fixtures import LiveServer, PgCluster, server_env, unavailable
 
 #: one simulated instrument per concurrently running test workflow (pausing a workflow also
 #: pauses its node, and two workflows sharing one can stall each other)
@@ -37,3 +37,44 @@ def madsci_lab(lab_python: Path) -> Iterator[MadsciLab]:
             yield lab
         finally:
             lab.stop()
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+    ],
+)
+def lab_server(
+    request: pytest.FixtureRequest,
+    madsci_lab: MadsciLab,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[LiveServer]:
+    """``labledger serve`` in the MADSci lab (one per module and backend), its sweeps quick."""
+    workdir = tmp_path_factory.mktemp("lab-server")
+    pg_name: str | None = None
+    if request.param == "postgres":
+        cluster: PgCluster = request.getfixturevalue("pg_cluster")
+        pg_name = cluster.create_database()
+        db_url = cluster.url(pg_name)
+    else:
+        db_url = f"sqlite:///{workdir}/labledger.sqlite3"
+    server = LiveServer(
+        db_url=db_url,
+        workdir=workdir,
+        env=server_env(
+            {
+                "EXPERIMENT_DATA_DIR": str(workdir),
+                "EXPERIMENT_SWEEP_INTERVAL": "0.5",
+                **madsci_lab.labledger_env(),
+            }
+        ),
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        if pg_name is not None:
+            cluster.drop_database(pg_name)

@@ -23,8 +23,10 @@ from labledger.core.service import ExperimentService
 from labledger.errors import CampaignNotFound, InvalidInput, LabledgerError
 from labledger.server.deps import Service
 from labledger.server.lab import LabDep, ReportsDep
+from labledger.server.labgateway import GatewayDep
 from labledger.server.routes.summaries import MAX_COMPARE, comparison, parse_ids, status_counts
 from labledger.server.ui import STATIC_DIR, charts
+from labledger.server.ui.labview import lab_context, read_record_from_thread
 from labledger.server.ui.pages import campaign_context, experiment_context, queue_context
 from labledger.server.ui.templating import templates
 from labledger.server.ui.views import status_bars, status_spans, timeline_end
@@ -207,9 +209,18 @@ def experiments_page(request: Request, service: Service) -> HTMLResponse:
 
 
 @router.get("/ui/experiments/{experiment_id}", name="ui-experiment")
-def experiment_page(experiment_id: str, request: Request, lab: LabDep) -> HTMLResponse:
-    """One experiment: design, parameters, timeline, progress, results, recorder data, controls."""
-    return _render(request, "experiment.html", lambda: experiment_context(lab, experiment_id))
+def experiment_page(
+    experiment_id: str, request: Request, lab: LabDep, gateway: GatewayDep
+) -> HTMLResponse:
+    """One experiment: design, parameters, timeline, progress, results, recorder data, controls,
+    and its workflows, data points, resources and events in the MADSci lab."""
+
+    def build() -> dict[str, Any]:
+        context = experiment_context(lab, experiment_id)
+        record = read_record_from_thread(gateway, [experiment_id])
+        return {**context, "lab": lab_context(record, experiment_id), "exp_page": True}
+
+    return _render(request, "experiment.html", build)
 
 
 @router.get("/ui/experiments/{experiment_id}/timeline.svg")
@@ -240,14 +251,18 @@ def campaigns_page(request: Request, service: Service) -> HTMLResponse:
 
 
 @router.get("/ui/campaigns/{campaign_id}", name="ui-campaign")
-def campaign_page(campaign_id: str, request: Request, reports: ReportsDep) -> HTMLResponse:
+def campaign_page(
+    campaign_id: str, request: Request, reports: ReportsDep, gateway: GatewayDep
+) -> HTMLResponse:
     """A campaign: progress, status breakdown, results against a chosen parameter, report."""
     params = request.query_params
-    return _render(
-        request,
-        "campaign.html",
-        lambda: campaign_context(reports, campaign_id, params.get("x"), params.get("y")),
-    )
+
+    def build() -> dict[str, Any]:
+        context = campaign_context(reports, campaign_id, params.get("x"), params.get("y"))
+        ids = list(context["campaign"].experiment_ids or [])
+        return {**context, "lab": lab_context(read_record_from_thread(gateway, ids), None)}
+
+    return _render(request, "campaign.html", build)
 
 
 @router.get("/ui/campaigns/{campaign_id}/status.svg")
