@@ -179,6 +179,44 @@ def test_our_application_runs_a_workflow_whose_record_labledger_shows(
     assert all(s["read_at"] for s in record.values())
 
 
+def test_madsci_experiment_script_runs_a_workflow_whose_record_labledger_shows(
+    lab_server: LiveServer, madsci_lab: MadsciLab, tmp_path: Path
+) -> None:
+    out = tmp_path / "report.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXPERIMENT_")}
+    env.update(madsci_lab.client_env())
+    env["EXPERIMENT_SERVER_URL"] = lab_server.url
+    script = HERE / "madsci_experiment_script.py"
+    done = subprocess.run(
+        [str(madsci_lab.python), str(script), "--out", str(out), "--node", "sim2"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert out.exists(), done.stdout[-3000:] + done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert "raised" not in report, report
+    assert report["returned"]["ok"] is True and report["final_status"] == "completed"
+    eid, wid = report["experiment_id"], report["returned"]["workflow_id"]
+
+    [workflow] = lab_get(lab_server, f"experiment/{eid}/workflows").json()
+    assert workflow["workflow_id"] == wid and workflow["status"]["completed"] is True
+    points = lab_get(lab_server, f"experiment/{eid}/datapoints").json()
+    assert sorted(p["value"].get("sample", "") for p in points) == ["", "C3", "C4"]
+
+    # the Event Manager has what labledger forwarded and what the script logged, both of it
+    def both() -> bool:
+        events = lab_get(lab_server, f"experiment/{eid}/lab/events").json()
+        kinds = {e["event_type"] for e in events}
+        logged = {(e.get("event_data") or {}).get("event_type") for e in events}
+        return "experiment_create" in kinds and "experiment_complete" in logged
+
+    wait_for(both, 15, "forwarded and logged events of the experiment on the Event Manager")
+
+
 def test_pause_continue_and_cancel_reach_the_workflow(
     lab_server: LiveServer, madsci_lab: MadsciLab
 ) -> None:
@@ -251,9 +289,8 @@ def test_a_campaign_drained_by_two_workers_shows_its_six_workflows(
                 env = {k: v for k, v in os.environ.items() if not k.startswith("EXPERIMENT_")}
                 env["WORKCELL_SERVER_URL"] = madsci_lab.url("workcell")
                 env["LAB_NODE"] = node
-                log = (tmp_path / f"{name}.log").open("wb")
-                workers.append(
-                    subprocess.Popen(
+                with (tmp_path / f"{name}.log").open("wb") as log:
+                    worker = subprocess.Popen(
                         [
                             *serve_command(),
                             "worker",
@@ -274,7 +311,7 @@ def test_a_campaign_drained_by_two_workers_shows_its_six_workflows(
                         stderr=subprocess.STDOUT,
                         stdin=subprocess.DEVNULL,
                     )
-                )
+                workers.append(worker)
             for proc in workers:
                 proc.wait(timeout=240)
         finally:
