@@ -12,6 +12,9 @@ import pytest
 from lab.lab_fixtures import MadsciLab, lab_venv_python
 from labledger_fixtures import LiveServer, PgCluster, server_env, unavailable
 
+# the module's headless Chromium, shared with the web UI's browser tests
+from server.test_ui_browser import browser  # noqa: F401
+
 #: one simulated instrument per concurrently running test workflow (pausing a workflow also
 #: pauses its node, and two workflows sharing one can stall each other)
 NODES = ("sim1", "sim2", "sim3", "sim4")

@@ -85,8 +85,9 @@ def control_events(client: ExperimentClient, experiment_id: str) -> list[dict[st
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.browser
 def test_our_application_runs_a_workflow_whose_record_labledger_shows(
-    lab_server: LiveServer, madsci_lab: MadsciLab
+    lab_server: LiveServer, madsci_lab: MadsciLab, browser: Any, tmp_path: Path
 ) -> None:
     app = Measure(lab_server.url, workcell_url=madsci_lab.url("workcell"), poll_interval=0.2)
     try:
@@ -177,6 +178,44 @@ def test_our_application_runs_a_workflow_whose_record_labledger_shows(
         "events": "ok",
     }
     assert all(s["read_at"] for s in record.values())
+
+    report = lab_get(lab_server, f"experiment/{eid}/report").json()
+    assert [w["workflow_id"] for w in report["lab"]["workflows"]["items"]] == [
+        workflow["workflow_id"]
+    ]
+    assert [st["status"] for st in report["lab"]["workflows"]["items"][0]["steps"]] == [
+        "succeeded"
+    ] * 3
+    assert file_id in {p["_id"] for p in report["lab"]["datapoints"]["items"]}
+    assert report["lab"]["workflows"]["read_at"]
+    markdown = lab_get(lab_server, f"experiment/{eid}/report?format=md").text
+    assert "### Workflows" in markdown and workflow["workflow_id"] in markdown
+    assert "buffer_A" in markdown and "B2x" in markdown
+    html = lab_get(lab_server, f"experiment/{eid}/report?format=html").text
+    assert "<h3>Workflows</h3>" in html and workflow["workflow_id"] in html
+
+    # the experiment page in Chromium: the workflow with its steps, the data points, the file
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(f"{lab_server.url}ui/experiments/{eid}")
+    WebDriverWait(browser, 15).until(
+        expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "#lab-workflows"))
+    )
+    box = browser.find_element(By.CSS_SELECTOR, f"[data-workflow='{workflow['workflow_id']}']")
+    assert "completed" in box.text and box.text.count("succeeded") == 3
+    rows = browser.find_elements(By.CSS_SELECTOR, "#lab-datapoints tr[data-datapoint]")
+    assert len(rows) == 4
+    link = browser.find_element(By.CSS_SELECTOR, "#lab-datapoints a[download]")
+    assert link.text.endswith("plate.csv")  # the Data Manager prefixes its id
+    assert link.get_attribute("href").endswith(f"/experiment/{eid}/datapoints/{file_id}/value")
+    assert browser.find_elements(By.CSS_SELECTOR, "#lab-datapoints svg")  # numeric values
+    stamps = browser.find_elements(By.CSS_SELECTOR, "[data-lab-state]")
+    assert {el.get_attribute("data-lab-state") for el in stamps} == {"ok"}
+    browser.save_screenshot(str(tmp_path / "experiment-page.png"))
+    if os.environ.get("LABLEDGER_KEEP_SCREENSHOT"):
+        browser.save_screenshot(os.environ["LABLEDGER_KEEP_SCREENSHOT"])
 
 
 def test_madsci_experiment_script_runs_a_workflow_whose_record_labledger_shows(
@@ -332,6 +371,17 @@ def test_a_campaign_drained_by_two_workers_shows_its_six_workflows(
     )
     points = lab_get(lab_server, f"campaign/{cid}/datapoints").json()
     assert len(points) == 18
+
+    report = lab_get(lab_server, f"campaign/{cid}/report").json()
+    assert len(report["lab"]["workflows"]["items"]) == 6
+    assert len(report["lab"]["datapoints"]["items"]) == 18
+    markdown = lab_get(lab_server, f"campaign/{cid}/report?format=md").text
+    assert all(w["workflow_id"] in markdown for w in workflows.json())
+    # data-point values are columns and axes of the campaign's results
+    axis = "datapoint.json_result.absorbance"
+    page = lab_get(lab_server, f"ui/campaigns/{cid}?x=parameters.sample&y={axis}").text
+    assert f'<option value="{axis}" selected>' in page
+    assert page.count("<td>0.") >= 6
 
 
 def test_with_every_manager_stopped_every_route_and_page_still_answers(

@@ -21,10 +21,14 @@ __all__ = [
     "SectionState",
     "WorkflowControl",
     "control_action_for",
+    "datapoint_columns",
     "datapoint_plot_values",
+    "datapoint_summary",
     "is_unfinished",
+    "lab_report",
     "owned_by",
     "workflow_ids",
+    "workflow_summary",
 ]
 
 JsonDict = dict[str, Any]
@@ -187,3 +191,111 @@ def datapoint_plot_values(datapoint: Mapping[str, Any]) -> dict[str, float]:
             if isinstance(item, int | float) and not isinstance(item, bool)
         }
     return {}
+
+
+def _step_summary(step: Mapping[str, Any]) -> JsonDict:
+    return {
+        "name": step.get("name"),
+        "action": step.get("action"),
+        "node": step.get("node"),
+        "status": step.get("status"),
+        "start_time": step.get("start_time"),
+        "end_time": step.get("end_time"),
+    }
+
+
+def workflow_summary(workflow: Mapping[str, Any]) -> JsonDict:
+    """What a report keeps of a workflow: who owns it, its status and its steps."""
+    status = workflow.get("status")
+    word = "submitted"
+    if isinstance(status, Mapping):
+        word = next(
+            (
+                w
+                for w in ("cancelled", "failed", "completed", "paused", "running", "queued")
+                if status.get(w)
+            ),
+            word,
+        )
+    ownership = workflow.get("ownership_info")
+    steps = workflow.get("steps")
+    return {
+        "workflow_id": workflow.get("workflow_id"),
+        "name": workflow.get("name"),
+        "status": word,
+        "experiment_id": ownership.get("experiment_id") if isinstance(ownership, Mapping) else None,
+        "submitted_time": workflow.get("submitted_time"),
+        "steps": [_step_summary(s) for s in steps if isinstance(s, Mapping)]
+        if isinstance(steps, list)
+        else [],
+    }
+
+
+def datapoint_summary(point: Mapping[str, Any]) -> JsonDict:
+    """What a report keeps of a data point: its id, label, value (or file) and producer."""
+    ownership = point.get("ownership_info")
+    owner = ownership if isinstance(ownership, Mapping) else {}
+    return {
+        "_id": point.get("_id"),
+        "label": point.get("label"),
+        "data_type": point.get("data_type"),
+        "value": point.get("value"),
+        "path": point.get("path"),
+        "experiment_id": owner.get("experiment_id"),
+        "workflow_id": owner.get("workflow_id"),
+        "step_id": owner.get("step_id"),
+        "data_timestamp": point.get("data_timestamp"),
+    }
+
+
+def lab_report(sections: Mapping[str, LabSection]) -> JsonDict:
+    """The ``lab`` part of an experiment or campaign report: each section with its stamp."""
+    out: JsonDict = {}
+    for name, section in sections.items():
+        entry = section.as_json()
+        entry["note"] = section.describe()
+        if name == "workflows":
+            entry["items"] = [workflow_summary(w) for w in section.items]
+        elif name == "datapoints":
+            entry["items"] = [datapoint_summary(p) for p in section.items]
+        elif name == "events":
+            entry["count"] = len(section.items)
+            entry["items"] = [
+                {
+                    "event_type": e.get("event_type"),
+                    "event_timestamp": e.get("event_timestamp"),
+                    "message": (e.get("event_data") or {}).get("message")
+                    if isinstance(e.get("event_data"), Mapping)
+                    else None,
+                }
+                for e in section.items[-200:]
+            ]
+        out[name] = entry
+    return out
+
+
+def datapoint_columns(
+    points: Iterable[Mapping[str, Any]], workflows: Iterable[Mapping[str, Any]]
+) -> dict[str, dict[str, float]]:
+    """The numeric data-point values of each experiment, by ``datapoint.<label>`` name (the
+    last value wins when a label repeats), for a campaign's results table. A point made by a
+    workflow's step belongs to the experiment owning the workflow."""
+    owner_of: dict[str, str] = {}
+    for workflow in workflows:
+        ownership = workflow.get("ownership_info")
+        wid = workflow.get("workflow_id")
+        if isinstance(ownership, Mapping) and isinstance(wid, str):
+            eid = ownership.get("experiment_id")
+            if isinstance(eid, str):
+                owner_of[wid] = eid
+    out: dict[str, dict[str, float]] = {}
+    for point in points:
+        ownership = point.get("ownership_info")
+        if not isinstance(ownership, Mapping):
+            continue
+        owner = ownership.get("experiment_id") or owner_of.get(str(ownership.get("workflow_id")))
+        if not isinstance(owner, str):
+            continue
+        for name, value in datapoint_plot_values(point).items():
+            out.setdefault(owner, {})[f"datapoint.{name}"] = value
+    return out

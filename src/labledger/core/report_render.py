@@ -234,6 +234,61 @@ duration {{ r.duration_s | secs }}. Generated {{ r.generated_at }}.</p>
 {% endif %}"""
 
 
+_MD_LAB = """
+## The lab
+
+{% for name, s in lab.items() %}- {{ name }}: {{ s.note | md }}
+{% endfor %}
+### Workflows
+
+| workflow | name | experiment | status | steps |
+|---|---|---|---|---|
+{% for w in lab.workflows["items"] %}| `{{ w.workflow_id }}` | {{ w.name | md }} | \
+`{{ w.experiment_id }}` | {{ w.status }} | \
+{% for st in w.steps %}{{ st.name | md }} ({{ st.status }}){% if not loop.last %}, {% endif %}\
+{% endfor %} |
+{% endfor %}
+### Data points
+
+| data point | label | value | workflow |
+|---|---|---|---|
+{% for p in lab.datapoints["items"] %}| `{{ p._id }}` | {{ p.label | md }} | \
+{{ (p.value if p.data_type != "file" else p.path) | md }} | {{ p.workflow_id or "" }} |
+{% endfor %}
+### Resources on the Resource Manager
+
+| resource | type | quantity |
+|---|---|---|
+{% for r in lab.resources["items"] %}| {{ r.resource_name | md }} | {{ r.base_type }} | \
+{{ r.quantity if r.quantity is not none else "" }} |
+{% endfor %}
+Events on the Event Manager: {{ lab.events["items"] | length }}
+"""
+
+_HTML_LAB = """
+<h2>The lab</h2>
+<ul>{% for name, s in lab.items() %}<li>{{ name }}: {{ s.note }}</li>{% endfor %}</ul>
+<h3>Workflows</h3>
+<table><tr><th scope="col">workflow</th><th scope="col">name</th><th scope="col">experiment</th>
+<th scope="col">status</th><th scope="col">steps</th></tr>
+{% for w in lab.workflows["items"] %}<tr><td><code>{{ w.workflow_id }}</code></td>
+<td>{{ w.name }}</td><td><code>{{ w.experiment_id }}</code></td><td>{{ w.status }}</td>
+<td>{% for st in w.steps %}{{ st.name }} ({{ st.status }}){% if not loop.last %}, {% endif %}
+{% endfor %}</td></tr>{% endfor %}</table>
+<h3>Data points</h3>
+<table><tr><th scope="col">data point</th><th scope="col">label</th><th scope="col">value</th>
+<th scope="col">workflow</th></tr>
+{% for p in lab.datapoints["items"] %}<tr><td><code>{{ p._id }}</code></td><td>{{ p.label }}</td>
+<td>{{ (p.value if p.data_type != "file" else p.path) | cell }}</td>
+<td>{{ p.workflow_id or "" }}</td></tr>{% endfor %}</table>
+<h3>Resources on the Resource Manager</h3>
+<table><tr><th scope="col">resource</th><th scope="col">type</th><th scope="col">quantity</th></tr>
+{% for r in lab.resources["items"] %}<tr><td>{{ r.resource_name }}</td><td>{{ r.base_type }}</td>
+<td>{{ r.quantity if r.quantity is not none else "" }}</td></tr>{% endfor %}</table>
+<p>Events on the Event Manager: {{ lab.events["items"] | length }}</p>
+"""
+
+
 def _env(autoescape: bool) -> Environment:
     env = Environment(autoescape=autoescape, undefined=StrictUndefined, keep_trailing_newline=True)
     env.filters.update(md=_md, pct=_pct, secs=_secs, cell=_cell)
@@ -249,13 +304,17 @@ def render_report(report: dict[str, Any], fmt: str) -> str:
     if fmt == "json":
         return json.dumps(report, ensure_ascii=False, indent=2)
     campaign = report["kind"] == "campaign_report"
+    lab = report.get("lab")
     if fmt == "md":
         template = _MD_CAMPAIGN if campaign else _MD_EXPERIMENT
-        return _MD_ENV.from_string(template).render(r=report)
+        text = _MD_ENV.from_string(template).render(r=report)
+        return text + _MD_ENV.from_string(_MD_LAB).render(lab=lab) if lab else text
     if fmt == "html":
         body = _HTML_ENV.from_string(_HTML_CAMPAIGN if campaign else _HTML_EXPERIMENT).render(
             r=report
         )
+        if lab:
+            body += _HTML_ENV.from_string(_HTML_LAB).render(lab=lab)
         title = (
             f"Campaign report: {report['campaign']['campaign_name']}"
             if campaign

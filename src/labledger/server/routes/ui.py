@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from labledger.core.labrecord import datapoint_columns
 from labledger.core.lifecycle import ExperimentStatus, parse_status
 from labledger.core.models import SORT_KEYS, ExperimentQuery
 from labledger.core.service import ExperimentService
@@ -258,9 +259,15 @@ def campaign_page(
     params = request.query_params
 
     def build() -> dict[str, Any]:
-        context = campaign_context(reports, campaign_id, params.get("x"), params.get("y"))
-        ids = list(context["campaign"].experiment_ids or [])
-        return {**context, "lab": lab_context(read_record_from_thread(gateway, ids), None)}
+        ids = list(reports.store.get_campaign(campaign_id).experiment_ids or [])
+        record = read_record_from_thread(gateway, ids)
+        columns = (
+            datapoint_columns(record["datapoints"].items, record["workflows"].items)
+            if record
+            else None
+        )
+        context = campaign_context(reports, campaign_id, params.get("x"), params.get("y"), columns)
+        return {**context, "lab": lab_context(record, None)}
 
     return _render(request, "campaign.html", build)
 

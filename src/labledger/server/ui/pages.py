@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -124,15 +125,23 @@ def _flat_row(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def campaign_context(
-    reports: ReportService, campaign_id: str, x: str | None, y: str | None
+    reports: ReportService,
+    campaign_id: str,
+    x: str | None,
+    y: str | None,
+    extra_columns: Mapping[str, Mapping[str, float]] | None = None,
 ) -> dict[str, Any]:
     """Everything the campaign page shows; ``x``/``y`` choose the plotted parameter and result.
 
     Built from the campaign report, the data of ``GET /campaign/{id}/results`` and ``/progress``.
+    ``extra_columns`` adds values per experiment id (``datapoint.<label>``: the numeric values of
+    its data points in the MADSci lab), which can be columns and either plot axis.
     """
     report = reports.campaign_report(campaign_id)
     campaign = reports.store.get_campaign(campaign_id)
     rows = [_flat_row(r) for r in report["rows"]]
+    for row in rows:
+        row.update((extra_columns or {}).get(row["id"], {}))
     counts: dict[str, int] = {s.value: 0 for s in ExperimentStatus}
     for row in rows:
         counts[row["status"]] += 1
@@ -141,11 +150,11 @@ def campaign_context(
     keys: list[str] = []
     for row in rows:
         keys.extend(k for k in row if k not in keys)
-    x_options = [k for k in keys if k.startswith("parameters.")]
+    x_options = [k for k in keys if k.startswith(("parameters.", "datapoint."))]
     y_options = [
         k
         for k in keys
-        if (k.startswith("results.") or k == "duration_s")
+        if (k.startswith(("results.", "datapoint.")) or k == "duration_s")
         and any(numeric(r.get(k)) is not None for r in rows)
     ]
     y_options.sort(key=lambda k: (_rank(k), k))
@@ -193,7 +202,7 @@ def campaign_context(
 
 
 def _rank(key: str) -> int:
-    return 0 if key.startswith("results.") else 1
+    return 0 if key.startswith("results.") else 1 if key.startswith("datapoint.") else 2
 
 
 def _varies(rows: list[dict[str, Any]], key: str) -> bool:
