@@ -16,7 +16,7 @@ import anyio
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from labledger.core.labrecord import LabSection, Manager, workflow_ids
+from labledger.core.labrecord import LabSection, Manager, SectionState, workflow_ids
 from labledger.errors import LabUnavailable, NotFound
 from labledger.server.deps import Service
 from labledger.server.labgateway import GatewayDep, LabGateway
@@ -35,8 +35,10 @@ async def read_record(gateway: LabGateway, experiment_ids: Sequence[str]) -> dic
         gateway.workflows(ids), gateway.resources(ids), _owned_points(gateway, ids)
     )
     wids = workflow_ids(workflows.items)
+    # with no workflows, or a Data Manager that did not answer just now, the first read stands
+    again = wids and owned.state is not SectionState.UNREACHABLE
     datapoints, events = await asyncio.gather(
-        gateway.datapoints(ids, wids) if wids else _same(owned),
+        gateway.datapoints(ids, wids) if again else _same(owned),
         gateway.events(ids, wids),
     )
     return {
