@@ -120,3 +120,23 @@ def test_a_bad_value_names_the_setting_and_its_variable(monkeypatch: pytest.Monk
     assert message.startswith("Invalid setting lease_seconds (EXPERIMENT_LEASE_SECONDS) is 'abc'")
     assert "valid number" in message and "\n" not in message
     assert raised.value.field == "lease_seconds" and raised.value.exit_code == 2
+
+
+def test_the_event_manager_setting_has_its_madsci_name_and_the_older_one_still_works(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("EXPERIMENT_EVENT_MANAGER_URL", "http://events-old:8001")
+    assert str(Settings().event_server) == "http://events-old:8001/"
+    monkeypatch.setenv("EXPERIMENT_EVENT_SERVER_URL", "http://events:8001")
+    assert str(Settings().event_server) == "http://events:8001/"
+
+
+def test_the_lab_managers_are_each_optional(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = Settings()
+    assert settings.workcell_server_url is None and settings.lab_server_url is None
+    monkeypatch.setenv("EXPERIMENT_WORKCELL_SERVER_URL", "http://workcell:8005")
+    monkeypatch.setenv("EXPERIMENT_DATA_SERVER_URL", "http://data:8004")
+    settings = Settings()
+    assert str(settings.workcell_server_url) == "http://workcell:8005/"
+    assert str(settings.data_server_url) == "http://data:8004/"
+    assert settings.resource_server_url is None
