@@ -18,7 +18,16 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["server", "scale", "queue_claims", "recorder", "memory", "hardening", "ui_page"]
+BENCHMARKS = [
+    "server",
+    "scale",
+    "queue_claims",
+    "recorder",
+    "memory",
+    "hardening",
+    "ui_page",
+    "lab_page",
+]
 
 
 def main() -> int:

@@ -27,7 +27,8 @@ from labledger.client.sync import ExperimentClient
 from labledger.client.workflows import Workcell
 from labledger_fixtures import LiveServer, serve_command
 
-pytestmark = [pytest.mark.madsci, pytest.mark.slow]
+# the first test of a session may build the managers' venv (minutes, once; cached after)
+pytestmark = [pytest.mark.madsci, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 T = TypeVar("T")
 HERE = Path(__file__).parent
