@@ -179,19 +179,25 @@ class Workcell:
 
 
 def workflow_datapoints(
-    client: ExperimentClient, experiment_id: str, workflow_id: str
+    client: ExperimentClient, experiment_id: str, workflow_id: str, *, attempts: int = 10
 ) -> list[dict[str, Any]]:
-    """The data points the workflow's steps produced, read through the labledger server."""
-    response = client.http.get(f"experiment/{experiment_id}/datapoints")
-    if not response.is_success or response.headers.get("X-Lab-State") != "ok":
-        raise LabUnavailable(
-            f"the data points of experiment {experiment_id} cannot be read now "
-            f"({response.headers.get('X-Lab-State') or response.status_code})",
-            manager="data",
-        )
-    points = response.json()
-    return [
-        p
-        for p in points
-        if isinstance(p, dict) and (p.get("ownership_info") or {}).get("workflow_id") == workflow_id
-    ]
+    """The data points the workflow's steps produced, read through the labledger server.
+
+    A Data Manager slow to answer (the server's short timeout) is asked again, a few times."""
+    state: str | None = None
+    for attempt in range(attempts):
+        if attempt:
+            time.sleep(0.5)
+        response = client.http.get(f"experiment/{experiment_id}/datapoints")
+        state = response.headers.get("X-Lab-State") or str(response.status_code)
+        if response.is_success and state == "ok":
+            return [
+                p
+                for p in response.json()
+                if isinstance(p, dict)
+                and (p.get("ownership_info") or {}).get("workflow_id") == workflow_id
+            ]
+    raise LabUnavailable(
+        f"the data points of experiment {experiment_id} cannot be read now ({state})",
+        manager="data",
+    )
