@@ -293,6 +293,29 @@ def test_pause_continue_and_cancel_reach_the_workflow(
     workcell.close()
 
 
+def test_pausing_and_cancelling_a_campaign_reach_its_experiments_workflows(
+    lab_server: LiveServer, madsci_lab: MadsciLab
+) -> None:
+    workcell = Workcell(madsci_lab.url("workcell"))
+    with ExperimentClient(lab_server.url) as client:
+        cid = client.create_campaign({"name": "held", "design": {"experiment_name": "h"}})
+        campaign_id = cid.campaign_id
+        exp = client.start_experiment({"experiment_name": "held"}, campaign_id=campaign_id)
+        wid = workcell.submit(
+            slow_workflow("sim4"), experiment_id=exp.experiment_id, campaign_id=campaign_id
+        )["workflow_id"]
+        wait_for(lambda: workcell.get(wid)["status"]["running"], 30, "the workflow running")
+        client.pause_campaign(campaign_id)
+        wait_for(lambda: workcell.get(wid)["status"]["paused"], 5, "the workflow paused")
+        client.cancel_campaign(campaign_id)
+        wait_for(lambda: workcell.get(wid)["status"]["cancelled"], 5, "the workflow cancelled")
+        assert [
+            w["workflow_id"]
+            for w in lab_get(lab_server, f"campaign/{campaign_id}/workflows").json()
+        ] == [wid]
+    workcell.close()
+
+
 def test_a_pause_made_while_the_workcell_is_stopped_reaches_it_when_it_is_back(
     lab_server: LiveServer, madsci_lab: MadsciLab
 ) -> None:
