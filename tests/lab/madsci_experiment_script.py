@@ -36,7 +36,7 @@ def main() -> None:
         }
     )
 
-    class Measure(ExperimentScript):
+    class Measure(ExperimentScript):  # type: ignore[misc]  # madsci is untyped here
         experiment_design = ExperimentDesign(experiment_name="official measure")
 
         def run_experiment(self) -> dict[str, Any]:

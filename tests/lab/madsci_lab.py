@@ -80,16 +80,17 @@ def run_node(name: str, port: int) -> None:
     from madsci.node_module.helpers import action
     from madsci.node_module.rest_node_module import RestNode
 
-    class SimNode(RestNode):
+    class SimNode(RestNode):  # type: ignore[misc]  # madsci is untyped here
         """An instrument that waits, and measures the absorbance of a sample."""
 
-        @action
-        def sleep(self, seconds: float = 1.0) -> dict:  # type: ignore[type-arg]  # a bare dict, as MADSci asks (annotations are read at runtime)
+        # MADSci reads the return annotation at runtime and wants a bare ``dict``
+        @action  # type: ignore[untyped-decorator]
+        def sleep(self, seconds: float = 1.0) -> dict:  # type: ignore[type-arg]
             """Wait ``seconds``."""
             time.sleep(float(seconds))
             return {"slept": float(seconds)}
 
-        @action
+        @action  # type: ignore[untyped-decorator]
         def measure(self, sample: str = "A1") -> dict:  # type: ignore[type-arg]
             """Measure a sample: its absorbance is derived from its name, so it is repeatable."""
             absorbance = round((sum(map(ord, sample)) % 97) / 100, 3)

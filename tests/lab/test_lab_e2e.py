@@ -46,6 +46,18 @@ def wait_for(check: Callable[[], T], timeout: float, what: str, interval: float 
     return last
 
 
+def wait_until(get: Callable[[], T], accept: Callable[[T], bool], timeout: float, what: str) -> T:
+    """``get()`` once ``accept`` takes it; fails naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    value = get()
+    while not accept(value):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what} (last: {value!r})")
+        time.sleep(0.1)
+        value = get()
+    return value
+
+
 @contextlib.contextmanager
 def stopped(*processes: subprocess.Popen[bytes] | None) -> Iterator[None]:
     """Freeze processes (SIGSTOP: they accept connections but never answer) while inside."""
@@ -281,14 +293,13 @@ def test_pause_continue_and_cancel_reach_the_workflow(
 
         client.cancel_experiment(eid)
         wait_for(lambda: workcell.get(wid)["status"]["cancelled"], 5, "the workflow cancelled")
-        actions = [
-            e["action"]
-            for e in wait_for(
-                lambda: (lambda evs: evs if len(evs) == 3 else None)(control_events(client, eid)),
-                5,
-                "three workflow_control events",
-            )
-        ]
+        done = wait_until(
+            lambda: control_events(client, eid),
+            lambda evs: len(evs) == 3,
+            5,
+            "three workflow_control events",
+        )
+        actions = [e["action"] for e in done]
         assert actions == ["pause", "resume", "cancel"]
     workcell.close()
 
@@ -422,10 +433,9 @@ def test_with_every_manager_stopped_every_route_and_page_still_answers(
     paths = json.loads(lab_get(lab_server, "openapi.json").text)["paths"]
     with stopped(*managers):
         # an answer read just before is reused for lab_cache_seconds (stamped when read)
-        record = wait_for(
-            lambda: (lambda r: r if {s["state"] for s in r.values()} == {"unreachable"} else None)(
-                lab_get(lab_server, f"experiment/{eid}/lab").json()
-            ),
+        record = wait_until(
+            lambda: lab_get(lab_server, f"experiment/{eid}/lab").json(),
+            lambda r: {s["state"] for s in r.values()} == {"unreachable"},
             15,
             "every section unreachable",
         )
