@@ -16,10 +16,10 @@ import anyio
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from labledger.core.labrecord import LabSection, Manager, SectionState, workflow_ids
+from labledger.core.labrecord import LabReader, LabSection, Manager, SectionState, workflow_ids
 from labledger.errors import LabUnavailable, NotFound
 from labledger.server.deps import Service
-from labledger.server.labgateway import GatewayDep, LabGateway
+from labledger.server.labgateway import GatewayDep
 from labledger.server.rendering import JSONBody
 from labledger.server.schemas import ERRORS
 
@@ -28,7 +28,7 @@ __all__ = ["read_record", "router"]
 router = APIRouter(tags=["lab"])
 
 
-async def read_record(gateway: LabGateway, experiment_ids: Sequence[str]) -> dict[str, LabSection]:
+async def read_record(gateway: LabReader, experiment_ids: Sequence[str]) -> dict[str, LabSection]:
     """Every section of the lab record of these experiments, the managers asked in parallel."""
     ids = list(experiment_ids)
     workflows, resources, owned = await asyncio.gather(
@@ -49,7 +49,7 @@ async def read_record(gateway: LabGateway, experiment_ids: Sequence[str]) -> dic
     }
 
 
-async def _owned_points(gateway: LabGateway, ids: list[str]) -> LabSection:
+async def _owned_points(gateway: LabReader, ids: list[str]) -> LabSection:
     # started beside the workflows: most experiments' points are theirs, not their steps'
     return await gateway.datapoints(ids, [])
 
