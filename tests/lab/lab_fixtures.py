@@ -200,6 +200,8 @@ class MadsciLab:
                 env["LOCATION_SERVER_URL"] = f"http://127.0.0.1:{ports['location']}/"
                 env["DATA_SERVER_URL"] = f"http://127.0.0.1:{ports['data']}/"
                 env["RESOURCE_SERVER_URL"] = f"http://127.0.0.1:{ports['resource']}/"
+                # what the workcell logs about workflows (with their ids) goes to the Event Manager
+                env["EVENT_SERVER_URL"] = f"http://127.0.0.1:{ports['event']}/"
                 env["WORKCELL_NODES"] = json.dumps(
                     {name: f"http://127.0.0.1:{ports[name]}/" for name in self.nodes}
                 )

@@ -183,6 +183,15 @@ def test_our_application_runs_a_workflow_whose_record_labledger_shows(
     )
     assert [r["resource_name"] for r in resources] == ["buffer_A"]
 
+    # the Event Manager's events of the experiment's workflow (logged by the workcell)
+    wait_until(
+        lambda: lab_get(lab_server, f"experiment/{eid}/lab/events").json(),
+        lambda evs: any(
+            (e.get("event_data") or {}).get("workflow_id") == workflow["workflow_id"] for e in evs
+        ),
+        15,
+        "the workflow's events",
+    )
     record = lab_get(lab_server, f"experiment/{eid}/lab").json()
     assert {name: s["state"] for name, s in record.items()} == {
         "workflows": "ok",
