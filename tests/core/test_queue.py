@@ -191,3 +191,53 @@ def test_a_worker_that_lost_its_lease_cannot_record_results(lab: Lab, clock: Clo
         lab.results.add_values(exp_id, {"yield": 0.1}, worker_id="w1")
     lab.results.add_values(exp_id, {"yield": 0.9}, worker_id="w2")
     assert [(r.name, r.value) for r in lab.results.list_results(exp_id)] == [("yield", 0.9)]
+
+
+def test_a_worker_that_lost_its_lease_is_refused_whatever_state_follows(
+    lab: Lab, clock: Clock
+) -> None:
+    from labledger.core.records import MilestoneCreate
+
+    exp_id = queued(lab)
+    lab.queue.claim(ClaimRequest(worker_id="A"))
+    clock.advance(31)
+    lab.queue.claim(ClaimRequest(worker_id="B"))  # the sweep requeues, B takes it
+    lab.queue.finish(exp_id, FinishRequest(status="completed", worker_id="B"))
+    with pytest.raises(LeaseLost):
+        lab.queue.finish(exp_id, FinishRequest(status="completed", worker_id="A"))
+    with pytest.raises(LeaseLost):
+        lab.results.add_values(exp_id, {"y": 1}, worker_id="A")
+    with pytest.raises(LeaseLost):
+        lab.results.add_milestone(exp_id, MilestoneCreate(name="m", worker_id="A"))
+    with pytest.raises(LeaseLost):
+        lab.results.add_file(
+            exp_id, "raw", digest="0" * 64, size=1, media_type=None, filename=None, worker_id="A"
+        )
+    assert lab.results.list_results(exp_id) == [] and lab.results.list_milestones(exp_id) == []
+
+
+def test_a_worker_whose_experiment_the_sweep_failed_is_told_it_lost_the_lease(
+    lab: Lab, clock: Clock
+) -> None:
+    exp_id = queued(lab)
+    for worker in ("A", "B"):  # max_attempts=2: the second expiry fails it
+        assert lab.queue.claim(ClaimRequest(worker_id=worker)) is not None
+        clock.advance(31)
+        lab.queue.sweep_expired()
+    assert lab.experiments.get_experiment(exp_id).status is S.FAILED
+    with pytest.raises(LeaseLost):
+        lab.queue.finish(exp_id, FinishRequest(status="failed", worker_id="B"))
+
+
+def test_the_store_refuses_a_report_once_the_lease_moved(lab: Lab, clock: Clock) -> None:
+    """The holder is checked again in the writing transaction, not only before it."""
+    from labledger.core.records import Result, ResultKind
+
+    exp_id = queued(lab)
+    lab.queue.claim(ClaimRequest(worker_id="A"))
+    clock.advance(31)
+    lab.queue.claim(ClaimRequest(worker_id="B"))
+    value = Result(experiment_id=exp_id, name="y", kind=ResultKind.VALUE, value=1)
+    with pytest.raises(LeaseLost):
+        lab.store.put_results([value], None, [], worker_id="A")
+    assert lab.store.put_results([value], None, [], worker_id="B")[0].value == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import blake3
 from fastapi.testclient import TestClient
 
@@ -166,3 +168,42 @@ def test_campaign_results_as_csv_for_a_spreadsheet(sqlite_api: TestClient) -> No
     table = sqlite_api.get(f"/campaign/{campaign['campaign_id']}/results").json()
     assert table["result_names"] == ["tags", "yield"] and len(table["rows"]) == 3
     assert sqlite_api.get("/campaign/01JC0000000000000000000000/results").status_code == 404
+
+
+def test_every_report_of_a_worker_that_lost_its_lease_answers_lease_lost(api: TestClient) -> None:
+    created = api.post(
+        "/experiment", json={"experiment_design": {"experiment_name": "e"}, "status": "queued"}
+    ).json()
+    exp_id = created["_id"]
+    first = api.post("/queue/claim", json={"worker_id": "A", "lease_seconds": 0.05})
+    assert first.status_code == 200
+    deadline = time.monotonic() + 30
+    while (second := api.post("/queue/claim", json={"worker_id": "B"})).status_code != 200:
+        assert time.monotonic() < deadline, second.text  # A's lease ends, B gets it
+        time.sleep(0.05)
+    assert second.json()["_id"] == exp_id
+    api.post(f"/experiment/{exp_id}/results", json={"values": {"y": 2}, "worker_id": "B"})
+    done = api.post(f"/experiment/{exp_id}/finish", json={"status": "completed", "worker_id": "B"})
+    assert done.status_code == 200
+
+    late = [
+        api.post(f"/experiment/{exp_id}/finish", json={"status": "completed", "worker_id": "A"}),
+        api.post(f"/experiment/{exp_id}/finish", json={"status": "failed", "worker_id": "A"}),
+        api.post(f"/experiment/{exp_id}/results", json={"values": {"y": 1}, "worker_id": "A"}),
+        api.post(f"/experiment/{exp_id}/milestones", json={"name": "m", "worker_id": "A"}),
+        api.post(
+            f"/experiment/{exp_id}/files/raw",
+            files={"file": ("raw.txt", b"from A")},
+            data={"worker_id": "A"},
+        ),
+    ]
+    for answer in late:
+        assert answer.status_code == 409, answer.text
+        assert answer.json()["error"]["code"] == "lease_lost", answer.text
+    record = api.get(f"/experiment/{exp_id}").json()
+    assert record["lifecycle_status"] == "completed"
+    assert [r["value"] for r in api.get(f"/experiment/{exp_id}/results").json()] == [2]
+    assert api.get(f"/experiment/{exp_id}/milestones").json() == []
+    # B retrying its own finish is still safe
+    again = api.post(f"/experiment/{exp_id}/finish", json={"status": "completed", "worker_id": "B"})
+    assert again.status_code == 200

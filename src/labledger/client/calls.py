@@ -38,6 +38,8 @@ class Upload:
     path: Path
     media_type: str
     digest: str
+    #: a worker reporting: it must still hold the experiment (else 409 lease_lost)
+    worker_id: str | None = None
 
 
 @dataclass(frozen=True)

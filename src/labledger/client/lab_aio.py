@@ -130,11 +130,15 @@ class AsyncLabMethods:
         path: str | Path,
         *,
         media_type: str | None = None,
+        worker_id: str | None = None,
     ) -> Result:
-        """Upload a file result, streamed; the server checks it against its BLAKE3 digest."""
+        """Upload a file result, streamed; the server checks it against its BLAKE3 digest.
+
+        A worker gives its ``worker_id`` and gets ``LeaseLost`` if it no longer holds the
+        experiment."""
         path = Path(path)
         digest = await asyncio.to_thread(file_digest, path)
-        upload = Upload(path, media_type or guess_type(path), digest)
+        upload = Upload(path, media_type or guess_type(path), digest, worker_id)
         return await self._run(lab_calls.upload_file(experiment_id, name, upload))
 
     async def download_file(self, experiment_id: str, name: str, dest: str | Path) -> str:
@@ -171,9 +175,13 @@ class AsyncLabMethods:
         data: Mapping[str, Any] | None = None,
         *,
         progress: float | None = None,
+        worker_id: str | None = None,
     ) -> Milestone:
-        """Record a checkpoint with the data to resume from."""
-        return await self._run(lab_calls.add_milestone(experiment_id, name, data, progress))
+        """Record a checkpoint with the data to resume from (a worker gives its ``worker_id``
+        and gets ``LeaseLost`` if it no longer holds the experiment)."""
+        return await self._run(
+            lab_calls.add_milestone(experiment_id, name, data, progress, worker_id)
+        )
 
     async def get_milestones(self, experiment_id: str) -> list[Milestone]:
         """An experiment's milestones, oldest first."""

@@ -177,8 +177,11 @@ class lab_calls:  # noqa: N801 - a namespace of call builders
         name: str,
         data: Mapping[str, Any] | None = None,
         progress: float | None = None,
+        worker_id: str | None = None,
     ) -> Call[Milestone]:
         body = {"name": name, "data": dict(data or {}), "progress": progress}
+        if worker_id is not None:
+            body["worker_id"] = worker_id
         return Call(
             "POST",
             f"experiment/{experiment_id}/milestones",

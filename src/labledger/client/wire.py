@@ -113,7 +113,10 @@ def request_body(
         with upload.path.open("rb") as fh:
             yield {
                 "files": {"file": (upload.path.name, fh, upload.media_type)},
-                "data": {"digest": upload.digest},
+                "data": {
+                    "digest": upload.digest,
+                    **({"worker_id": upload.worker_id} if upload.worker_id else {}),
+                },
             }
     elif call.content is not None:
         yield {"content": stream(call.content())}

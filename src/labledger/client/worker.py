@@ -135,7 +135,9 @@ class Control:
             time.sleep(self.poll_interval)
             status = self.status(refresh=True)
         if name is not None:
-            self.client.add_milestone(self.experiment_id, name, data, progress=progress)
+            self.client.add_milestone(
+                self.experiment_id, name, data, progress=progress, worker_id=self.worker_id
+            )
         elif progress is not None:
             self.client.set_progress(self.experiment_id, progress)
 

@@ -159,13 +159,15 @@ class QueueService:
     ) -> Experiment:
         """Record an experiment's outcome; a failure keeps its error and traceback.
 
-        With ``worker_id`` the worker must still hold the experiment. Finishing again with the
-        same status changes nothing (a retried report is safe).
+        With ``worker_id`` the worker must still hold the experiment, whatever state it is in
+        now (a worker whose lease ran out gets :class:`LeaseLost` even after another worker
+        finished the experiment). Finishing again with the same status changes nothing (a
+        retried report is safe).
         """
         target = S(request.status)
 
         def decide(current: Experiment) -> Decision:
-            if request.worker_id is not None and current.status is not target:
+            if request.worker_id is not None:
                 self._check_holder(current, request.worker_id)
             if not check_transition(
                 current.status, target, entity_id=current.experiment_id, action="finish"
@@ -318,6 +320,8 @@ class QueueService:
         changes = {
             "status": S.FAILED,
             "ended_at": now,
+            # the worker no longer holds it: its late reports answer lease_lost
+            "worker_id": None,
             "lease_expires_at": None,
             "metadata": {**current.metadata, "error": error},
         }

@@ -110,6 +110,11 @@ class MilestoneCreate(LabModel):
     data: dict[str, Any] = Field(
         default_factory=dict, description="What a resumed run needs (its state at this point)."
     )
+    worker_id: str | None = Field(
+        default=None,
+        max_length=200,
+        description="A worker reporting: it must still hold the experiment (else 409 lease_lost).",
+    )
 
 
 class Milestone(MilestoneCreate):

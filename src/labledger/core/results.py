@@ -59,11 +59,7 @@ class ResultService:
         expired (and whose experiment another worker now runs) gets :class:`LeaseLost`.
         """
         experiment = self.store.get_experiment(experiment_id)
-        if worker_id is not None and (
-            experiment.worker_id != worker_id
-            or experiment.status not in (ExperimentStatus.IN_PROGRESS, ExperimentStatus.PAUSED)
-        ):
-            raise LeaseLost(experiment_id, worker_id, experiment.worker_id, experiment.status.value)
+        self._check_holder(experiment, worker_id)
         now = self.clock()
         results: list[Result] = []
         events: list[Event] = []
@@ -96,7 +92,7 @@ class ResultService:
             if len(encoded) <= EVENT_VALUE_BYTES:
                 data["value"] = value
             events.append(self._event(experiment, EventType.RESULT_ADDED, actor, now, data))
-        return self.store.put_results(results, None, events)
+        return self.store.put_results(results, None, events, worker_id=worker_id)
 
     def add_file(
         self,
@@ -108,10 +104,15 @@ class ResultService:
         media_type: str | None,
         filename: str | None,
         actor: str | None = None,
+        worker_id: str | None = None,
     ) -> Result:
-        """Record a file result whose content is stored under ``digest``."""
+        """Record a file result whose content is stored under ``digest``.
+
+        With ``worker_id`` the worker must still hold the experiment (else :class:`LeaseLost`).
+        """
         check_result_name(name)
         experiment = self.store.get_experiment(experiment_id)
+        self._check_holder(experiment, worker_id)
         now = self.clock()
         result = Result(
             experiment_id=experiment_id,
@@ -127,7 +128,7 @@ class ResultService:
         )
         data = {"name": name, "kind": "file", "digest": digest, "size": size, "filename": filename}
         event = self._event(experiment, EventType.RESULT_ADDED, actor, now, data)
-        return self.store.put_results([result], None, [event])[0]
+        return self.store.put_results([result], None, [event], worker_id=worker_id)[0]
 
     def list_results(self, experiment_id: str) -> list[Result]:
         """An experiment's results, by name."""
@@ -160,8 +161,13 @@ class ResultService:
     def add_milestone(
         self, experiment_id: str, create: MilestoneCreate, *, actor: str | None = None
     ) -> Milestone:
-        """Record a checkpoint (name, time, data); a resumed run reads the latest one back."""
+        """Record a checkpoint (name, time, data); a resumed run reads the latest one back.
+
+        With ``create.worker_id`` the worker must still hold the experiment (else
+        :class:`LeaseLost`).
+        """
         experiment = self.store.get_experiment(experiment_id)
+        self._check_holder(experiment, create.worker_id)
         now = self.clock()
         milestone = Milestone(
             experiment_id=experiment_id,
@@ -175,7 +181,7 @@ class ResultService:
         if create.progress is not None:
             data["progress"] = create.progress
         event = self._event(experiment, EventType.MILESTONE, actor, now, data)
-        return self.store.add_milestone(milestone, [event])
+        return self.store.add_milestone(milestone, [event], worker_id=create.worker_id)
 
     def list_milestones(self, experiment_id: str) -> list[Milestone]:
         """An experiment's milestones, oldest first."""
@@ -233,6 +239,18 @@ class ResultService:
         return self.store.list_resource_uses(resource_id=resource_id, limit=limit)
 
     # ------------------------------------------------------------------ helpers
+
+    @staticmethod
+    def _check_holder(experiment: Experiment, worker_id: str | None) -> None:
+        """Refuse a report from a worker that does not hold the experiment (checked again, in
+        the writing transaction, by the store)."""
+        if worker_id is not None and (
+            experiment.worker_id != worker_id
+            or experiment.status not in (ExperimentStatus.IN_PROGRESS, ExperimentStatus.PAUSED)
+        ):
+            raise LeaseLost(
+                experiment.experiment_id, worker_id, experiment.worker_id, experiment.status.value
+            )
 
     @staticmethod
     def _event(

@@ -167,9 +167,18 @@ class RecordStore(Protocol):
     """Results, milestones, resource uses and forwarding cursors (revision 0002)."""
 
     def put_results(
-        self, results: Sequence[Result], changes: dict[str, Any] | None, events: Sequence[Event]
+        self,
+        results: Sequence[Result],
+        changes: dict[str, Any] | None,
+        events: Sequence[Event],
+        *,
+        worker_id: str | None = None,
     ) -> list[Result]:
-        """Store results (a name given again replaces its result) and append ``events``."""
+        """Store results (a name given again replaces its result) and append ``events``.
+
+        With ``worker_id``, in the same transaction: the worker must hold the experiment, else
+        :class:`labledger.errors.LeaseLost` and nothing is stored.
+        """
 
     def list_results(
         self, *, experiment_id: str | None = None, campaign_id: str | None = None
@@ -179,8 +188,13 @@ class RecordStore(Protocol):
     def get_result(self, experiment_id: str, name: str) -> Result:
         """One result, or raise ``NotFound`` naming it."""
 
-    def add_milestone(self, milestone: Milestone, events: Sequence[Event]) -> Milestone:
-        """Store a milestone and append ``events``; returns it with its id."""
+    def add_milestone(
+        self, milestone: Milestone, events: Sequence[Event], *, worker_id: str | None = None
+    ) -> Milestone:
+        """Store a milestone and append ``events``; returns it with its id.
+
+        With ``worker_id`` the worker must hold the experiment (as for :meth:`put_results`).
+        """
 
     def list_milestones(self, experiment_id: str) -> list[Milestone]:
         """An experiment's milestones, oldest first."""

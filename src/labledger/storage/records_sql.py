@@ -13,7 +13,7 @@ from sqlalchemy import Connection, delete, insert, or_, select, update
 from labledger.core.ids import utcnow
 from labledger.core.models import Event
 from labledger.core.records import Milestone, ResourceType, ResourceUse, Result, ResultKind
-from labledger.errors import ExperimentNotFound, NotFound
+from labledger.errors import ExperimentNotFound, LeaseLost, NotFound
 from labledger.storage.access_sql import record_created
 from labledger.storage.tables import (
     events,
@@ -112,6 +112,25 @@ def _append(conn: Connection, events_: Sequence[Event]) -> None:
         conn.execute(insert(events), [event_row(e) for e in events_])
 
 
+#: the states in which a worker holds an experiment it claimed
+_HELD = ("in_progress", "paused")
+
+
+def _check_holder(conn: Connection, experiment_id: str, worker_id: str | None) -> None:
+    """Raise unless the experiment exists (and, with ``worker_id``, that worker holds it).
+
+    The row stays locked (PostgreSQL) until the transaction ends, so the lease cannot move to
+    another worker between this check and the write.
+    """
+    row = conn.execute(
+        select(E.worker_id, E.status).where(E.id == experiment_id).with_for_update()
+    ).first()
+    if row is None:
+        raise ExperimentNotFound(experiment_id)
+    if worker_id is not None and (row.worker_id != worker_id or row.status not in _HELD):
+        raise LeaseLost(experiment_id, worker_id, row.worker_id, row.status)
+
+
 class RecordSql:
     """Mixed into :class:`labledger.storage.sql.SqlStore`."""
 
@@ -124,16 +143,21 @@ class RecordSql:
     # ------------------------------------------------------------------ results
 
     def put_results(
-        self, results_: Sequence[Result], changes: dict[str, Any] | None, events_: Sequence[Event]
+        self,
+        results_: Sequence[Result],
+        changes: dict[str, Any] | None,
+        events_: Sequence[Event],
+        *,
+        worker_id: str | None = None,
     ) -> list[Result]:
         if not results_:
             return []
         experiment_id = results_[0].experiment_id
         names = [r.name for r in results_]
         with self.write() as conn:
-            # The experiment must still exist when the results land (it may have been purged).
-            if conn.execute(select(E.id).where(E.id == experiment_id)).first() is None:
-                raise ExperimentNotFound(experiment_id)
+            # The experiment must still exist when the results land (it may have been purged),
+            # and a reporting worker must still hold it.
+            _check_holder(conn, experiment_id, worker_id)
             conn.execute(delete(results).where(R.experiment_id == experiment_id, R.name.in_(names)))
             conn.execute(insert(results), [_result_row(r) for r in results_])
             if changes:
@@ -177,7 +201,9 @@ class RecordSql:
 
     # ------------------------------------------------------------------ milestones
 
-    def add_milestone(self, milestone: Milestone, events_: Sequence[Event]) -> Milestone:
+    def add_milestone(
+        self, milestone: Milestone, events_: Sequence[Event], *, worker_id: str | None = None
+    ) -> Milestone:
         row = {
             "experiment_id": milestone.experiment_id,
             "name": milestone.name,
@@ -187,6 +213,7 @@ class RecordSql:
             "at": milestone.at,
         }
         with self.write() as conn:
+            _check_holder(conn, milestone.experiment_id, worker_id)
             new_id = conn.execute(insert(milestones).values(**row).returning(M.id)).scalar_one()
             record_created(conn, "milestone", str(new_id))
             if milestone.progress is not None:

@@ -121,6 +121,14 @@ async def upload_file(
         str | None,
         Form(description="Expected BLAKE3 hex digest; a mismatch stores nothing (422)."),
     ] = None,
+    worker_id: Annotated[
+        str | None,
+        Form(
+            max_length=200,
+            description="A worker reporting: it must still hold the experiment (else 409 "
+            "lease_lost).",
+        ),
+    ] = None,
 ) -> JSONBody:
     """Upload a file result (multipart). Stored content-addressed; answers its digest and size."""
     try:
@@ -145,6 +153,7 @@ async def upload_file(
             media_type=file.content_type,
             filename=Path(file.filename or name).name[:1000],
             actor=actor,
+            worker_id=worker_id,
         )
     )
     return JSONBody(result_wire(result), status_code=201)
