@@ -28,6 +28,7 @@ import pytest
 
 if TYPE_CHECKING:
     from psycopg.sql import SQL, Composed
+    from sqlalchemy import Engine
 
 PG_BINDIR = Path(os.environ.get("LABLEDGER_PG_BINDIR", "/usr/lib/postgresql/15/bin"))
 MADSCI_REQUIREMENTS = ("madsci-client==0.8.1", "pydantic<2.14")
@@ -432,3 +433,18 @@ def madsci_venv_python() -> Path:
             shutil.rmtree(target, ignore_errors=True)
             _build_madsci_venv(target)
     return python
+
+
+def migrate(engine: Engine, target: str, *, down: bool = False) -> None:
+    """Upgrade (or downgrade) the database behind ``engine`` to schema revision ``target``."""
+    from alembic import command
+    from alembic.config import Config
+
+    from labledger.storage import schema
+    from labledger.storage.engine import WRITE
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(schema.__file__).with_name("migrations")))
+    with engine.connect().execution_options(**WRITE) as conn, conn.begin():
+        cfg.attributes["connection"] = conn
+        (command.downgrade if down else command.upgrade)(cfg, target)

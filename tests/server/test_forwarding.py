@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -147,4 +148,73 @@ def test_two_replicas_forward_each_event_once(db_url: str, receiver: Receiver) -
         ids = [e["event_id"] for e in receiver.received["/hook"]]
         assert len(ids) == 30 and ids == sorted(set(ids))  # all, once each, in order
     finally:
+        engine.dispose()
+
+
+def test_a_target_that_never_answers_holds_up_no_other_target(sqlite_url: str) -> None:
+    import asyncio
+
+    from labledger.core.lab import Lab
+    from labledger.core.models import ExperimentRegistration
+    from labledger.server.forwarding import Forwarder, Target
+    from labledger.storage.engine import create_db_engine
+    from labledger.storage.schema import ensure_ready
+    from labledger.storage.sql import SqlStore
+
+    release = threading.Event()
+    hanging = threading.Event()
+    delivered: list[int] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            if self.path == "/hang":
+                hanging.set()
+                release.wait()  # accepts, never answers (until the test ends)
+                return
+            delivered.append(body["event_id"])
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    engine = create_db_engine(sqlite_url)
+    ensure_ready(engine, sqlite_url)
+    store = SqlStore(engine)
+    lab = Lab(store)
+    # longer than the test waits: the good target must not wait for the hanging one to time out
+    forwarder = Forwarder(
+        store, [Target(f"{base}/hang", "webhook"), Target(f"{base}/ok", "webhook")], timeout=600
+    )
+    reg = ExperimentRegistration.model_validate({"experiment_design": {"experiment_name": "h"}})
+
+    async def scenario() -> None:
+        await forwarder.prime()
+        task = asyncio.create_task(forwarder.run())
+        try:
+            for _ in range(5):
+                await asyncio.to_thread(lab.experiments.create_experiment, reg)
+            deadline = time.monotonic() + 60
+            while len(delivered) < 5:
+                assert time.monotonic() < deadline, (delivered, hanging.is_set())
+                await asyncio.sleep(0.05)
+            assert hanging.is_set()  # the other target is still waiting for its first answer
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    try:
+        asyncio.run(scenario())
+        assert delivered == sorted(delivered) and len(set(delivered)) == 5
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
         engine.dispose()

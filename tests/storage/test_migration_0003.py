@@ -6,26 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import inspect
 
 from labledger.errors import SchemaOutdated
 from labledger.server.app import create_app
 from labledger.settings import Settings
-from labledger.storage import schema
 from labledger.storage.access_sql import TokenStore
-from labledger.storage.engine import WRITE, create_db_engine
+from labledger.storage.engine import create_db_engine
+from labledger_fixtures import migrate
 
 NEW_TABLES = {"api_tokens", "idempotency_keys"}
-
-
-def _migrate(engine: object, target: str, *, down: bool = False) -> None:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(Path(schema.__file__).with_name("migrations")))
-    with engine.connect().execution_options(**WRITE) as conn, conn.begin():  # type: ignore[attr-defined]
-        cfg.attributes["connection"] = conn
-        (command.downgrade if down else command.upgrade)(cfg, target)
 
 
 def _tables(engine: object) -> set[str]:
@@ -36,7 +26,7 @@ def _tables(engine: object) -> set[str]:
 def test_upgrade_from_0002_adds_the_tables_and_keeps_the_data(db_url: str, tmp_path: Path) -> None:
     engine = create_db_engine(db_url)
     try:
-        _migrate(engine, "0002")
+        migrate(engine, "0002")
         with engine.begin() as conn:
             conn.exec_driver_sql(
                 "INSERT INTO experiments (id, status, name, ownership, parameters, metadata, "
@@ -48,13 +38,13 @@ def test_upgrade_from_0002_adds_the_tables_and_keeps_the_data(db_url: str, tmp_p
         with pytest.raises(SchemaOutdated) as refused:
             create_app(Settings(db_url=db_url, data_dir=tmp_path), engine=engine)
         assert "labledger db upgrade" in refused.value.message
-        _migrate(engine, "0003")
+        migrate(engine, "0003")
         assert _tables(engine) >= NEW_TABLES
         TokenStore(engine).create("after-upgrade", "admin")
         with engine.connect() as conn:
             names = conn.exec_driver_sql("SELECT name FROM experiments").scalars().all()
         assert names == ["kept"]
-        _migrate(engine, "0002", down=True)
+        migrate(engine, "0002", down=True)
         assert not NEW_TABLES & _tables(engine)
     finally:
         engine.dispose()

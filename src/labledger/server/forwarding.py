@@ -3,7 +3,8 @@
 Forwarding reads the events table after a per-target cursor (kept in ``forward_cursors``) and
 POSTs each event in order; the cursor moves only when the target answered 2xx. A failing target
 is retried with exponential backoff (up to ``forward_retry_max`` seconds) and holds up nobody:
-experiments write their events whatever happens here, and each target has its own cursor. A
+experiments write their events whatever happens here, and each target has its own cursor, its
+own task, connections and timeout, so a target that accepts and never answers delays no other. A
 target configured for the first time starts at the end of the log (it gets new events only).
 With several server replicas on one database, one at a time forwards to a target: it claims the
 target's cursor for the batch. Delivery is at least once (a replica killed between a POST and
@@ -40,6 +41,8 @@ BATCH = 100
 POLL_SECONDS = 0.5
 #: how long one replica holds a target while it delivers a batch (released when done)
 CLAIM_SECONDS = 60.0
+#: how long one POST to a target may take before it counts as failed
+TIMEOUT_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -129,12 +132,14 @@ class Forwarder:
         *,
         manager_id: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float = TIMEOUT_SECONDS,
     ) -> None:
         self.store = store
         self.targets = targets
         self.retry_max = retry_max
         self.manager_id = manager_id
         self.transport = transport
+        self.timeout = timeout
 
     async def prime(self) -> None:
         """Give every new target a cursor at the end of the log (it gets events from now on)."""
@@ -146,15 +151,23 @@ class Forwarder:
                 )
 
     async def run(self) -> None:
-        """Forward until cancelled."""
-        async with httpx.AsyncClient(timeout=10.0, transport=self.transport) as http:
+        """Forward until cancelled: every target in a task of its own, with its own connection
+        pool and timeout, so a slow or hanging target holds up no other target (nor the API)."""
+        async with anyio.create_task_group() as tasks:
+            for target in self.targets:
+                tasks.start_soon(self.follow, target)
+
+    async def follow(self, target: Target) -> None:
+        """Deliver to ``target`` until cancelled."""
+        async with httpx.AsyncClient(timeout=self.timeout, transport=self.transport) as http:
             while True:
-                for target in self.targets:
-                    try:
-                        await self.forward_once(http, target)
-                    except Exception:  # never let one target's bug stop the others
-                        log.exception("forwarding to %s failed unexpectedly", target.url)
-                await asyncio.sleep(POLL_SECONDS)
+                try:
+                    sent = await self.forward_once(http, target)
+                except Exception:  # keep following: a database blip must not end the task
+                    log.exception("forwarding to %s failed unexpectedly", target.url)
+                    sent = 0
+                if sent < BATCH:
+                    await asyncio.sleep(POLL_SECONDS)
 
     async def forward_once(self, http: httpx.AsyncClient, target: Target) -> int:
         """Deliver the next batch to ``target``; returns how many events it accepted."""
