@@ -39,8 +39,11 @@ router = APIRouter(tags=["experiments"])
 
 #: the most experiments one list answer carries
 MAX_PAGE = 10_000
-#: the largest offset and event id a query takes (the databases' 64-bit integers)
-MAX_OFFSET = MAX_EVENT_ID = 2**63 - 1
+#: the largest event id a query takes (the databases' 64-bit integers)
+MAX_EVENT_ID = 2**63 - 1
+#: the largest offset a query takes: a list of several statuses asks each status for
+#: offset + number rows, which must still fit a 64-bit integer
+MAX_OFFSET = MAX_EVENT_ID - MAX_PAGE
 
 
 def _aware(value: datetime | None) -> datetime | None:

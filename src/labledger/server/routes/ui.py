@@ -25,6 +25,7 @@ from labledger.errors import CampaignNotFound, InvalidInput, LabledgerError
 from labledger.server.deps import Service
 from labledger.server.lab import LabDep, ReportsDep
 from labledger.server.labgateway import GatewayDep
+from labledger.server.routes.experiments import MAX_OFFSET
 from labledger.server.routes.summaries import MAX_COMPARE, comparison, parse_ids, status_counts
 from labledger.server.ui import STATIC_DIR, charts
 from labledger.server.ui.labview import lab_context, read_record_from_thread
@@ -122,6 +123,8 @@ def experiments_filters(params: Any) -> tuple[ExperimentQuery, dict[str, Any]]:
     if size not in PAGE_SIZES:
         raise InvalidInput(f"size: expected one of {PAGE_SIZES}", field="size")
     page = max(page, 1)
+    if (page - 1) * size > MAX_OFFSET:
+        raise InvalidInput(f"page: expected at most {MAX_OFFSET // size + 1}", field="page")
     form.update(size=size, page=page)
     since = _day_or_time(form["since"], "since") if form["since"] else None
     until = _day_or_time(form["until"], "until", end_of_day=True) if form["until"] else None
