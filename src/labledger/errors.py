@@ -21,6 +21,7 @@ the HTTP status the server answers with and the exit code the CLI ends with, so 
     ├── Unauthorized                    401 / exit 1
     ├── Forbidden                       403 / exit 1
     ├── PayloadTooLarge                 413 / exit 1
+    ├── RangeNotSatisfiable             416 / exit 1   a download's Range starts past its end
     ├── RateLimited                     429 / exit 1
     ├── StorageError                    503 / exit 1   the database is unreachable or broken
     │   ├── SchemaOutdated              the database needs `labledger db upgrade`
@@ -64,6 +65,7 @@ __all__ = [
     "MissingDependency",
     "NotFound",
     "PayloadTooLarge",
+    "RangeNotSatisfiable",
     "RateLimited",
     "RemoteError",
     "RunNotFound",
@@ -298,6 +300,17 @@ class PayloadTooLarge(LabledgerError):
 
     status_code = 413
     code = "payload_too_large"
+
+
+class RangeNotSatisfiable(LabledgerError):
+    """A download asked for bytes the file does not have; ``size`` is the file's size."""
+
+    status_code = 416
+    code = "range_not_satisfiable"
+
+    def __init__(self, message: str, *, size: int) -> None:
+        super().__init__(message, field="Range", size=size)
+        self.size = size
 
 
 class RateLimited(LabledgerError):

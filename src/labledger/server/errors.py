@@ -18,7 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from labledger.errors import InvalidInput, LabledgerError, RateLimited
+from labledger.errors import InvalidInput, LabledgerError, RangeNotSatisfiable, RateLimited
 
 __all__ = ["error_body", "install_error_handlers"]
 
@@ -54,7 +54,11 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _labledger(request: Request, exc: LabledgerError) -> JSONResponse:
         if exc.status_code >= 500:
             log.error("%s %s: %s", request.method, request.url.path, exc.message)
-        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+        headers = None
+        if isinstance(exc, RateLimited):
+            headers = {"Retry-After": str(exc.retry_after)}
+        elif isinstance(exc, RangeNotSatisfiable):
+            headers = {"Content-Range": f"bytes */{exc.size}"}
         return JSONResponse(
             error_body(exc.code, exc.message, **exc.details),
             status_code=exc.status_code,

@@ -6,7 +6,9 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from fastapi.responses import Response
+from fastapi.responses import FileResponse, Response
+from starlette.responses import MalformedRangeHeader
+from starlette.responses import RangeNotSatisfiable as StarletteRangeNotSatisfiable
 
 from labledger.core.models import (
     Event,
@@ -15,8 +17,10 @@ from labledger.core.models import (
     campaign_to_wire,
     experiment_to_wire,
 )
+from labledger.errors import InvalidInput, RangeNotSatisfiable
 
 __all__ = [
+    "Download",
     "JSONBody",
     "campaign_json",
     "campaigns_json",
@@ -35,6 +39,28 @@ class JSONBody(Response):
 
     def render(self, content: Any) -> bytes:
         return json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+class Download(FileResponse):
+    """A file sent whole or by ``Range``; a bad or unsatisfiable Range answers the one JSON
+    error body (422 naming the header, or 416 with ``Content-Range: bytes */size``) where
+    Starlette answers plain text or nothing."""
+
+    @classmethod
+    def _parse_range_header(cls, http_range: str, file_size: int) -> list[tuple[int, int]]:
+        try:
+            return super()._parse_range_header(http_range, file_size)
+        except MalformedRangeHeader as exc:
+            raise InvalidInput(
+                f"Range: expected bytes=START-END with START below END (e.g. bytes=0-1023); "
+                f"{exc.content.removeprefix('Range header: ')}, got {http_range!r}",
+                field="Range",
+            ) from None
+        except StarletteRangeNotSatisfiable:
+            raise RangeNotSatisfiable(
+                f"Range: {http_range!r} starts at or after the end of the file ({file_size} bytes)",
+                size=file_size,
+            ) from None
 
 
 def json_response(content: Any, status_code: int = 200) -> JSONBody:

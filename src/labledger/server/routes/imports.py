@@ -18,7 +18,6 @@ import anyio
 import blake3
 from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
-from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from labledger.archive.store import UPLOAD_NOT_STORED, no_space_is_storage_full
@@ -27,7 +26,7 @@ from labledger.errors import InvalidInput, NotFound
 from labledger.server.deps import Actor, Service
 from labledger.server.lab import BlobsDep
 from labledger.server.limits import too_large, upload_limit
-from labledger.server.rendering import JSONBody, experiment_json, json_response
+from labledger.server.rendering import Download, JSONBody, experiment_json, json_response
 from labledger.server.schemas import ERRORS
 
 __all__ = ["router"]
@@ -130,14 +129,12 @@ async def put_blob(digest: Digest, request: Request, blobs: BlobsDep) -> JSONBod
     "/blobs/{digest}",
     responses={**ERRORS, 200: {"content": {"application/octet-stream": {}}}},
 )
-def get_blob(digest: Digest, blobs: BlobsDep) -> FileResponse:
+def get_blob(digest: Digest, blobs: BlobsDep) -> Download:
     """A stored blob's bytes (logs, scripts and outputs of pushed runs)."""
     path = blobs.path_of(digest)
     if not path.is_file():
         raise NotFound(f"No blob {digest} on this server", digest=digest)
-    return FileResponse(
-        path, media_type="application/octet-stream", headers={"ETag": f'"{digest}"'}
-    )
+    return Download(path, media_type="application/octet-stream", headers={"ETag": f'"{digest}"'})
 
 
 @router.put(

@@ -16,7 +16,6 @@ from typing import Annotated, Any
 import anyio
 import blake3
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
-from fastapi.responses import FileResponse
 
 from labledger.archive.store import UPLOAD_NOT_STORED, BlobStore, no_space_is_storage_full
 from labledger.core.records import (
@@ -34,7 +33,7 @@ from labledger.errors import InvalidInput, NotFound
 from labledger.server.deps import Actor
 from labledger.server.lab import BlobsDep, LabDep
 from labledger.server.limits import too_large, upload_limit
-from labledger.server.rendering import JSONBody, experiment_json, json_response
+from labledger.server.rendering import Download, JSONBody, experiment_json, json_response
 from labledger.server.schemas import ERRORS
 
 __all__ = ["DIGEST_HEADER", "router"]
@@ -163,7 +162,7 @@ async def upload_file(
     "/experiment/{experiment_id}/files/{name}",
     responses={**ERRORS, 200: {"content": {"application/octet-stream": {}}}},
 )
-def download_file(experiment_id: str, name: str, lab: LabDep, blobs: BlobsDep) -> FileResponse:
+def download_file(experiment_id: str, name: str, lab: LabDep, blobs: BlobsDep) -> Download:
     """Download a file result; its BLAKE3 digest is in ``X-Content-BLAKE3`` and the ETag."""
     result = lab.results.get_result(experiment_id, name)
     if result.kind is not ResultKind.FILE or result.digest is None:
@@ -180,7 +179,7 @@ def download_file(experiment_id: str, name: str, lab: LabDep, blobs: BlobsDep) -
             experiment_id=experiment_id,
             name=name,
         )
-    return FileResponse(
+    return Download(
         path,
         media_type=result.media_type or "application/octet-stream",
         filename=result.filename or name,
