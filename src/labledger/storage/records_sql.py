@@ -120,7 +120,9 @@ def _check_holder(conn: Connection, experiment_id: str, worker_id: str | None) -
     """Raise unless the experiment exists (and, with ``worker_id``, that worker holds it).
 
     The row stays locked (PostgreSQL) until the transaction ends, so the lease cannot move to
-    another worker between this check and the write.
+    another worker between this check and the write, and writers of one experiment's results
+    take turns: two posts of one name cannot both find it free and clash on the unique index
+    (the later one replaces the earlier; SQLite writers take turns anyway).
     """
     row = conn.execute(
         select(E.worker_id, E.status).where(E.id == experiment_id).with_for_update()
