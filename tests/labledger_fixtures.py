@@ -31,7 +31,11 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
 PG_BINDIR = Path(os.environ.get("LABLEDGER_PG_BINDIR", "/usr/lib/postgresql/15/bin"))
-MADSCI_REQUIREMENTS = ("madsci-client==0.8.1", "pydantic<2.14")
+MADSCI_REQUIREMENTS = (
+    "madsci-client==0.8.1",
+    "madsci-experiment-application==0.8.1",
+    "pydantic<2.14",
+)
 SERVER_START_TIMEOUT = 30.0  # generous: a loaded 2-core CI machine starts it in 2-8 s
 
 

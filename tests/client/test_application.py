@@ -397,3 +397,53 @@ def test_ctrl_c_gives_the_experiment_back_to_the_queue(
         assert (back.status.value, back.worker_id) == ("queued", None)
         last = client.get_experiment_events(exp.experiment_id)[-1]
         assert last.data["reason"] == "worker interrupted"
+
+
+class Gated(ExperimentApplication):
+    """Runs between checkpoints until the test lets it finish."""
+
+    experiment_design = {"experiment_name": "gated"}
+    release = threading.Event()
+    checkpoints = 0
+
+    def run_experiment(self, **_: Any) -> Any:
+        while not Gated.release.is_set():
+            self.checkpoint()
+            Gated.checkpoints += 1
+            time.sleep(0.02)
+        return {"done": 1}
+
+
+def test_a_direct_run_in_a_paused_and_resumed_campaign_goes_on_running(
+    live_server: LiveServerFactory, db_url: str
+) -> None:
+    server = live_server(db_url)
+    Gated.release.clear()
+    Gated.checkpoints = 0
+    app = Gated(server.url, poll_interval=0.05)
+    outcome: dict[str, Any] = {}
+    with ExperimentClient(server.url) as client:
+        campaign = client.register_campaign({"campaign_name": "direct runs"})
+        runner = threading.Thread(
+            target=lambda: outcome.update(exp=app.start(campaign_id=campaign.campaign_id)),
+            daemon=True,
+        )
+        runner.start()
+        deadline = time.monotonic() + 20
+        while Gated.checkpoints < 2:
+            assert time.monotonic() < deadline and runner.is_alive()
+            time.sleep(0.02)
+        exp_id = client.get_experiments(1)[0].experiment_id
+        http = client.http
+        assert http.post(f"campaign/{campaign.campaign_id}/pause").status_code == 200
+        assert client.get_experiment(exp_id).status.value == "paused"
+        assert http.post(f"campaign/{campaign.campaign_id}/resume").status_code == 200
+        # back to where the pause found it: running, not queued for a worker to run again
+        assert client.get_experiment(exp_id).status.value == "in_progress"
+        assert http.post("queue/claim", json={"worker_id": "w"}).status_code == 204
+        Gated.release.set()
+        runner.join(20)
+        assert not runner.is_alive()
+        assert outcome["exp"].status.value == "completed"
+        assert {r.name: r.value for r in client.get_results(exp_id)} == {"done": 1}
+    app.close()

@@ -149,12 +149,15 @@ class CampaignService:
         return self.store.get_campaign(campaign.campaign_id)
 
     def resume(self, campaign_id: str, *, actor: str | None = None) -> ExperimentalCampaign:
-        """Release the queue and continue the experiments the campaign's pause stopped."""
+        """Release the queue and return each experiment the campaign's pause stopped to the
+        state it was paused from (one run directly by an application goes on running; it is
+        never sent to the queue, where a worker could run it a second time)."""
         self._move(campaign_id, C.ACTIVE, "resume", actor)
         for exp in self._experiments_in(campaign_id, [S.PAUSED, S.QUEUED]):
-            if self._paused_by(exp.experiment_id) != campaign_id:
+            pause = self._pause_of(exp.experiment_id)
+            if pause is None or pause.data.get("campaign_id") != campaign_id:
                 continue
-            target = S.IN_PROGRESS if exp.worker_id is not None else S.QUEUED
+            target = S(pause.from_status) if pause.from_status else S.IN_PROGRESS
             self._move_experiment(exp.experiment_id, target, "resume", campaign_id, actor)
         return self.refresh(campaign_id)
 
@@ -208,16 +211,15 @@ class CampaignService:
             [s.value for s in statuses], campaign_id=campaign_id, limit=0, offset=0
         )
 
-    def _paused_by(self, experiment_id: str) -> str | None:
-        """The campaign whose pause put the experiment in its current state, if one did."""
+    def _pause_of(self, experiment_id: str) -> Event | None:
+        """The campaign pause that put the experiment in its current state, if one did."""
         last: Event | None = None
         for ev in self.store.list_events(experiment_id=experiment_id, limit=100_000):
             if ev.to_status is not None and ev.from_status != ev.to_status:
                 last = ev
-        if last is None or last.data.get("action") != "pause":
+        if last is None or last.data.get("action") != "pause" or not last.data.get("campaign_id"):
             return None
-        campaign = last.data.get("campaign_id")
-        return str(campaign) if campaign else None
+        return last
 
     def _move(
         self, campaign_id: str, target: C, action: str, actor: str | None

@@ -141,6 +141,15 @@ class ExperimentService:
             target = target_of(
                 action, started=current.started_at is not None, end_status=end_status
             )
+            if (
+                action is Action.END
+                and current.status is ExperimentStatus.CANCELLED
+                and target in (ExperimentStatus.FAILED, ExperimentStatus.CANCELLED)
+            ):
+                # The run reports that it stopped, after it was cancelled from outside (MADSci's
+                # ExperimentScript ends a run that raised ExperimentCancelledError as failed):
+                # the cancellation stands, and the run's answer shows it.
+                return None
             if not check_transition(
                 current.status, target, entity_id=current.experiment_id, action=action.value
             ):
