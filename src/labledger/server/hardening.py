@@ -1,8 +1,9 @@
 """Install access control, limits and idempotency on an app (an ``EXTENSIONS`` hook).
 
-Middleware order, outermost first: body size limit, access control, rate limit, idempotency.
-So an oversized body is refused before anything else, the rate limiter knows the token, and an
-idempotent replay is only given to a client allowed to make the request.
+Middleware order, outermost first: body size limit, access control, rate limit, idempotency,
+strict input. So an oversized body is refused before anything else, the rate limiter knows the
+token, an idempotent replay is only given to a client allowed to make the request, and input no
+backend can store (NUL, lone surrogates, NaN) is refused before a route runs.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from labledger.server.limits import BodyLimitMiddleware, RateLimitMiddleware
 from labledger.server.openapi import document_errors
 from labledger.server.routes import tokens
 from labledger.server.security import AccessControl, AuthMiddleware
+from labledger.server.strict_input import StrictInputMiddleware
 from labledger.settings import Settings
 from labledger.storage.access_sql import IdempotencyStore, TokenStore
 
@@ -30,6 +32,7 @@ def install_hardening(app: FastAPI, settings: Settings) -> None:
     app.include_router(tokens.router)
     document_errors(app)
     # add_middleware wraps: the last one added is the outermost
+    app.add_middleware(StrictInputMiddleware)
     app.add_middleware(IdempotencyMiddleware, fastapi_app=app, store=IdempotencyStore(engine))
     if settings.rate_limit > 0:
         app.add_middleware(

@@ -17,6 +17,7 @@ from labledger.core.models import (
     campaign_to_wire,
     experiment_to_wire,
 )
+from labledger.core.strict import clean_for_json
 from labledger.errors import InvalidInput, RangeNotSatisfiable
 
 __all__ = [
@@ -38,7 +39,13 @@ class JSONBody(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        try:
+            text = json.dumps(content, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+            return text.encode("utf-8")
+        except (ValueError, UnicodeEncodeError):
+            # A row stored before such values were refused (or imported): answer anyway.
+            text = json.dumps(clean_for_json(content), separators=(",", ":"), ensure_ascii=False)
+            return text.encode("utf-8")
 
 
 class Download(FileResponse):

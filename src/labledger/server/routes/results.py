@@ -29,6 +29,7 @@ from labledger.core.records import (
     ResultValues,
     check_result_name,
 )
+from labledger.core.strict import text_problem
 from labledger.errors import InvalidInput, NotFound
 from labledger.server.deps import Actor
 from labledger.server.lab import BlobsDep, LabDep
@@ -134,6 +135,10 @@ async def upload_file(
         check_result_name(name)
     except ValueError as exc:
         raise InvalidInput(str(exc), field="name") from None
+    fields = {"digest": digest, "worker_id": worker_id, "file.filename": file.filename}
+    for field, value in fields.items():
+        if value is not None and (why := text_problem(value)) is not None:
+            raise InvalidInput(f"{field}: {why}; nothing was stored", field=field)
     await anyio.to_thread.run_sync(lab.store.get_experiment, experiment_id)  # 404 before upload
     limit = upload_limit(request)
     got, size = await anyio.to_thread.run_sync(_store_upload, blobs, file, limit)

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
+from labledger.core.strict import clean_for_json, text_problem
 from labledger.server.ui import TEMPLATE_DIR
 from labledger.server.ui.views import value_text
 
@@ -79,7 +80,17 @@ def _tojson_attr(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), default=str)
 
 
+def _finalize(value: Any) -> Any:
+    """Every ``{{ }}`` output: a lone surrogate (in a row stored before such values were
+    refused) shows as U+FFFD instead of making the page unencodable."""
+    if isinstance(value, str) and not value.isascii() and text_problem(value) is not None:
+        cleaned = clean_for_json(value)
+        return Markup(cleaned) if isinstance(value, Markup) else cleaned
+    return value
+
+
 templates = Jinja2Templates(directory=str(TEMPLATE_DIR))
+templates.env.finalize = _finalize
 templates.env.filters.update(
     when=_when,
     short_time=_short_time,

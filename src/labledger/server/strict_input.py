@@ -1,0 +1,95 @@
+"""Refuse, before any route runs, input that no backend can store as given (see
+:mod:`labledger.core.strict`): 422 with the one error body naming the field.
+
+Checked here: the path, every query parameter, and JSON bodies (parsed once more, strictly).
+Multipart form fields are checked by the upload route itself.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
+
+from labledger.core.strict import problem_in, text_problem
+from labledger.errors import InvalidInput, PayloadTooLarge
+from labledger.server.errors import error_body
+from labledger.server.security import ASGIApp, Message, Receive, Scope_, Send
+
+__all__ = ["StrictInputMiddleware"]
+
+
+def _refusal(field: str, why: str) -> JSONResponse:
+    exc = InvalidInput(f"{field}: {why}; nothing was stored", field=field)
+    return JSONResponse(error_body(exc.code, exc.message, **exc.details), status_code=422)
+
+
+def _is_json(scope: Scope_) -> bool:
+    for name, value in scope.get("headers") or []:
+        if name == b"content-type":
+            kind = bytes(value).split(b";", 1)[0].strip().lower()
+            return kind == b"application/json" or kind.endswith(b"+json")
+    return True  # FastAPI reads a body without a content type as JSON
+
+
+def _reject_constant(name: str) -> Any:
+    return float(name)  # NaN, Infinity, -Infinity: found by the walk, which names the field
+
+
+class StrictInputMiddleware:
+    """422 for a NUL, a lone surrogate or a non-finite number anywhere in a request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope_, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if (why := text_problem(scope.get("path", ""))) is not None:
+            await _refusal("path", why)(scope, receive, send)
+            return
+        query = (scope.get("query_string") or b"").decode("latin-1")
+        if "%00" in query or "\x00" in query:
+            for key, value in parse_qsl(query, keep_blank_values=True):
+                if (why := text_problem(key) or text_problem(value)) is not None:
+                    await _refusal(key or "query", why)(scope, receive, send)
+                    return
+        if scope["method"] not in ("POST", "PUT", "PATCH") or not _is_json(scope):
+            await self.app(scope, receive, send)
+            return
+        messages: list[Message] = []
+        try:
+            while True:
+                message = await receive()
+                messages.append(message)
+                if message["type"] != "http.request" or not message.get("more_body", False):
+                    break
+        except HTTPException as exc:  # the body limit, raised while reading
+            too_large = PayloadTooLarge(str(exc.detail))
+            body = error_body(too_large.code, too_large.message)
+            await JSONResponse(body, status_code=exc.status_code)(scope, receive, send)
+            return
+        raw = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
+        if raw:
+            try:
+                parsed = json.loads(raw, parse_constant=_reject_constant)
+            except (ValueError, RecursionError):
+                parsed = None  # not JSON: the route's own validation says so
+            found = problem_in(parsed) if parsed is not None else None
+            if found is not None:
+                await _refusal(*found)(scope, receive, send)
+                return
+
+        replay = iter(messages)
+
+        async def replayed() -> Message:
+            try:
+                return next(replay)
+            except StopIteration:
+                return await receive()
+
+        await self.app(scope, replayed, send)
