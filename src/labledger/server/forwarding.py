@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -39,7 +40,8 @@ log = logging.getLogger("labledger.forwarding")
 
 BATCH = 100
 POLL_SECONDS = 0.5
-#: how long one replica holds a target while it delivers a batch (released when done)
+#: how long one replica delivers a batch to a target before it saves the cursor; its claim on
+#: the target lasts this plus one POST's timeout, so no other replica sends the same events
 CLAIM_SECONDS = 60.0
 #: how long one POST to a target may take before it counts as failed
 TIMEOUT_SECONDS = 10.0
@@ -188,7 +190,10 @@ class Forwarder:
         if not pending:
             return 0  # nothing new: no write at all
         claimed = await anyio.to_thread.run_sync(
-            self.store.claim_forward_cursor, target.key, now, now + timedelta(seconds=CLAIM_SECONDS)
+            self.store.claim_forward_cursor,
+            target.key,
+            now,
+            now + timedelta(seconds=CLAIM_SECONDS + self.timeout),
         )
         if not claimed:
             return 0
@@ -201,7 +206,10 @@ class Forwarder:
         )
         sent = 0
         last = cursor.last_event_id
+        started = time.monotonic()
         for ev in events:
+            if time.monotonic() - started > CLAIM_SECONDS:
+                break  # save the cursor (and let go) well before the claim runs out
             body = madsci_event(ev, self.manager_id) if target.kind == "madsci" else event_wire(ev)
             error = await self._post(http, target, body)
             if error is not None:
