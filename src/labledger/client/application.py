@@ -126,12 +126,16 @@ class ExperimentApplication:
         return self.client.last_milestone(self.experiment_id)
 
     def record(self, **values: Any) -> list[Result]:
-        """Attach named values to the running experiment."""
-        return self.client.add_results(self.experiment_id, values)
+        """Attach named values to the running experiment (refused with ``LeaseLost`` when a
+        worker running it no longer holds it)."""
+        return self.client.add_results(self.experiment_id, values, worker_id=self._worker_id())
 
     def attach(self, name: str, path: str | Path) -> Result:
-        """Upload a file result for the running experiment."""
-        return self.client.upload_file(self.experiment_id, name, path)
+        """Upload a file result for the running experiment (refused as :meth:`record` is)."""
+        return self.client.upload_file(self.experiment_id, name, path, worker_id=self._worker_id())
+
+    def _worker_id(self) -> str | None:
+        return self._control.worker_id if self._control is not None else None
 
     def use_resource(self, resource_id: str, **details: Any) -> None:
         """Record that the running experiment used a sample, consumable or instrument."""
