@@ -447,3 +447,27 @@ def test_a_direct_run_in_a_paused_and_resumed_campaign_goes_on_running(
         assert outcome["exp"].status.value == "completed"
         assert {r.name: r.value for r in client.get_results(exp_id)} == {"done": 1}
     app.close()
+
+
+def test_a_worker_run_that_lost_its_lease_cannot_record_or_attach(
+    live_server: LiveServerFactory, tmp_path: Path
+) -> None:
+    from labledger.client.worker import Control
+    from labledger.errors import LeaseLost
+
+    server = live_server()
+    with ExperimentClient(server.url) as client:
+        queued = client.start_experiment({"experiment_name": "q"}, status="queued")
+        claimed = client.http.post("queue/claim", json={"worker_id": "B"}).json()
+        assert claimed["_id"] == queued.experiment_id
+        app = Titration(server.url, poll_interval=0.05)
+        # the application as worker A would run it, after B took the experiment over
+        app._control = Control(app.client, queued, worker_id="A")
+        data = tmp_path / "curve.csv"
+        data.write_text("x,y\n")
+        with pytest.raises(LeaseLost):
+            app.record(yield_=1)
+        with pytest.raises(LeaseLost):
+            app.attach("curve", data)
+        assert client.get_results(queued.experiment_id) == []
+        app.close()
