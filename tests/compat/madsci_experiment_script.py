@@ -31,7 +31,7 @@ def main() -> None:
     args = parser.parse_args()
     ownership: dict[str, Any] = {"campaign_id": args.campaign} if args.campaign else {}
 
-    class Steps(ExperimentScript):
+    class Steps(ExperimentScript):  # type: ignore[misc]  # madsci is untyped here
         experiment_design = ExperimentDesign(
             experiment_name="official script", ownership_info=ownership
         )
