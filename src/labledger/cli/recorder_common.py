@@ -28,6 +28,7 @@ __all__ = [
     "open_workspace",
     "print_json",
     "record_summary",
+    "text_table",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -141,3 +142,28 @@ def record_summary(record: RunRecord) -> dict[str, Any]:
         ],
         "sealed": record.sealed_at is not None,
     }
+
+
+#: a cell wider than this is cut short with an ellipsis
+CELL_WIDTH = 48
+
+
+def text_table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    """``rows`` under ``headers`` as lines of left-aligned columns, separated by two spaces.
+
+    Line breaks inside a cell become spaces and cells wider than :data:`CELL_WIDTH` are cut
+    short, so every row stays one line.
+    """
+    cells = [headers] + [
+        [
+            c if len(c) <= CELL_WIDTH else c[: CELL_WIDTH - 1] + "\u2026"
+            for c in (" ".join(str(v).split()) for v in row)
+        ]
+        for row in rows
+    ]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    rule = ["-" * w for w in widths]
+    return [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        for row in [cells[0], rule, *cells[1:]]
+    ]

@@ -8,11 +8,11 @@ from typing import Any
 import click
 
 from labledger.cli.recorder_common import (
-    console,
     dir_option,
     json_option,
     open_workspace,
     print_json,
+    text_table,
 )
 
 __all__ = ["export", "list_runs"]
@@ -77,26 +77,28 @@ def list_runs(
       labledger list --status completed --where 'lr>0.01'
       labledger list --text plateau --json
     """
-    from rich.table import Table
-
     rows = _query(directory, statuses, text, where, limit)
     if as_json:
         print_json(rows)
         return
-    table = Table("#", "id", "status", "name", "variables", "started", "hypothesis")
-    for r in rows:
-        variables = ", ".join(f"{k}={v}" for k, v in r["variables"].items())
-        started = (r["started_at"] or "")[:16].replace("T", " ")
-        table.add_row(
-            str(r["number"]),
-            r["run_id"][:10],
-            r["status"],
-            r["name"],
-            variables,
-            started,
-            r["hypothesis"][:40],
-        )
-    console().print(table)
+    # A plain aligned table: Rich's layout costs about half a millisecond per row, which
+    # made listing a thousand runs take most of a second.
+    lines = text_table(
+        ["#", "id", "status", "name", "variables", "started", "hypothesis"],
+        [
+            [
+                str(r["number"]),
+                r["run_id"][:10],
+                r["status"],
+                r["name"],
+                ", ".join(f"{k}={v}" for k, v in r["variables"].items()),
+                (r["started_at"] or "")[:16].replace("T", " "),
+                r["hypothesis"][:40],
+            ]
+            for r in rows
+        ],
+    )
+    click.echo("\n".join(lines))
     if not rows:
         click.echo("No runs match. Start one with `labledger new`.", err=True)
 

@@ -262,15 +262,19 @@ class RunIndex:
         with self._connect() as conn:
             conn.row_factory = sqlite3.Row
             rows = [dict(row) for row in conn.execute(" ".join(sql), args)]
+            by_id: dict[str, dict[str, Any]] = {}
             for row in rows:
-                row["variables"] = {
-                    name: json.loads(text) if num is not None else text
-                    for name, text, num in conn.execute(
-                        "SELECT name, value_text, value_num FROM variables WHERE run_id = ? "
-                        "ORDER BY name",
-                        (row["run_id"],),
-                    )
-                }
+                row["variables"] = by_id[row["run_id"]] = {}
+            ids = list(by_id)
+            # One query per 500 runs rather than one per run.
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                for run_id, name, text, num in conn.execute(
+                    "SELECT run_id, name, value_text, value_num FROM variables "
+                    f"WHERE run_id IN ({','.join('?' * len(chunk))}) ORDER BY run_id, name",
+                    chunk,
+                ):
+                    by_id[run_id][name] = json.loads(text) if num is not None else text
         return rows
 
     @staticmethod
