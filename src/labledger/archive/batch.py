@@ -1,14 +1,18 @@
-"""Storing many files fast: copy in the kernel, flush to disk once at the end.
+"""Storing many files fast: read each once, copy in the kernel, flush to disk once at the end.
 
-A :class:`BlobBatch` opens each file once, hashes it, and when its digest is new copies it to a
-temp file with ``sendfile`` (no round trip through Python), on a few threads. Leaving the batch
-flushes every temp file to disk (one ``syncfs`` for many files on Linux, else an ``fsync`` each
-on a few threads), then renames each to its final name and syncs the folders. Flushing at the
-end rather than file by file keeps ``fsync``'s journal commits from stalling the copies.
+A :class:`BlobBatch` stores files on a few threads (hashing and copying release the GIL). A
+small file is read whole once: its bytes are hashed and, when the digest is new, written to a
+temp file, so what is stored always matches its digest. A large file is hashed, then copied to
+a temp file inside the kernel (``copy_file_range``, which shares the blocks on file systems
+that can, else ``sendfile``), and checked unchanged afterwards. With a :class:`StatCache`, a
+file whose stat is unchanged since it was last hashed is not read at all.
 
-The protocol is the store's: a final name appears only after its content was flushed, so a
-crash at any moment leaves at worst stray temp files, never a blob with wrong content. A caller
-saves a record referring to the blobs only after the batch is closed.
+Leaving the batch flushes every temp file to disk (one ``syncfs`` for many files on Linux, else
+an ``fsync`` each on a few threads), then renames each to its final name and syncs the folders.
+Flushing at the end rather than file by file keeps ``fsync``'s journal commits from stalling the
+copies. The protocol is the store's: a final name appears only after its content was flushed,
+so a crash at any moment leaves at worst stray temp files, never a blob with wrong content. A
+caller saves a record referring to the blobs only after the batch is closed.
 """
 
 from __future__ import annotations
@@ -17,12 +21,16 @@ import os
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 
-from labledger.archive.store import CHUNK, BlobStore, StoredBlob, hash_fd
+import blake3
+
+from labledger.archive.statcache import StatCache
+from labledger.archive.store import CHUNK, BlobStore, StoredBlob, _write_all, hash_fd
 
 __all__ = ["BlobBatch"]
 
@@ -32,18 +40,28 @@ FLUSH_THREADS = 8
 COPY_THREADS = 4
 #: from this many new blobs (or folders) on, one syncfs() replaces an fsync each (Linux)
 SYNCFS_FROM = 64
+#: files up to this size are read whole once; larger ones are hashed, then copied in the kernel
+SMALL_FILE = CHUNK
 
 
 class BlobBatch:
-    """Put many files into ``store``; use as a context manager (see the module docstring)."""
+    """Put many files into ``store``; use as a context manager (see the module docstring).
 
-    def __init__(self, store: BlobStore) -> None:
+    ``cache``, when given, lets unchanged files skip hashing; it is saved when the batch
+    closes, after the blobs it names are durable.
+    """
+
+    def __init__(self, store: BlobStore, cache: StatCache | None = None) -> None:
         self.store = store
+        self.cache = cache
         self._pending: dict[str, Path | None] = {}  # None: being copied by some thread
         self._lock = threading.Lock()
+        self._shards: set[Path] = set()
 
     def __enter__(self) -> BlobBatch:
         self.store.create()
+        if self.cache is not None:
+            self.cache.load()
         return self
 
     def __exit__(
@@ -53,34 +71,60 @@ class BlobBatch:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+        if exc_type is None and self.cache is not None:
+            self.cache.save()
+
+    def _reserve(self, digest: str) -> bool:
+        """Claim ``digest`` for this thread to copy; False when stored or claimed already."""
+        with self._lock:
+            if digest in self._pending or self.store.has(digest):
+                return False
+            self._pending[digest] = None
+            return True
+
+    def _release(self, digest: str) -> None:
+        with self._lock:
+            del self._pending[digest]
+
+    def _temp(self) -> tuple[int, Path]:
+        out, name = tempfile.mkstemp(dir=self.store.tmp, prefix="blob-")
+        return out, Path(name)
 
     def put_file(self, path: Path) -> StoredBlob:
         """Store the regular file ``path`` (unless its content is stored already)."""
+        key = str(path)  # absolute when it comes from archive_tree
+        if self.cache is not None:
+            st = os.lstat(path)
+            digest = self.cache.lookup(key, st)
+            if digest is not None and self.store.has(digest):
+                return StoredBlob(digest, st.st_size, added=False)
         # One open of the source serves hashing, copying and both change checks: on a busy
         # disk, per-file system calls are what an archive of many small files costs.
+        hashed_at = time.time_ns()
         src = os.open(path, os.O_RDONLY)
         try:
             before = os.fstat(src)
+            if before.st_size <= SMALL_FILE:
+                return self._put_small(key, src, before, hashed_at)
             digest, size = hash_fd(src)
-            with self._lock:  # reserve the digest, so two threads never copy the same content
-                if digest in self._pending or self.store.has(digest):
-                    return StoredBlob(digest, size, added=False)
-                self._pending[digest] = None
+            if not self._reserve(digest):
+                self._remember(key, before, src, digest, hashed_at)
+                return StoredBlob(digest, size, added=False)
             tmp: Path | None = None
             try:
-                out, name = tempfile.mkstemp(dir=self.store.tmp, prefix="blob-")
-                tmp = Path(name)
+                out, tmp = self._temp()
                 try:
                     _copy_fd(src, out, size)
+                    os.fchmod(out, 0o444)  # blobs are immutable; read-only guards against slips
                 finally:
                     os.close(out)
                 after = os.fstat(src)
                 if (before.st_size, before.st_mtime_ns) == (after.st_size, after.st_mtime_ns):
                     self._pending[digest] = tmp
+                    self._remember(key, before, src, digest, hashed_at)
                     return StoredBlob(digest, size, added=True)
             except BaseException:
-                with self._lock:
-                    del self._pending[digest]
+                self._release(digest)
                 if tmp is not None:
                     tmp.unlink(missing_ok=True)
                 raise
@@ -88,10 +132,39 @@ class BlobBatch:
             os.close(src)
         # The file changed while we copied it: what we copied may not match the digest.
         # Store it the slow, always-consistent way (hashing exactly the bytes written).
-        with self._lock:
-            del self._pending[digest]
+        self._release(digest)
         tmp.unlink()
         return self.store.put_file(path)
+
+    def _put_small(self, key: str, src: int, before: os.stat_result, hashed_at: int) -> StoredBlob:
+        # The bytes hashed are the bytes written, so the blob always matches its digest even
+        # if the file changes meanwhile.
+        data = _read_all(src, before.st_size)
+        digest = blake3.blake3(data).hexdigest()
+        if self._reserve(digest):
+            try:
+                out, tmp = self._temp()
+                try:
+                    _write_all(out, data)
+                    os.fchmod(out, 0o444)
+                finally:
+                    os.close(out)
+            except BaseException:
+                self._release(digest)
+                raise
+            self._pending[digest] = tmp
+            added = True
+        else:
+            added = False
+        self._remember(key, before, src, digest, hashed_at)
+        return StoredBlob(digest, len(data), added=added)
+
+    def _remember(
+        self, key: str, before: os.stat_result, src: int, digest: str, hashed_at: int
+    ) -> None:
+        # Only a file that did not change while it was read is worth remembering.
+        if self.cache is not None and _same_file(before, os.fstat(src)):
+            self.cache.record(key, before, digest, hashed_at)
 
     def put_many(self, paths: Sequence[Path]) -> list[StoredBlob]:
         """:meth:`put_file` for each path, on a few threads (hashing and copying release the
@@ -127,9 +200,10 @@ class BlobBatch:
                 self._flush_all(temps)
             for digest, tmp in pending.items():
                 assert tmp is not None  # every reservation is filled or dropped by put_file
-                tmp.chmod(0o444)  # blobs are immutable; a read-only mode guards against slips
                 final = self.store.path_of(digest)
-                final.parent.mkdir(exist_ok=True)
+                if final.parent not in self._shards:
+                    final.parent.mkdir(exist_ok=True)
+                    self._shards.add(final.parent)
                 os.replace(tmp, final)
                 touched.add(final.parent)
         finally:
@@ -145,17 +219,39 @@ class BlobBatch:
 def _copy_fd(src: int, out: int, size: int) -> None:
     """Copy ``size`` bytes from the start of ``src`` to ``out`` inside the kernel."""
     offset = 0
+    use_range = hasattr(os, "copy_file_range")
     while offset < size:
         try:
-            sent = os.sendfile(out, src, offset, min(size - offset, 1 << 30))
-        except OSError:  # no sendfile between these files: copy through a buffer
+            if use_range:
+                # copy_file_range lets the file system share blocks (reflink) where it can.
+                sent = os.copy_file_range(src, out, min(size - offset, 1 << 30), offset, offset)
+            else:
+                sent = os.sendfile(out, src, offset, min(size - offset, 1 << 30))
+        except OSError:
+            if use_range:  # e.g. across file systems on an old kernel: try sendfile
+                use_range = False
+                continue
+            # no sendfile between these files either: copy through a buffer
             os.lseek(src, offset, os.SEEK_SET)
+            os.lseek(out, offset, os.SEEK_SET)
             while chunk := os.read(src, CHUNK):
-                os.write(out, chunk)
+                _write_all(out, chunk)
             return
         if sent == 0:
             return  # the file shrank; the caller's change check notices
         offset += sent
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    """Everything ``fd`` holds (``size`` is the expected length; a grown file is read whole)."""
+    parts = []
+    while chunk := os.read(fd, max(size, CHUNK) + 1):
+        parts.append(chunk)
+    return b"".join(parts) if len(parts) != 1 else parts[0]
+
+
+def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_size, a.st_mtime_ns, a.st_ctime_ns) == (b.st_size, b.st_mtime_ns, b.st_ctime_ns)
 
 
 def _syncfs(folder: Path) -> bool:

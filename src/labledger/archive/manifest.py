@@ -17,6 +17,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from labledger.archive.batch import BlobBatch
+from labledger.archive.statcache import StatCache
 from labledger.archive.store import BlobStore, check_digest
 from labledger.errors import IntegrityError, InvalidInput
 
@@ -81,6 +82,10 @@ def scan_tree(root: Path, *, exclude: Iterable[str] = ()) -> Iterator[tuple[str,
         yield from walk(root, "")
 
 
+#: the stat cache's file under a store's root (see :mod:`labledger.archive.statcache`)
+STAT_CACHE = "statcache.sqlite"
+
+
 def archive_tree(
     store: BlobStore,
     root: Path,
@@ -92,7 +97,8 @@ def archive_tree(
     """Store every file under ``root``; return its manifest and the paths skipped (sockets, fifos).
 
     Entry paths are ``prefix`` + the path relative to ``root``. Empty folders are kept as
-    ``dir`` entries so a restore gives back the same tree.
+    ``dir`` entries so a restore gives back the same tree. Files unchanged since an earlier
+    archive into the same store are not read again (the store's stat cache).
 
     A symlink that stays inside ``root`` is kept as a link (made relative, so a restored copy
     points into itself). One that leads outside is what the user meant to keep: the file or
@@ -104,8 +110,8 @@ def archive_tree(
     nonempty: set[str] = set()
     dirs: list[tuple[str, int]] = []
     walk = _Walk(Path(os.path.realpath(root)), entries, skipped, nonempty, dirs, notes)
-    with BlobBatch(store) as batch:
-        walk.into(batch, root, prefix, exclude, seen=frozenset({walk.real_root}))
+    with BlobBatch(store, StatCache(store.root / STAT_CACHE)) as batch:
+        walk.into(batch, root.absolute(), prefix, exclude, seen=frozenset({walk.real_root}))
     for path, mode in dirs:
         if path not in nonempty:
             entries.append(FileEntry(path=path, kind="dir", mode=mode))

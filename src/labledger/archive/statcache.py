@@ -1,0 +1,113 @@
+"""What each archived file hashed to, keyed by its path and stat, so unchanged files are not read.
+
+Re-archiving a folder whose files did not change should cost a ``stat`` per file, not a read of
+every byte. The cache remembers, per absolute path, the device, inode, size, modification and
+change times (in nanoseconds) the file had when it was hashed, the digest, and when the hash
+was taken. A file is trusted unchanged only when all of these still match **and** the hash was
+taken at least :data:`SETTLED_NS` after the file's last modification or change: a write landing
+in the same timestamp tick as the hash (file systems stamp times from a coarse clock, some with
+a granularity of seconds) would leave the times unchanged, so a file modified that close to its
+hashing is read and hashed again. Any write also moves the change time, which ``touch`` and
+``utime`` cannot set back, so restoring an old modification time does not fool the cache.
+
+The cache is a hint, never the truth: it lives in one SQLite file beside the blobs, a digest is
+used only when its blob is still in the store, and a missing or unreadable cache is simply
+rebuilt by hashing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from pathlib import Path
+
+__all__ = ["SETTLED_NS", "StatCache", "stat_key"]
+
+#: a hash taken less than this long after the file's last change is not trusted later
+SETTLED_NS = 2_000_000_000
+
+StatKey = tuple[int, int, int, int, int]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY,
+    dev INTEGER NOT NULL,
+    ino INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    ctime_ns INTEGER NOT NULL,
+    digest TEXT NOT NULL,
+    hashed_at_ns INTEGER NOT NULL
+)
+"""
+
+
+def stat_key(st: os.stat_result) -> StatKey:
+    """The parts of a stat that any change of the file's content moves."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+class StatCache:
+    """The cache in the SQLite file ``path``; :meth:`load` it, look up, record, :meth:`save`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._known: dict[str, tuple[StatKey, str, int]] = {}
+        self._new: dict[str, tuple[StatKey, str, int]] = {}
+
+    def load(self) -> None:
+        """Read every entry; an unreadable cache is dropped (it is only a hint)."""
+        if not self.path.exists():
+            return
+        try:
+            with contextlib.closing(sqlite3.connect(self.path, timeout=30)) as conn:
+                rows = conn.execute(
+                    "SELECT path, dev, ino, size, mtime_ns, ctime_ns, digest, hashed_at_ns "
+                    "FROM files"
+                ).fetchall()
+        except sqlite3.DatabaseError:
+            self._drop()
+            return
+        self._known = {
+            row[0]: ((row[1], row[2], row[3], row[4], row[5]), row[6], row[7]) for row in rows
+        }
+
+    def lookup(self, path: str, st: os.stat_result) -> str | None:
+        """The digest recorded for ``path`` if its stat is unchanged and its hash settled."""
+        found = self._known.get(path)
+        if found is None:
+            return None
+        key, digest, hashed_at = found
+        if key != stat_key(st):
+            return None
+        if hashed_at - max(st.st_mtime_ns, st.st_ctime_ns) < SETTLED_NS:
+            return None  # changed too close to its hashing for the times to prove anything
+        return digest
+
+    def record(self, path: str, st: os.stat_result, digest: str, hashed_at_ns: int) -> None:
+        """Remember that ``path`` with stat ``st`` (taken before reading) hashed to ``digest``."""
+        self._new[path] = (stat_key(st), digest, hashed_at_ns)
+
+    def save(self) -> None:
+        """Write what was recorded (call once the blobs it names are durable)."""
+        if not self._new:
+            return
+        rows = [(p, *key, digest, at) for p, (key, digest, at) in self._new.items()]
+        try:
+            with contextlib.closing(sqlite3.connect(self.path, timeout=30)) as conn:
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+                conn.execute(_SCHEMA)
+                with conn:
+                    conn.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?)", rows)
+        except sqlite3.DatabaseError:
+            self._drop()
+            return
+        self._known.update(self._new)
+        self._new = {}
+
+    def _drop(self) -> None:
+        self._known = {}
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)

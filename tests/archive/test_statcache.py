@@ -1,0 +1,131 @@
+"""The stat cache: unchanged files skip hashing, but no change of content is ever missed."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import blake3
+import pytest
+
+from labledger.archive import statcache
+from labledger.archive.batch import BlobBatch
+from labledger.archive.manifest import STAT_CACHE, FileEntry, archive_tree
+from labledger.archive.statcache import StatCache
+from labledger.archive.store import BlobStore
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> BlobStore:
+    s = BlobStore(tmp_path / "store")
+    s.create()
+    return s
+
+
+def _digests(entries: list[FileEntry]) -> dict[str, str | None]:
+    return {e.path: e.digest for e in entries}
+
+
+def test_a_remembered_stat_survives_a_reload_and_any_write_invalidates_it(tmp_path: Path) -> None:
+    f = tmp_path / "f.bin"
+    f.write_bytes(b"one")
+    st = os.stat(f)
+    cache = StatCache(tmp_path / "cache.sqlite")
+    cache.record(str(f), st, "d" * 64, hashed_at_ns=max(st.st_mtime_ns, st.st_ctime_ns) + 10**10)
+    cache.save()
+    again = StatCache(tmp_path / "cache.sqlite")
+    again.load()
+    assert again.lookup(str(f), os.stat(f)) == "d" * 64
+    assert again.lookup(str(tmp_path / "other"), os.stat(f)) is None
+    # Same size, modification time put back: the change time still gives the write away.
+    f.write_bytes(b"two")
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert os.stat(f).st_mtime_ns == st.st_mtime_ns
+    assert again.lookup(str(f), os.stat(f)) is None
+
+
+def test_a_hash_taken_right_after_a_change_is_not_trusted(tmp_path: Path) -> None:
+    f = tmp_path / "f.bin"
+    f.write_bytes(b"one")
+    st = os.stat(f)
+    cache = StatCache(tmp_path / "cache.sqlite")
+    changed = max(st.st_mtime_ns, st.st_ctime_ns)
+    cache.record(str(f), st, "d" * 64, hashed_at_ns=changed + statcache.SETTLED_NS - 1)
+    assert cache.lookup(str(f), st) is None  # not saved yet either way
+    cache.save()
+    cache.load()
+    assert cache.lookup(str(f), st) is None  # within the settling time: read it again
+
+
+def test_an_unreadable_cache_is_dropped_and_rebuilt(
+    store: BlobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(statcache, "SETTLED_NS", 0)
+    (store.root / STAT_CACHE).write_bytes(b"not a database at all" * 100)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("alpha")
+    entries, _ = archive_tree(store, src)
+    assert _digests(entries) == {"a.txt": blake3.blake3(b"alpha").hexdigest()}
+    cache = StatCache(store.root / STAT_CACHE)
+    cache.load()  # a real database again, holding what was just hashed
+    assert cache.lookup(str(src / "a.txt"), os.stat(src / "a.txt")) == entries[0].digest
+
+
+def test_rewriting_a_file_with_its_old_size_and_mtime_is_archived_anew(
+    store: BlobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No settling time, so only the stat decides: the worst case for the cache.
+    monkeypatch.setattr(statcache, "SETTLED_NS", 0)
+    src = tmp_path / "src"
+    src.mkdir()
+    small, large = src / "small.txt", src / "large.bin"
+    small.write_bytes(b"a" * 100)
+    large.write_bytes(b"x" * (3 << 20))
+    first, _ = archive_tree(store, src)
+    for f, content in ((small, b"b" * 100), (large, b"y" * (3 << 20))):
+        st = os.stat(f)
+        f.write_bytes(content)
+        os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    second, _ = archive_tree(store, src)
+    assert _digests(second) == {
+        "small.txt": blake3.blake3(b"b" * 100).hexdigest(),
+        "large.bin": blake3.blake3(b"y" * (3 << 20)).hexdigest(),
+    }
+    assert _digests(first) != _digests(second)
+
+
+def test_a_cached_file_whose_blob_was_removed_is_stored_again(
+    store: BlobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(statcache, "SETTLED_NS", 0)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("alpha")
+    entries, _ = archive_tree(store, src)
+    digest = entries[0].digest
+    assert digest is not None
+    store.gc(set())  # e.g. the run that kept it was deleted
+    assert not store.has(digest)
+    again, _ = archive_tree(store, src)
+    assert again[0].digest == digest
+    assert store.get(digest) == b"alpha"
+
+
+def test_unchanged_files_give_the_same_manifest_and_add_nothing(
+    store: BlobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(statcache, "SETTLED_NS", 0)
+    src = tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    for i in range(20):
+        (src / "d" / f"f{i}").write_bytes(os.urandom(100 + i * 50_000))
+    first, _ = archive_tree(store, src)
+    blobs = sorted(store.iter_digests())
+    with BlobBatch(store, StatCache(store.root / STAT_CACHE)) as batch:
+        results = batch.put_many(sorted((src / "d").iterdir()))
+    assert not any(r.added for r in results)
+    second, _ = archive_tree(store, src)
+    assert second == first
+    assert sorted(store.iter_digests()) == blobs
+    assert sorted(store.tmp.iterdir()) == []
