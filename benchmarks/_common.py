@@ -68,6 +68,14 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, {model}, Python {platform.python_version()}"
 
 
+def loadavg() -> str:
+    """The 1, 5 and 15 minute load averages, to print beside figures taken on a shared machine."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A Markdown table (readable as plain text too)."""
     cells = [[str(h) for h in headers], *[[_cell(v) for v in row] for row in rows]]

@@ -48,6 +48,10 @@ EXPECTED: dict[str, list[str]] = {
         r"\| archive_tree, unchanged again .*\| 0 +\|",
         rf"\| labledger --help +\| {NUMBER}",
         rf"\| labledger list +\| {NUMBER}",
+        rf"\| archive_tree, large files +\| {NUMBER}",
+        rf"\| labledger new +\| {NUMBER}",
+        rf"\| labledger run, over its scripts' [\d,]+ ms +\| {NUMBER}",
+        r"labledger end < 150 ms: ",
     ],
     "memory": [r"after [\d,]+ requests: \d+ MiB", r"\| warm \(first chunk\) \|"],
     "ui_page": [
