@@ -13,6 +13,7 @@ from labledger.cli.recorder_common import (
     json_option,
     open_workspace,
     print_json,
+    text_table,
 )
 
 if TYPE_CHECKING:
@@ -44,33 +45,40 @@ def show(run_ref: str | None, directory: Path | None, as_json: bool) -> None:
     Example:
       labledger show 3 --json | jq .experiment.status
     """
-    from rich.table import Table
-
+    # Plain click output: importing Rich would cost more than everything else `show` does.
     ws = open_workspace(directory, reading=True)
     rec = ws.resolve(run_ref)
     if as_json:
         print_json(rec.model_dump(mode="json"))
         return
-    out = console()
+    out = click.echo
     exp = rec.experiment
-    out.print(f"[bold]Run {rec.number}[/bold]  {rec.run_id}  [bold]{exp.status.value}[/bold]")
-    out.print(f"name:         {rec.name}")
-    out.print(f"started:      {exp.started_at or '-'}    ended: {exp.ended_at or '-'}")
-    out.print(f"sealed:       {rec.sealed_at or 'no (end it with `labledger end`)'}")
+    bold_status = click.style(exp.status.value, bold=True)
+    out(f"{click.style(f'Run {rec.number}', bold=True)}  {rec.run_id}  {bold_status}")
+    out(f"name:         {rec.name}")
+    out(f"started:      {exp.started_at or '-'}    ended: {exp.ended_at or '-'}")
+    out(f"sealed:       {rec.sealed_at or 'no (end it with `labledger end`)'}")
     if rec.rerun_of:
         match = {True: "outputs match", False: "outputs differ", None: "not compared"}
-        out.print(f"rerun of:     {rec.rerun_of} ({match[rec.rerun_outputs_match]})")
-    out.print(f"hypothesis:   {rec.hypothesis or '-'}")
-    out.print(f"observations: {rec.observations or '-'}")
+        out(f"rerun of:     {rec.rerun_of} ({match[rec.rerun_outputs_match]})")
+    out(f"hypothesis:   {rec.hypothesis or '-'}")
+    out(f"observations: {rec.observations or '-'}")
     if rec.variables:
-        out.print("variables:    " + ", ".join(f"{k}={v!r}" for k, v in rec.variables.items()))
+        out("variables:    " + ", ".join(f"{k}={v!r}" for k, v in rec.variables.items()))
     if rec.phases:
-        table = Table("phase", "script", "status", "exit", "seconds", title="phases")
-        for p in rec.phases:
-            code = "" if p.exit_code is None else str(p.exit_code)
-            secs = "" if p.duration_s is None else f"{p.duration_s:.2f}"
-            table.add_row(p.phase, p.script, p.status, code, secs)
-        out.print(table)
+        out("phases:")
+        rows = [
+            [
+                p.phase,
+                p.script,
+                p.status,
+                "" if p.exit_code is None else str(p.exit_code),
+                "" if p.duration_s is None else f"{p.duration_s:.2f}",
+            ]
+            for p in rec.phases
+        ]
+        for line in text_table(["phase", "script", "status", "exit", "seconds"], rows):
+            out("  " + line)
     if rec.code:
         c = rec.code
         dirty = f", dirty: {len(c.changed_files)} changed files" if c.dirty else ", clean"
@@ -79,21 +87,19 @@ def show(run_ref: str | None, directory: Path | None, as_json: bool) -> None:
             if c.vcs == "git"
             else "not a git repository"
         )
-        out.print(f"code:         {where}")
+        out(f"code:         {where}")
     if rec.environment:
         e = rec.environment
-        out.print(f"environment:  {e.host}, {e.os}, Python {e.python_version}, {e.cpu_count} CPUs")
+        out(f"environment:  {e.host}, {e.os}, Python {e.python_version}, {e.cpu_count} CPUs")
         for gpu in e.gpus:
-            out.print(f"              GPU {gpu}")
+            out(f"              GPU {gpu}")
     for section, entries in rec.files.items():
         total = sum(e.size for e in entries)
-        out.print(f"{section + ':':<14}{len(entries)} files, {_human_size(total)}")
+        out(f"{section + ':':<14}{len(entries)} files, {_human_size(total)}")
     for event in rec.events[-5:]:
         note = event.data.get("note") if event.data else None
         change = f"{event.from_status} -> {event.to_status}" if event.to_status else ""
-        out.print(
-            f"  {event.at:%Y-%m-%d %H:%M:%S} {event.type.value} {change} {note or ''}".rstrip()
-        )
+        out(f"  {event.at:%Y-%m-%d %H:%M:%S} {event.type.value} {change} {note or ''}".rstrip())
 
 
 def _open_log(ws: Workspace, rec: RunRecord, phase: str) -> BinaryIO | None:
