@@ -107,3 +107,16 @@ def test_environment_lists_python_packages_host_and_chosen_variables(
     assert "pydantic" in {name.lower() for name in env.packages}
     assert env.python_version.count(".") == 2
     assert env.host and env.os and env.cpu_count
+
+
+def test_packages_are_named_and_versioned_as_their_full_metadata_says() -> None:
+    import importlib.metadata
+
+    expected = {
+        d.metadata["Name"]: d.version
+        for d in importlib.metadata.distributions()
+        if d.metadata["Name"]
+    }
+    assert capture_environment([]).packages == dict(
+        sorted(expected.items(), key=lambda kv: kv[0].lower())
+    )
