@@ -90,14 +90,22 @@ class BlobBatch:
         out, name = tempfile.mkstemp(dir=self.store.tmp, prefix="blob-")
         return out, Path(name)
 
+    def _cached(self, path: Path) -> StoredBlob | None:
+        """The stored blob of ``path`` when the cache vouches it is unchanged, else None."""
+        if self.cache is None:
+            return None
+        st = os.lstat(path)
+        digest = self.cache.lookup(str(path), st)
+        if digest is not None and self.store.has(digest):
+            return StoredBlob(digest, st.st_size, added=False)
+        return None
+
     def put_file(self, path: Path) -> StoredBlob:
         """Store the regular file ``path`` (unless its content is stored already)."""
+        return self._cached(path) or self._put_file(path)
+
+    def _put_file(self, path: Path) -> StoredBlob:
         key = str(path)  # absolute when it comes from archive_tree
-        if self.cache is not None:
-            st = os.lstat(path)
-            digest = self.cache.lookup(key, st)
-            if digest is not None and self.store.has(digest):
-                return StoredBlob(digest, st.st_size, added=False)
         # One open of the source serves hashing, copying and both change checks: on a busy
         # disk, per-file system calls are what an archive of many small files costs.
         hashed_at = time.time_ns()
@@ -169,10 +177,21 @@ class BlobBatch:
     def put_many(self, paths: Sequence[Path]) -> list[StoredBlob]:
         """:meth:`put_file` for each path, on a few threads (hashing and copying release the
         GIL); results in the order of ``paths``."""
-        if len(paths) < 2:
-            return [self.put_file(p) for p in paths]
-        with ThreadPoolExecutor(COPY_THREADS, thread_name_prefix="labledger-copy") as pool:
-            return list(pool.map(self.put_file, paths))
+        # Files the cache vouches for cost a stat each: check them here, and hand only the
+        # rest to the threads (a task costs more than such a check).
+        results = [self._cached(p) for p in paths]
+        todo = [i for i, found in enumerate(results) if found is None]
+        if len(todo) < 2:
+            for i in todo:
+                results[i] = self._put_file(paths[i])
+        else:
+            with ThreadPoolExecutor(COPY_THREADS, thread_name_prefix="labledger-copy") as pool:
+                for i, stored in zip(
+                    todo, pool.map(self._put_file, [paths[i] for i in todo]), strict=True
+                ):
+                    results[i] = stored
+        assert all(r is not None for r in results)
+        return results  # type: ignore[return-value]  # every None was filled above
 
     @staticmethod
     def _flush(tmp: Path) -> None:
