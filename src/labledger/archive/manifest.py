@@ -12,14 +12,15 @@ import os
 import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from labledger.archive.batch import BlobBatch
-from labledger.archive.statcache import StatCache
 from labledger.archive.store import BlobStore, check_digest
 from labledger.errors import IntegrityError, InvalidInput
+
+if TYPE_CHECKING:
+    from labledger.archive.batch import BlobBatch
 
 __all__ = ["FileEntry", "archive_tree", "check_entry_path", "restore_entries", "scan_tree"]
 
@@ -105,6 +106,10 @@ def archive_tree(
     folder it points to is archived under the link's name, and ``notes`` (when given) says so.
     A link that leads nowhere is skipped, and ``notes`` says that too.
     """
+    # Imported here: reading records needs FileEntry, not the threads and SQLite of archiving.
+    from labledger.archive.batch import BlobBatch
+    from labledger.archive.statcache import StatCache
+
     entries: list[FileEntry] = []
     skipped: list[str] = []
     nonempty: set[str] = set()
