@@ -124,10 +124,12 @@ class BlobBatch:
                 try:
                     _copy_fd(src, out, size)
                     os.fchmod(out, 0o444)  # blobs are immutable; read-only guards against slips
+                    copied = os.fstat(out).st_size
                 finally:
                     os.close(out)
-                after = os.fstat(src)
-                if (before.st_size, before.st_mtime_ns) == (after.st_size, after.st_mtime_ns):
+                now = os.fstat(src)
+                same = (before.st_size, before.st_mtime_ns) == (now.st_size, now.st_mtime_ns)
+                if copied == size and same:
                     self._pending[digest] = tmp
                     self._remember(key, before, src, digest, hashed_at)
                     return StoredBlob(digest, size, added=True)
@@ -138,8 +140,10 @@ class BlobBatch:
                 raise
         finally:
             os.close(src)
-        # The file changed while we copied it: what we copied may not match the digest.
-        # Store it the slow, always-consistent way (hashing exactly the bytes written).
+        # The file changed while we copied it, or the kernel copied less than all of it (a
+        # full tmpfs does that without an error): what we copied may not match the digest.
+        # Store it the slow, always-consistent way (hashing exactly the bytes written), which
+        # also raises the real error when the disk is full.
         self._release(digest)
         tmp.unlink()
         return self.store.put_file(path)
@@ -150,6 +154,7 @@ class BlobBatch:
         data = _read_all(src, before.st_size)
         digest = blake3.blake3(data).hexdigest()
         if self._reserve(digest):
+            tmp: Path | None = None
             try:
                 out, tmp = self._temp()
                 try:
@@ -159,6 +164,8 @@ class BlobBatch:
                     os.close(out)
             except BaseException:
                 self._release(digest)
+                if tmp is not None:
+                    tmp.unlink(missing_ok=True)
                 raise
             self._pending[digest] = tmp
             added = True
@@ -257,7 +264,15 @@ def _copy_fd(src: int, out: int, size: int) -> None:
                 _write_all(out, chunk)
             return
         if sent == 0:
-            return  # the file shrank; the caller's change check notices
+            # The file shrank, or the kernel copied nothing for another reason (a full tmpfs
+            # answers 0 rather than ENOSPC): copy the rest through a buffer, which either
+            # finishes, finds the end of a shrunk file (the caller's change check notices),
+            # or raises the real error.
+            os.lseek(src, offset, os.SEEK_SET)
+            os.lseek(out, offset, os.SEEK_SET)
+            while chunk := os.read(src, CHUNK):
+                _write_all(out, chunk)
+            return
         offset += sent
 
 
