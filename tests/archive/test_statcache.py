@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 
 import blake3
@@ -129,3 +130,17 @@ def test_unchanged_files_give_the_same_manifest_and_add_nothing(
     assert second == first
     assert sorted(store.iter_digests()) == blobs
     assert sorted(store.tmp.iterdir()) == []
+
+
+def test_entries_of_deleted_files_are_forgotten(store: BlobStore, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "kept.txt").write_text("kept")
+    (src / "gone.txt").write_text("gone")
+    archive_tree(store, src)
+    (src / "gone.txt").unlink()
+    (src / "new.txt").write_text("new")
+    archive_tree(store, src)
+    with sqlite3.connect(store.root / STAT_CACHE) as conn:
+        paths = sorted(Path(row[0]).name for row in conn.execute("SELECT path FROM files"))
+    assert paths == ["kept.txt", "new.txt"]

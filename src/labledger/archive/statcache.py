@@ -90,8 +90,10 @@ class StatCache:
         self._new[path] = (stat_key(st), digest, hashed_at_ns)
 
     def save(self) -> None:
-        """Write what was recorded (call once the blobs it names are durable)."""
-        if not self._new:
+        """Write what was recorded (call once the blobs it names are durable), and forget the
+        entries of files that no longer exist, so the cache does not grow without bound."""
+        gone = [(p,) for p in self._known.keys() - self._new.keys() if not os.path.lexists(p)]
+        if not self._new and not gone:
             return
         rows = [(p, *key, digest, at) for p, (key, digest, at) in self._new.items()]
         try:
@@ -101,9 +103,12 @@ class StatCache:
                 conn.execute(_SCHEMA)
                 with conn:
                     conn.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?)", rows)
+                    conn.executemany("DELETE FROM files WHERE path = ?", gone)
         except sqlite3.DatabaseError:
             self._drop()
             return
+        for (path,) in gone:
+            del self._known[path]
         self._known.update(self._new)
         self._new = {}
 
