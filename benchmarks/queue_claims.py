@@ -73,7 +73,7 @@ def seed(url: str, n: int) -> None:
                 priority=i % 3,
             )
         )
-    store.insert_experiments(made, created)
+    store.experiments.insert_many(made, created)
     engine.dispose()
 
 

@@ -207,7 +207,7 @@ def _row(i: int, data: Dataset, rnd: random.Random, sqlite: bool) -> dict[str, A
 
 def check_round_trip(store: SqlStore, data: Dataset) -> None:
     """The newest stored experiment reads back as the loader meant it (storage form is right)."""
-    newest = store.list_experiments(ExperimentQuery(limit=1, deleted=False))[0]
+    newest = store.experiments.find(ExperimentQuery(limit=1, deleted=False))[0]
     index = int(newest.run_name.rsplit("#", 1)[1]) if newest.run_name else -1
     expected = BASE + timedelta(seconds=30 * index)
     if newest.created_at != expected or newest.experiment_design is None:
@@ -307,7 +307,7 @@ def measure_size(
     cases = queries(data)
     for label, filters in cases.items():
         query = ExperimentQuery(limit=10, **filters)
-        results[(label, "store")] = timed(lambda q=query: store.list_experiments(q), n)
+        results[(label, "store")] = timed(lambda q=query: store.experiments.find(q), n)
     get, close = http_getter(base_url)
     try:
         for label, filters in cases.items():

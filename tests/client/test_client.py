@@ -158,7 +158,7 @@ def test_async_client_drives_the_app_in_process(sqlite_url: str, tmp_path: Path)
             assert health["healthy"] is True
 
     asyncio.run(scenario())
-    app.state.engine.dispose()
+    app.state.lab.close()
 
 
 SERVER_ERRORS = [

@@ -44,7 +44,7 @@ def sweep_spec(**kw: object) -> CampaignSpec:
 def test_a_sweep_creates_a_planned_campaign_of_queued_experiments(lab: Lab) -> None:
     campaign = lab.campaigns.create(sweep_spec())
     assert campaign.status is C.PLANNED and len(campaign.experiment_ids or []) == 7
-    exps = lab.store.list_queue(["queued"], campaign_id=campaign.campaign_id, limit=0, offset=0)
+    exps = lab.store.queue.find(["queued"], campaign_id=campaign.campaign_id, limit=0, offset=0)
     params = sorted((e.parameters["ph"], e.parameters.get("salt", "")) for e in exps)
     assert params == [
         (6, "KCl"),
@@ -64,17 +64,17 @@ def test_campaign_goes_active_on_first_claim_and_completed_when_all_finish(lab: 
     cid = campaign.campaign_id
     first = lab.queue.claim(ClaimRequest(worker_id="w"))
     assert first is not None
-    assert lab.campaigns.store.get_campaign(cid).status is C.ACTIVE
+    assert lab.campaigns.store.campaigns.get(cid).status is C.ACTIVE
     lab.queue.finish(first.experiment_id, FinishRequest(worker_id="w"))
     second = lab.queue.claim(ClaimRequest(worker_id="w"))
     assert second is not None
-    assert lab.store.get_campaign(cid).status is C.ACTIVE
+    assert lab.store.campaigns.get(cid).status is C.ACTIVE
     lab.queue.finish(second.experiment_id, FinishRequest(status="failed", worker_id="w"))
-    done = lab.store.get_campaign(cid)
+    done = lab.store.campaigns.get(cid)
     assert done.status is C.COMPLETED and done.ended_at is not None
     kinds = [
         (e.from_status, e.to_status)
-        for e in lab.store.list_events(campaign_id=cid)
+        for e in lab.store.events.find(campaign_id=cid)
         if e.type.value == "campaign_status_changed"
     ]
     assert kinds == [("planned", "active"), ("active", "completed")]
@@ -86,11 +86,11 @@ def test_pausing_a_campaign_pauses_running_and_holds_its_queue_until_resumed(lab
     running = lab.queue.claim(ClaimRequest(worker_id="w"))
     assert running is not None
     lab.campaigns.pause(cid)
-    assert lab.store.get_campaign(cid).status is C.PAUSED
-    assert lab.store.get_experiment(running.experiment_id).status is S.PAUSED
+    assert lab.store.campaigns.get(cid).status is C.PAUSED
+    assert lab.store.experiments.get(running.experiment_id).status is S.PAUSED
     assert lab.queue.claim(ClaimRequest(worker_id="w2")) is None  # the queue is held
     lab.campaigns.resume(cid)
-    assert lab.store.get_experiment(running.experiment_id).status is S.IN_PROGRESS
+    assert lab.store.experiments.get(running.experiment_id).status is S.IN_PROGRESS
     nxt = lab.queue.claim(ClaimRequest(worker_id="w2"))
     assert nxt is not None and nxt.campaign_id == cid
 
@@ -105,8 +105,8 @@ def test_resume_leaves_experiments_paused_on_their_own(lab: Lab) -> None:
     lab.experiments.apply_action(a.experiment_id, Action.PAUSE)
     lab.campaigns.pause(campaign.campaign_id)
     lab.campaigns.resume(campaign.campaign_id)
-    assert lab.store.get_experiment(a.experiment_id).status is S.PAUSED
-    assert lab.store.get_experiment(b.experiment_id).status is S.IN_PROGRESS
+    assert lab.store.experiments.get(a.experiment_id).status is S.PAUSED
+    assert lab.store.experiments.get(b.experiment_id).status is S.IN_PROGRESS
 
 
 def test_cancelling_a_campaign_cancels_every_unfinished_experiment(lab: Lab) -> None:
@@ -118,7 +118,7 @@ def test_cancelling_a_campaign_cancels_every_unfinished_experiment(lab: Lab) -> 
     lab.queue.claim(ClaimRequest(worker_id="w"))
     cancelled = lab.campaigns.cancel(cid)
     assert cancelled.status is C.CANCELLED
-    assert lab.store.campaign_status_counts(cid) == {"completed": 1, "cancelled": 2}
+    assert lab.store.campaigns.status_counts(cid) == {"completed": 1, "cancelled": 2}
     with pytest.raises(IllegalTransition) as info:
         lab.campaigns.resume(cid)
     assert "'cancelled'" in info.value.message and "'active'" in info.value.message
@@ -151,7 +151,7 @@ def test_results_replace_by_name_and_gather_per_campaign(lab: Lab) -> None:
     lab.results.add_values(exp.experiment_id, {"yield": 0.75})
     by_name = {r.name: r.value for r in lab.results.list_results(exp.experiment_id)}
     assert by_name == {"note": "cloudy", "yield": 0.75}
-    assert [r.name for r in lab.store.list_results(campaign_id=campaign.campaign_id)] == [
+    assert [r.name for r in lab.store.records.results(campaign_id=campaign.campaign_id)] == [
         "note",
         "yield",
     ]
@@ -161,7 +161,7 @@ def test_results_replace_by_name_and_gather_per_campaign(lab: Lab) -> None:
         lab.results.add_values(exp.experiment_id, {"bad": float("nan")})
     events = [
         e
-        for e in lab.store.list_events(experiment_id=exp.experiment_id)
+        for e in lab.store.events.find(experiment_id=exp.experiment_id)
         if e.type.value == "result_added"
     ]
     assert [(e.data["name"], e.data["value"]) for e in events] == [
@@ -183,9 +183,9 @@ def test_milestones_keep_the_checkpoint_to_resume_from(lab: Lab) -> None:
     )
     last = lab.results.last_milestone(exp_id)
     assert last is not None and (last.name, last.data) == ("heated", {"step": 2})
-    assert lab.store.get_experiment(exp_id).progress == 0.5
+    assert lab.store.experiments.get(exp_id).progress == 0.5
     lab.results.set_progress(exp_id, ProgressUpdate(progress=0.6, message="cooling"))
-    assert lab.store.get_experiment(exp_id).progress == 0.6
+    assert lab.store.experiments.get(exp_id).progress == 0.6
 
 
 def test_which_experiments_used_a_sample(lab: Lab) -> None:

@@ -70,7 +70,7 @@ def test_claims_take_highest_priority_then_oldest_and_skip_not_yet_due(
     assert lab.experiments.get_experiment(later).status is S.QUEUED
     assert first.worker_id == "w1" and first.attempts == 1 and first.started_at == clock.now
     assert first.lease_expires_at == clock.now + timedelta(seconds=30)
-    claimed = [e for e in lab.store.list_events(experiment_id=high) if e.type is EventType.CLAIMED]
+    claimed = [e for e in lab.store.events.find(experiment_id=high) if e.type is EventType.CLAIMED]
     assert [(e.from_status, e.to_status, e.data["worker_id"]) for e in claimed] == [
         ("queued", "in_progress", "w1")
     ]
@@ -114,7 +114,7 @@ def test_expired_lease_requeues_then_fails_after_max_attempts(lab: Lab, clock: C
     assert failed.status is S.FAILED and failed.ended_at == clock.now
     assert failed.metadata["error"]["type"] == "LeaseExpired"
     expiries = [
-        e for e in lab.store.list_events(experiment_id=exp_id) if e.type is EventType.LEASE_EXPIRED
+        e for e in lab.store.events.find(experiment_id=exp_id) if e.type is EventType.LEASE_EXPIRED
     ]
     assert [(e.data["worker_id"], e.to_status) for e in expiries] == [
         ("w1", "queued"),
@@ -150,7 +150,7 @@ def test_finish_records_a_failure_with_its_traceback_and_is_idempotent(lab: Lab)
     done = lab.queue.finish(exp_id, request)
     assert done.status is S.FAILED and done.metadata["error"]["message"] == "bad pH"
     assert lab.queue.finish(exp_id, request).version == done.version  # retry changes nothing
-    last = lab.store.list_events(experiment_id=exp_id)[-1]
+    last = lab.store.events.find(experiment_id=exp_id)[-1]
     assert (last.from_status, last.to_status) == ("in_progress", "failed")
     assert last.data["error"]["traceback"].endswith("ValueError")
     with pytest.raises(IllegalTransition):

@@ -108,8 +108,8 @@ def test_any_interleaving_keeps_the_queue_sound(
                 lab.experiments.apply_action(ids[int(str(item[1]))], Action(str(item[2])))
 
     for exp_id in ids:
-        exp = lab.store.get_experiment(exp_id)
-        log = [e for e in lab.store.list_events(experiment_id=exp_id) if e.to_status]
+        exp = lab.store.experiments.get(exp_id)
+        log = [e for e in lab.store.events.find(experiment_id=exp_id) if e.to_status]
         assert log[0].type.value == "created" and log[0].to_status == "queued"
         for before, after in itertools.pairwise(log):
             assert after.from_status == before.to_status, (before, after)
@@ -122,7 +122,7 @@ def test_any_interleaving_keeps_the_queue_sound(
             assert exp.worker_id is None and exp.lease_expires_at is None
         if exp.lease_expires_at is not None:
             assert exp.worker_id is not None and exp.status in (S.IN_PROGRESS, S.PAUSED)
-    finished = lab.store.get_campaign(cid)
-    counts = lab.store.campaign_status_counts(cid)
+    finished = lab.store.campaigns.get(cid)
+    counts = lab.store.campaigns.status_counts(cid)
     if all(s in ("completed", "failed", "cancelled") for s in counts):
         assert finished.status.value in ("completed", "cancelled")

@@ -44,15 +44,15 @@ def _seeded_app(*, read_token: bool = False) -> Any:
     data = Path(tempfile.mkdtemp(prefix="labledger-fuzz-"))
     app = create_app(Settings(db_url=f"sqlite:///{data / 'fuzz.sqlite3'}", data_dir=data))
     app.state.fuzz_dir = data
-    service = app.state.service
+    service = app.state.lab.experiments
     service.create_experiment(
         ExperimentRegistration.model_validate({"experiment_design": {"experiment_name": "seed"}})
     )
     service.register_campaign(ExperimentalCampaign(campaign_name="seed"))
     if read_token:
         # access control on; the fuzzer holds a read token, so every change must answer 403
-        app.state.token_store.create("fuzz-admin", "admin")
-        _, app.state.read_secret = app.state.token_store.create("fuzz-reader", "read")
+        app.state.lab.tokens.create("fuzz-admin", "admin")
+        _, app.state.read_secret = app.state.lab.tokens.create("fuzz-reader", "read")
     return app
 
 
@@ -78,7 +78,7 @@ guarded = schemathesis.openapi.from_asgi(  # the schema itself needs the token t
 def tally(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     for app in (APP, GUARDED):
-        app.state.engine.dispose()
+        app.state.lab.close()
         shutil.rmtree(app.state.fuzz_dir, ignore_errors=True)
     capture = request.config.pluginmanager.get_plugin("capturemanager")
     assert capture is not None

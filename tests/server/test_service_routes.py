@@ -32,7 +32,7 @@ def test_health_is_503_when_the_database_is_gone(
     with TestClient(app) as api:
         assert api.get("/health").status_code == 200
         name = make_url(pg_url).database
-        app.state.engine.dispose()
+        app.state.lab.close()
         pg_cluster.execute(f'DROP DATABASE "{name}" WITH (FORCE)')  # type: ignore[attr-defined]
         down = api.get("/health")
         assert down.status_code == 503

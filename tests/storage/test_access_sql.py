@@ -12,13 +12,9 @@ from labledger.core.access import Scope, hash_secret
 from labledger.core.ids import new_ulid, utcnow
 from labledger.core.models import Event, EventType, Experiment, ExperimentDesign
 from labledger.errors import AlreadyExists, DuplicateRequest, InvalidInput, NotFound
-from labledger.storage.access_sql import (
-    IdempotencyClaim,
-    IdempotencyStore,
-    TokenStore,
-    claiming,
-    record_created,
-)
+from labledger.core.idempotency import IdempotencyClaim
+from labledger.storage.access_sql import TokenStore
+from labledger.storage.idempotency_sql import IdempotencyStore, record_key
 from labledger.storage.engine import WRITE, create_db_engine
 from labledger.storage.schema import ensure_ready
 from labledger.storage.sql import SqlStore
@@ -94,11 +90,14 @@ def test_a_second_create_with_the_same_key_rolls_back_whole(engine: Engine) -> N
     store = SqlStore(engine)
     first, second = _experiment(), _experiment()
     created = Event(type=EventType.CREATED, experiment_id=first.experiment_id)
-    with claiming(_claim()) as claim:
-        store.insert_experiment(first, [created])
+    claim = _claim()
+    store.experiments.insert(first, [created], claim=claim)
     assert (claim.resource_kind, claim.resource_id) == ("experiment", first.experiment_id)
-    with claiming(_claim()) as twin, pytest.raises(DuplicateRequest):
-        store.insert_experiment(second, [created.model_copy(update={"experiment_id": "x"})])
+    twin = _claim()
+    with pytest.raises(DuplicateRequest):
+        store.experiments.insert(
+            second, [created.model_copy(update={"experiment_id": "x"})], claim=twin
+        )
     assert twin.lost
     assert _count(engine, experiments) == 1
     found = IdempotencyStore(engine).find("", "k-1")
@@ -107,13 +106,12 @@ def test_a_second_create_with_the_same_key_rolls_back_whole(engine: Engine) -> N
 
 def test_a_key_is_kept_only_if_its_transaction_commits(engine: Engine) -> None:
     with (
-        claiming(_claim("k-2")),
         pytest.raises(RuntimeError),
         engine.connect().execution_options(**WRITE) as conn,
         conn.begin(),
     ):
         conn.execute(insert(experiments), [_row()])
-        record_created(conn, "experiment", "01JAAAAAAAAAAAAAAAAAAAAAAA")
+        record_key(conn, _claim("k-2"), "experiment", "01JAAAAAAAAAAAAAAAAAAAAAAA")
         raise RuntimeError("the process dies before the commit")
     assert IdempotencyStore(engine).find("", "k-2") is None
     assert _count(engine, experiments) == 0
@@ -140,10 +138,9 @@ def test_answers_are_stored_once_and_old_keys_forgotten(engine: Engine) -> None:
     store = SqlStore(engine)
     keys = IdempotencyStore(engine)
     exp = _experiment()
-    with claiming(_claim("k-3")):
-        store.insert_experiment(exp, [])
-    keys.store_answer("", "k-3", 200, '{"a":1}')
-    keys.store_answer("", "k-3", 500, "later answers never replace the first")
+    store.experiments.insert(exp, [], claim=_claim("k-3"))
+    keys.store_answers([("", "k-3", 200, '{"a":1}')])
+    keys.store_answers([("", "k-3", 500, "later answers never replace the first")])
     found = keys.find("", "k-3")
     assert found is not None
     assert (found.status_code, found.response_body) == (200, '{"a":1}')

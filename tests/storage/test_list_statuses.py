@@ -40,7 +40,7 @@ def filled(db_url: str) -> Iterator[tuple[SqlStore, list[Experiment]]]:
             updated_at=BASE,
             deleted_at=BASE if i % 17 == 0 else None,
         )
-        store.insert_experiment(exp, [])
+        store.experiments.insert(exp, [])
         stored.append(exp)
     yield store, stored
     engine.dispose()
@@ -62,11 +62,11 @@ def test_several_statuses_page_like_a_full_sort(
     assert len(expected) > 10
     for offset, limit in [(0, 10), (5, 7), (len(expected) - 3, 10), (len(expected) + 1, 10)]:
         query = ExperimentQuery(statuses=statuses, sort=sort, offset=offset, limit=limit)
-        got = [e.experiment_id for e in store.list_experiments(query)]
+        got = [e.experiment_id for e in store.experiments.find(query)]
         assert got == expected[offset : offset + limit], (offset, limit)
-    everything = store.list_experiments(ExperimentQuery(statuses=statuses, sort=sort, limit=0))
+    everything = store.experiments.find(ExperimentQuery(statuses=statuses, sort=sort, limit=0))
     assert [e.experiment_id for e in everything] == expected
-    first = store.list_experiments(ExperimentQuery(statuses=statuses, sort=sort, limit=1))[0]
+    first = store.experiments.find(ExperimentQuery(statuses=statuses, sort=sort, limit=1))[0]
     assert first.created_at.tzinfo is not None and first.experiment_design is not None
 
 
@@ -92,7 +92,7 @@ def test_several_statuses_combine_with_the_other_filters(
     wanted.sort(key=lambda e: (e.created_at, e.experiment_id), reverse=True)
     expected = [e.experiment_id for e in wanted]
     assert len(expected) > 7
-    got = store.list_experiments(ExperimentQuery(statuses=statuses, limit=0, **filters))
+    got = store.experiments.find(ExperimentQuery(statuses=statuses, limit=0, **filters))
     assert [e.experiment_id for e in got] == expected
-    page = store.list_experiments(ExperimentQuery(statuses=statuses, offset=3, limit=4, **filters))
+    page = store.experiments.find(ExperimentQuery(statuses=statuses, offset=3, limit=4, **filters))
     assert [e.experiment_id for e in page] == expected[3:7]

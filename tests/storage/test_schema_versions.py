@@ -84,10 +84,10 @@ def test_db_upgrade_backs_up_first_and_keeps_the_data(db_url: str, tmp_path: Pat
     assert "Backed up to" in upgraded.stdout
     assert cli("db", "check", "--db-url", db_url).returncode == 0
     app = create_app(Settings(db_url=db_url, data_dir=tmp_path))
-    service: ExperimentService = app.state.service
+    service: ExperimentService = app.state.lab.experiments
     old = service.get_experiment("01JAAAAAAAAAAAAAAAAAAAAAAA")
     assert old.name == "old run" and old.created_at.utcoffset() is not None
-    app.state.engine.dispose()
+    app.state.lab.close()
 
 
 def test_failed_upgrade_restores_the_backup(db_url: str, tmp_path: Path) -> None:

@@ -45,10 +45,10 @@ def serve(
     app = create_app(settings)
     bind_host = host or settings.host
     bind_port = port or settings.port
-    token_count = len(app.state.token_store.active())
+    token_count = len(app.state.lab.tokens.active())
     problem = exposure_problem(bind_host, settings, token_count)
     if problem and not insecure:
-        app.state.engine.dispose()
+        app.state.lab.close()
         raise click.ClickException(problem)
     if problem:
         banner = "!" * 78

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from labledger.core.conditional import Decision, change_experiment
+from labledger.core.idempotency import IdempotencyClaim
 from labledger.core.ids import new_ulid, utcnow
 from labledger.core.lifecycle import (
     TERMINAL,
@@ -30,7 +31,7 @@ from labledger.core.models import (
     OwnershipInfo,
 )
 from labledger.core.specs import MAX_SWEEP, CampaignSpec, ExperimentSpec, SweepSpec
-from labledger.core.store import LabStore
+from labledger.core.store import Store
 from labledger.errors import ConcurrentUpdate, IllegalTransition
 
 __all__ = ["MAX_SWEEP", "CampaignService", "CampaignSpec", "ExperimentSpec", "SweepSpec"]
@@ -41,9 +42,9 @@ JsonObject = dict[str, Any]
 
 
 class CampaignService:
-    """Campaign use cases over a :class:`LabStore`."""
+    """Campaign use cases over a :class:`Store`."""
 
-    def __init__(self, store: LabStore, *, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(self, store: Store, *, clock: Callable[[], datetime] = utcnow) -> None:
         self.store = store
         self.clock = clock
 
@@ -55,6 +56,7 @@ class CampaignService:
         *,
         actor: str | None = None,
         default_ownership: OwnershipInfo | None = None,
+        claim: IdempotencyClaim | None = None,
     ) -> ExperimentalCampaign:
         """Create a campaign and, in one transaction, every experiment its spec lists."""
         now = self.clock()
@@ -83,8 +85,8 @@ class CampaignService:
             assert spec.experiment_design is not None  # checked by the spec
             experiments, events = self._experiments(campaign, spec, specs, now, actor)
         # one transaction: a crash never leaves a campaign without the experiments it lists
-        self.store.insert_campaign(campaign, [created, *events], experiments)
-        return self.store.get_campaign(campaign.campaign_id)
+        self.store.campaigns.insert(campaign, [created, *events], experiments, claim=claim)
+        return self.store.campaigns.get(campaign.campaign_id)
 
     def _experiments(
         self,
@@ -146,7 +148,7 @@ class CampaignService:
         campaign = self._move(campaign_id, C.PAUSED, "pause", actor)
         for exp in self._experiments_in(campaign_id, [S.IN_PROGRESS]):
             self._move_experiment(exp.experiment_id, S.PAUSED, "pause", campaign_id, actor)
-        return self.store.get_campaign(campaign.campaign_id)
+        return self.store.campaigns.get(campaign.campaign_id)
 
     def resume(self, campaign_id: str, *, actor: str | None = None) -> ExperimentalCampaign:
         """Release the queue and return each experiment the campaign's pause stopped to the
@@ -167,13 +169,13 @@ class CampaignService:
         unfinished = [s for s in S if s not in TERMINAL]
         for exp in self._experiments_in(campaign_id, unfinished):
             self._move_experiment(exp.experiment_id, S.CANCELLED, "cancel", campaign_id, actor)
-        return self.store.get_campaign(campaign_id)
+        return self.store.campaigns.get(campaign_id)
 
     def refresh(self, campaign_id: str) -> ExperimentalCampaign:
         """Make the campaign's status follow its experiments (active, then completed)."""
         for _ in range(10):
-            campaign = self.store.get_campaign(campaign_id)
-            counts = self.store.campaign_status_counts(campaign_id)
+            campaign = self.store.campaigns.get(campaign_id)
+            counts = self.store.campaigns.status_counts(campaign_id)
             total = sum(counts.values())
             finished = sum(counts.get(s.value, 0) for s in TERMINAL)
             started = finished + counts.get(S.IN_PROGRESS, 0) + counts.get(S.PAUSED, 0)
@@ -187,8 +189,8 @@ class CampaignService:
             if target is None:
                 return campaign
             if self._try_move(campaign, target, "auto", "labledger", counts) is not None:
-                return self.store.get_campaign(campaign_id)
-        return self.store.get_campaign(campaign_id)
+                return self.store.campaigns.get(campaign_id)
+        return self.store.campaigns.get(campaign_id)
 
     def follow(self, experiment: Experiment) -> None:
         """Observer for experiment changes: keep the experiment's campaign status in step."""
@@ -198,7 +200,7 @@ class CampaignService:
             # Only a first start (planned -> active) or a new experiment joining a completed
             # campaign (completed -> active) can change the campaign: skip the counts for every
             # other change, so claims of big campaigns stay cheap.
-            status = self.store.campaign_status_of(experiment.campaign_id)
+            status = self.store.campaigns.status_of(experiment.campaign_id)
             started = experiment.status in (S.IN_PROGRESS, S.PAUSED)
             if not ((started and status == C.PLANNED) or status == C.COMPLETED):
                 return
@@ -207,14 +209,14 @@ class CampaignService:
     # ------------------------------------------------------------------ helpers
 
     def _experiments_in(self, campaign_id: str, statuses: list[S]) -> list[Experiment]:
-        return self.store.list_queue(
+        return self.store.queue.find(
             [s.value for s in statuses], campaign_id=campaign_id, limit=0, offset=0
         )
 
     def _pause_of(self, experiment_id: str) -> Event | None:
         """The campaign pause that put the experiment in its current state, if one did."""
         last: Event | None = None
-        for ev in self.store.list_events(experiment_id=experiment_id, limit=100_000):
+        for ev in self.store.events.find(experiment_id=experiment_id, limit=100_000):
             if ev.to_status is not None and ev.from_status != ev.to_status:
                 last = ev
         if last is None or last.data.get("action") != "pause" or not last.data.get("campaign_id"):
@@ -225,7 +227,7 @@ class CampaignService:
         self, campaign_id: str, target: C, action: str, actor: str | None
     ) -> ExperimentalCampaign:
         for _ in range(50):
-            campaign = self.store.get_campaign(campaign_id)
+            campaign = self.store.campaigns.get(campaign_id)
             if not check_campaign_transition(
                 campaign.status, target, entity_id=campaign_id, action=action
             ):
@@ -263,7 +265,7 @@ class CampaignService:
             at=now,
             data=data,
         )
-        return self.store.update_campaign(campaign.campaign_id, campaign.version, changes, [event])
+        return self.store.campaigns.update(campaign.campaign_id, campaign.version, changes, [event])
 
     def _move_experiment(
         self, experiment_id: str, target: S, action: str, campaign_id: str, actor: str | None

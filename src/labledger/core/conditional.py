@@ -30,12 +30,12 @@ def change_experiment(
     Returns the experiment as stored afterwards and whether anything was written.
     """
     for _ in range(MAX_ATTEMPTS):
-        current = store.get_experiment(experiment_id, include_deleted=include_deleted)
+        current = store.experiments.get(experiment_id, include_deleted=include_deleted)
         decided = decide(current)
         if decided is None:
             return current, False
         changes, events = decided
-        updated = store.update_experiment(experiment_id, current.version, changes, events)
+        updated = store.experiments.update(experiment_id, current.version, changes, events)
         if updated is not None:
             return updated, True
     raise ConcurrentUpdate(

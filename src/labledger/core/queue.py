@@ -21,7 +21,7 @@ from labledger.core.ids import utcnow
 from labledger.core.lifecycle import TERMINAL, CampaignStatus, ExperimentStatus, check_transition
 from labledger.core.models import Event, EventType, Experiment, LabModel
 from labledger.core.records import ErrorInfo
-from labledger.core.store import LabStore
+from labledger.core.store import Store
 from labledger.errors import ExperimentNotFound, LeaseLost
 
 __all__ = [
@@ -71,7 +71,7 @@ class ReleaseRequest(LabModel):
 
 
 class QueueService:
-    """Claims, heartbeats, outcomes and lease sweeps over a :class:`LabStore`.
+    """Claims, heartbeats, outcomes and lease sweeps over a :class:`Store`.
 
     ``after_change`` is called with every experiment this service changes (the campaign service
     uses it to start and finish campaigns).
@@ -79,7 +79,7 @@ class QueueService:
 
     def __init__(
         self,
-        store: LabStore,
+        store: Store,
         *,
         lease_seconds: float = 60.0,
         max_attempts: int = 3,
@@ -126,7 +126,7 @@ class QueueService:
             ]
 
         check_transition(S.QUEUED, S.IN_PROGRESS)  # the table must allow what claims do
-        claimed = self.store.claim_next(
+        claimed = self.store.queue.claim_next(
             request.worker_id,
             now,
             now + lease,
@@ -222,7 +222,7 @@ class QueueService:
         """Requeue (or fail, after ``max_attempts``) experiments whose lease ran out."""
         now = self.clock()
         swept: list[Experiment] = []
-        for stale in self.store.list_expired_leases(now, limit):
+        for stale in self.store.queue.expired_leases(now, limit):
 
             def decide(current: Experiment, worker: str | None = stale.worker_id) -> Decision:
                 expired = current.lease_expires_at
@@ -262,7 +262,7 @@ class QueueService:
     def _campaign_held(self, current: Experiment) -> bool:
         if current.campaign_id is None:
             return False
-        return self.store.campaign_status_of(current.campaign_id) == CampaignStatus.PAUSED
+        return self.store.campaigns.status_of(current.campaign_id) == CampaignStatus.PAUSED
 
     def _lease_data(self, current: Experiment) -> dict[str, Any]:
         return {

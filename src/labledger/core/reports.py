@@ -22,7 +22,7 @@ from labledger.core.models import (
     experiment_to_wire,
 )
 from labledger.core.records import Result, ResultKind
-from labledger.core.store import LabStore
+from labledger.core.store import Store
 
 __all__ = ["ReportService", "duration_seconds", "result_cell"]
 
@@ -87,14 +87,14 @@ def _timeline_entry(ev: Event) -> JsonObject:
 class ReportService:
     """Build reports from what the store holds."""
 
-    def __init__(self, store: LabStore, *, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(self, store: Store, *, clock: Callable[[], datetime] = utcnow) -> None:
         self.store = store
         self.clock = clock
 
     def experiment_summary(self, experiment_id: str) -> JsonObject:
         """One experiment: its record, duration, results, milestones, resources and timeline."""
-        exp = self.store.get_experiment(experiment_id)
-        events = self.store.list_events(experiment_id=experiment_id, limit=TIMELINE_LIMIT)
+        exp = self.store.experiments.get(experiment_id)
+        events = self.store.events.find(experiment_id=experiment_id, limit=TIMELINE_LIMIT)
         return {
             "kind": "experiment_summary",
             "generated_at": self.clock().isoformat(),
@@ -105,29 +105,30 @@ class ReportService:
             "attempts": exp.attempts,
             "error": exp.metadata.get("error"),
             "results": {
-                r.name: result_cell(r) for r in self.store.list_results(experiment_id=experiment_id)
+                r.name: result_cell(r)
+                for r in self.store.records.results(experiment_id=experiment_id)
             },
             "milestones": [
-                m.model_dump(mode="json") for m in self.store.list_milestones(experiment_id)
+                m.model_dump(mode="json") for m in self.store.records.milestones(experiment_id)
             ],
             "resources": [
                 u.model_dump(mode="json")
-                for u in self.store.list_resource_uses(experiment_id=experiment_id)
+                for u in self.store.records.resource_uses(experiment_id=experiment_id)
             ],
             "timeline": [_timeline_entry(e) for e in events if e.to_status or e.from_status],
         }
 
     def results_table(self, campaign_id: str) -> JsonObject:
         """The campaign's results as one table: each experiment's parameters and results."""
-        self.store.get_campaign(campaign_id)
+        self.store.campaigns.get(campaign_id)
         table, _ = self._table(campaign_id)
         return {"campaign_id": campaign_id, **table}
 
     def _table(self, campaign_id: str) -> tuple[JsonObject, list[Experiment]]:
-        experiments = self.store.list_experiments(ExperimentQuery(campaign_id=campaign_id, limit=0))
+        experiments = self.store.experiments.find(ExperimentQuery(campaign_id=campaign_id, limit=0))
         experiments.sort(key=lambda e: (e.created_at, e.experiment_id))
         results: dict[str, dict[str, Result]] = {}
-        for r in self.store.list_results(campaign_id=campaign_id):
+        for r in self.store.records.results(campaign_id=campaign_id):
             results.setdefault(r.experiment_id, {})[r.name] = r
         parameter_names = sorted({k for e in experiments for k in e.parameters})
         result_names = sorted({n for per in results.values() for n in per})
@@ -151,7 +152,7 @@ class ReportService:
 
     def campaign_report(self, campaign_id: str) -> JsonObject:
         """The campaign: counts, success rate, durations, results table and timeline."""
-        campaign = self.store.get_campaign(campaign_id)
+        campaign = self.store.campaigns.get(campaign_id)
         table, experiments = self._table(campaign_id)
         counts = {s.value: 0 for s in S}
         for exp in experiments:
@@ -159,7 +160,7 @@ class ReportService:
         finished = sum(counts[s.value] for s in TERMINAL)
         completed = counts[S.COMPLETED.value]
         durations = [d for e in experiments if (d := duration_seconds(e)) is not None]
-        events = self.store.list_events(campaign_id=campaign_id, limit=TIMELINE_LIMIT)
+        events = self.store.events.find(campaign_id=campaign_id, limit=TIMELINE_LIMIT)
         total = len(experiments)
         return {
             "kind": "campaign_report",

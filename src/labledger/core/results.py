@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from labledger.core.conditional import Decision, change_experiment
+from labledger.core.idempotency import IdempotencyClaim
 from labledger.core.ids import utcnow
 from labledger.core.lifecycle import ExperimentStatus
 from labledger.core.models import Event, EventType, Experiment
@@ -27,7 +28,7 @@ from labledger.core.records import (
     ResultKind,
     check_result_name,
 )
-from labledger.core.store import LabStore
+from labledger.core.store import Store
 from labledger.errors import InvalidInput, LeaseLost, PayloadTooLarge
 
 __all__ = ["ResultService"]
@@ -39,7 +40,7 @@ EVENT_VALUE_BYTES = 2_000
 class ResultService:
     """Attach results, progress, milestones and resource uses to experiments."""
 
-    def __init__(self, store: LabStore, *, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(self, store: Store, *, clock: Callable[[], datetime] = utcnow) -> None:
         self.store = store
         self.clock = clock
 
@@ -52,13 +53,14 @@ class ResultService:
         *,
         actor: str | None = None,
         worker_id: str | None = None,
+        claim: IdempotencyClaim | None = None,
     ) -> list[Result]:
         """Store named values; a name given again replaces its earlier value.
 
         With ``worker_id`` the worker must still hold the experiment: a worker whose lease
         expired (and whose experiment another worker now runs) gets :class:`LeaseLost`.
         """
-        experiment = self.store.get_experiment(experiment_id)
+        experiment = self.store.experiments.get(experiment_id)
         self._check_holder(experiment, worker_id)
         now = self.clock()
         results: list[Result] = []
@@ -92,7 +94,9 @@ class ResultService:
             if len(encoded) <= EVENT_VALUE_BYTES:
                 data["value"] = value
             events.append(self._event(experiment, EventType.RESULT_ADDED, actor, now, data))
-        return self.store.put_results(results, None, events, worker_id=worker_id)
+        return self.store.records.put_results(
+            results, None, events, worker_id=worker_id, claim=claim
+        )
 
     def add_file(
         self,
@@ -105,13 +109,14 @@ class ResultService:
         filename: str | None,
         actor: str | None = None,
         worker_id: str | None = None,
+        claim: IdempotencyClaim | None = None,
     ) -> Result:
         """Record a file result whose content is stored under ``digest``.
 
         With ``worker_id`` the worker must still hold the experiment (else :class:`LeaseLost`).
         """
         check_result_name(name)
-        experiment = self.store.get_experiment(experiment_id)
+        experiment = self.store.experiments.get(experiment_id)
         self._check_holder(experiment, worker_id)
         now = self.clock()
         result = Result(
@@ -128,17 +133,19 @@ class ResultService:
         )
         data = {"name": name, "kind": "file", "digest": digest, "size": size, "filename": filename}
         event = self._event(experiment, EventType.RESULT_ADDED, actor, now, data)
-        return self.store.put_results([result], None, [event], worker_id=worker_id)[0]
+        return self.store.records.put_results(
+            [result], None, [event], worker_id=worker_id, claim=claim
+        )[0]
 
     def list_results(self, experiment_id: str) -> list[Result]:
         """An experiment's results, by name."""
-        self.store.get_experiment(experiment_id)
-        return self.store.list_results(experiment_id=experiment_id)
+        self.store.experiments.get(experiment_id)
+        return self.store.records.results(experiment_id=experiment_id)
 
     def get_result(self, experiment_id: str, name: str) -> Result:
         """One named result."""
-        self.store.get_experiment(experiment_id)
-        return self.store.get_result(experiment_id, name)
+        self.store.experiments.get(experiment_id)
+        return self.store.records.result(experiment_id, name)
 
     # ------------------------------------------------------------------ progress
 
@@ -159,14 +166,19 @@ class ResultService:
         return experiment
 
     def add_milestone(
-        self, experiment_id: str, create: MilestoneCreate, *, actor: str | None = None
+        self,
+        experiment_id: str,
+        create: MilestoneCreate,
+        *,
+        actor: str | None = None,
+        claim: IdempotencyClaim | None = None,
     ) -> Milestone:
         """Record a checkpoint (name, time, data); a resumed run reads the latest one back.
 
         With ``create.worker_id`` the worker must still hold the experiment (else
         :class:`LeaseLost`).
         """
-        experiment = self.store.get_experiment(experiment_id)
+        experiment = self.store.experiments.get(experiment_id)
         self._check_holder(experiment, create.worker_id)
         now = self.clock()
         milestone = Milestone(
@@ -181,12 +193,14 @@ class ResultService:
         if create.progress is not None:
             data["progress"] = create.progress
         event = self._event(experiment, EventType.MILESTONE, actor, now, data)
-        return self.store.add_milestone(milestone, [event], worker_id=create.worker_id)
+        return self.store.records.add_milestone(
+            milestone, [event], worker_id=create.worker_id, claim=claim
+        )
 
     def list_milestones(self, experiment_id: str) -> list[Milestone]:
         """An experiment's milestones, oldest first."""
-        self.store.get_experiment(experiment_id)
-        return self.store.list_milestones(experiment_id)
+        self.store.experiments.get(experiment_id)
+        return self.store.records.milestones(experiment_id)
 
     def last_milestone(self, experiment_id: str) -> Milestone | None:
         """The checkpoint to resume from (None before the first)."""
@@ -205,7 +219,7 @@ class ResultService:
         """Record the samples, consumables and instruments an experiment used."""
         if not uses:
             raise InvalidInput("resources: give at least one resource", field="resources")
-        experiment = self.store.get_experiment(experiment_id)
+        experiment = self.store.experiments.get(experiment_id)
         now = self.clock()
         records = [
             ResourceUse(
@@ -227,16 +241,16 @@ class ResultService:
             )
             for u in uses
         ]
-        return self.store.add_resource_uses(records, events)
+        return self.store.records.add_resource_uses(records, events)
 
     def list_resources(self, experiment_id: str) -> list[ResourceUse]:
         """What an experiment used."""
-        self.store.get_experiment(experiment_id)
-        return self.store.list_resource_uses(experiment_id=experiment_id)
+        self.store.experiments.get(experiment_id)
+        return self.store.records.resource_uses(experiment_id=experiment_id)
 
     def uses_of(self, resource_id: str, limit: int = 1000) -> list[ResourceUse]:
         """Every recorded use of one resource (which experiments used sample X)."""
-        return self.store.list_resource_uses(resource_id=resource_id, limit=limit)
+        return self.store.records.resource_uses(resource_id=resource_id, limit=limit)
 
     # ------------------------------------------------------------------ helpers
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from labledger.core.conditional import Decision, change_experiment
+from labledger.core.idempotency import IdempotencyClaim
 from labledger.core.ids import new_ulid, utcnow
 from labledger.core.lifecycle import (
     TERMINAL,
@@ -63,9 +64,17 @@ class ExperimentService:
     # ------------------------------------------------------------------ experiments
 
     def create_experiment(
-        self, registration: ExperimentRegistration, *, actor: str | None = None
+        self,
+        registration: ExperimentRegistration,
+        *,
+        actor: str | None = None,
+        claim: IdempotencyClaim | None = None,
     ) -> Experiment:
-        """Register an experiment: started at once (MADSci), or ``planned`` / ``queued``."""
+        """Register an experiment: started at once (MADSci), or ``planned`` / ``queued``.
+
+        ``actor`` is who acts, for the event log; ``claim`` ties the request's
+        Idempotency-Key to the new experiment in the same transaction.
+        """
         now = self.clock()
         design = registration.experiment_design
         ownership = design.ownership_info
@@ -73,7 +82,7 @@ class ExperimentService:
             ownership = self.default_ownership
         campaign_id = registration.campaign_id or ownership.campaign_id
         if campaign_id is not None:
-            campaign = self.store.get_campaign(campaign_id)  # 404 when it does not exist
+            campaign = self.store.campaigns.get(campaign_id)  # 404 when it does not exist
             if campaign.status is CampaignStatus.CANCELLED:
                 raise Conflict(
                     f"Campaign {campaign_id} is cancelled; a new experiment cannot join it "
@@ -107,20 +116,20 @@ class ExperimentService:
             to_status=status.value,
             at=now,
         )
-        self.store.insert_experiment(experiment, [event])
+        self.store.experiments.insert(experiment, [event], claim=claim)
         return self._notify(experiment)
 
     def get_experiment(self, experiment_id: str) -> Experiment:
         """The live (not trashed) experiment with this id."""
-        return self.store.get_experiment(experiment_id)
+        return self.store.experiments.get(experiment_id)
 
     def list_experiments(self, query: ExperimentQuery) -> list[Experiment]:
         """Experiments matching the filters, newest first."""
-        return self.store.list_experiments(query)
+        return self.store.experiments.find(query)
 
     def count_experiments(self, query: ExperimentQuery | None = None) -> int:
         """How many experiments match."""
-        return self.store.count_experiments(query)
+        return self.store.experiments.count(query)
 
     def apply_action(
         self,
@@ -235,13 +244,13 @@ class ExperimentService:
 
     def purge_experiment(self, experiment_id: str, *, actor: str | None = None) -> None:
         """Remove a trashed experiment and its events for good (admin)."""
-        current = self.store.get_experiment(experiment_id, include_deleted=True)
+        current = self.store.experiments.get(experiment_id, include_deleted=True)
         if current.deleted_at is None:
             raise Conflict(
                 f"Experiment {experiment_id} is not in the trash; delete it first",
                 experiment_id=experiment_id,
             )
-        self.store.purge_experiment(
+        self.store.experiments.purge(
             experiment_id,
             Event(
                 campaign_id=current.campaign_id,
@@ -254,7 +263,7 @@ class ExperimentService:
 
     def list_trash(self, limit: int = 100, offset: int = 0) -> list[Experiment]:
         """Experiments in the trash, newest first."""
-        return self.store.list_experiments(
+        return self.store.experiments.find(
             ExperimentQuery(limit=limit, offset=offset, deleted=True)
         )
 
@@ -265,6 +274,7 @@ class ExperimentService:
         *,
         recorder: dict[str, Any] | None = None,
         actor: str | None = None,
+        claim: IdempotencyClaim | None = None,
     ) -> tuple[Experiment, bool]:
         """Keep a record made elsewhere (a recorder run) under its own id; safe to repeat.
 
@@ -283,7 +293,7 @@ class ExperimentService:
             for ev in events
         ]
         try:
-            current = self.store.get_experiment(experiment.experiment_id, include_deleted=True)
+            current = self.store.experiments.get(experiment.experiment_id, include_deleted=True)
         except ExperimentNotFound:
             fresh = experiment.model_copy(
                 update={
@@ -300,8 +310,8 @@ class ExperimentService:
                 at=self.clock(),
                 data={"imported": True, "events": len(events)},
             )
-            self.store.insert_experiment(fresh, [*stamped, imported])
-            stored = self.store.get_experiment(experiment.experiment_id, include_deleted=True)
+            self.store.experiments.insert(fresh, [*stamped, imported], claim=claim)
+            stored = self.store.experiments.get(experiment.experiment_id, include_deleted=True)
             return self._notify(stored), True
 
         def attempt(current: Experiment) -> tuple[dict[str, Any], list[Event]] | None:
@@ -344,7 +354,11 @@ class ExperimentService:
     # ------------------------------------------------------------------ campaigns
 
     def register_campaign(
-        self, campaign: ExperimentalCampaign, *, actor: str | None = None
+        self,
+        campaign: ExperimentalCampaign,
+        *,
+        actor: str | None = None,
+        claim: IdempotencyClaim | None = None,
     ) -> ExperimentalCampaign:
         """Store a campaign. Declared experiment ids that exist are linked to it."""
         now = self.clock()
@@ -355,7 +369,7 @@ class ExperimentService:
             campaign = campaign.model_copy(update={"status": CampaignStatus.PLANNED})
         for experiment_id in campaign.experiment_ids or []:
             try:
-                self.store.get_experiment(experiment_id)
+                self.store.experiments.get(experiment_id)
             except ExperimentNotFound:
                 raise InvalidInput(
                     f"experiment_ids: no experiment {experiment_id} on this server",
@@ -369,16 +383,16 @@ class ExperimentService:
             at=now,
             data={"campaign_name": campaign.campaign_name},
         )
-        self.store.insert_campaign(campaign, [event])
-        return self.store.get_campaign(campaign.campaign_id)
+        self.store.campaigns.insert(campaign, [event], claim=claim)
+        return self.store.campaigns.get(campaign.campaign_id)
 
     def get_campaign(self, campaign_id: str) -> ExperimentalCampaign:
         """The campaign with its experiment ids."""
-        return self.store.get_campaign(campaign_id)
+        return self.store.campaigns.get(campaign_id)
 
     def list_campaigns(self, limit: int = 100, offset: int = 0) -> list[ExperimentalCampaign]:
         """Campaigns, newest first."""
-        return self.store.list_campaigns(limit, offset)
+        return self.store.campaigns.find(limit, offset)
 
     # ------------------------------------------------------------------ events
 
@@ -392,9 +406,9 @@ class ExperimentService:
     ) -> list[Event]:
         """The event log of an experiment or a campaign, oldest first."""
         if experiment_id is not None:
-            self.store.get_experiment(experiment_id, include_deleted=True)
+            self.store.experiments.get(experiment_id, include_deleted=True)
         if campaign_id is not None:
-            self.store.get_campaign(campaign_id)
-        return self.store.list_events(
+            self.store.campaigns.get(campaign_id)
+        return self.store.events.find(
             experiment_id=experiment_id, campaign_id=campaign_id, after_id=after_id, limit=limit
         )

@@ -1,51 +1,66 @@
 """The storage port: what the use cases need from a database, and nothing about how.
 
-:mod:`labledger.storage.sql` implements it over SQLAlchemy Core for SQLite and PostgreSQL.
-Every change is a *conditional* write (``expected_version``): a store applies it only if the
-record is still at that version, and reports ``None`` otherwise, so the service can re-read and
-decide again. That is how concurrent writers never lose an update.
+A :class:`Store` is a set of repositories over one database, one per kind of record.
+:class:`labledger.storage.sql.SqlStore` implements it over SQLAlchemy Core for SQLite and
+PostgreSQL. Every change is a *conditional* write (``expected_version``): a repository applies
+it only if the record is still at that version, and reports ``None`` otherwise, so the use case
+can re-read and decide again. That is how concurrent writers never lose an update.
+
+A write that creates a record takes the request's :class:`IdempotencyClaim` (``claim=``) and
+ties the key to the record in the same transaction.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from labledger.core.access import ApiToken, Scope
+from labledger.core.idempotency import IdempotencyClaim, StoredAnswer
 from labledger.core.models import Event, Experiment, ExperimentalCampaign, ExperimentQuery
 from labledger.core.records import Milestone, ResourceUse, Result
 
-__all__ = ["CampaignQuery", "ForwardCursor", "LabStore", "QueueStore", "RecordStore", "Store"]
+__all__ = [
+    "Campaigns",
+    "EventLog",
+    "Experiments",
+    "ForwardCursors",
+    "IdempotencyKeys",
+    "Queue",
+    "Records",
+    "Store",
+    "StoredCursor",
+    "Tokens",
+]
 
 
-class CampaignQuery(Protocol):
-    """Filters for campaigns (kept as a protocol so the core owns no query builder)."""
+class Experiments(Protocol):
+    """Experiments, live and in the trash."""
 
-    limit: int
-    offset: int
-
-
-class Store(Protocol):
-    """Persistence of experiments, campaigns and the event log."""
-
-    # ---- health
-    def ping(self) -> None:
-        """Raise :class:`labledger.errors.StorageError` when the database cannot be reached."""
-
-    def count_experiments(self, query: ExperimentQuery | None = None) -> int:
+    def count(self, query: ExperimentQuery | None = None) -> int:
         """How many experiments match ``query`` (all live ones when None)."""
 
-    # ---- experiments
-    def insert_experiment(self, experiment: Experiment, events: Sequence[Event]) -> None:
+    def insert(
+        self,
+        experiment: Experiment,
+        events: Sequence[Event],
+        *,
+        claim: IdempotencyClaim | None = None,
+    ) -> None:
         """Store a new experiment and its first events in one transaction."""
 
-    def get_experiment(self, experiment_id: str, *, include_deleted: bool = False) -> Experiment:
+    def insert_many(self, experiments: Sequence[Experiment], events: Sequence[Event]) -> None:
+        """Store many new experiments and their events in one transaction (a sweep)."""
+
+    def get(self, experiment_id: str, *, include_deleted: bool = False) -> Experiment:
         """The experiment, or raise :class:`labledger.errors.ExperimentNotFound`."""
 
-    def list_experiments(self, query: ExperimentQuery) -> list[Experiment]:
-        """Experiments matching ``query``, newest first."""
+    def find(self, query: ExperimentQuery) -> list[Experiment]:
+        """Experiments matching ``query``, in its order."""
 
-    def update_experiment(
+    def update(
         self,
         experiment_id: str,
         expected_version: int,
@@ -58,41 +73,52 @@ class Store(Protocol):
         returns the new record; returns None when another writer got there first.
         """
 
-    def purge_experiment(self, experiment_id: str, event: Event) -> None:
-        """Remove a trashed experiment and its events for good (the purge itself is logged)."""
+    def purge(self, experiment_id: str, event: Event) -> None:
+        """Remove a trashed experiment and its records for good (the purge itself is logged)."""
 
-    # ---- campaigns
-    def insert_campaign(
+
+class Campaigns(Protocol):
+    """Campaigns and the experiments they hold."""
+
+    def insert(
         self,
         campaign: ExperimentalCampaign,
         events: Sequence[Event],
         experiments: Sequence[Experiment] = (),
+        *,
+        claim: IdempotencyClaim | None = None,
     ) -> None:
         """Store a new campaign, with new ``experiments`` of it, in one transaction.
 
         Its declared experiment ids are linked when they exist.
         """
 
-    def get_campaign(self, campaign_id: str) -> ExperimentalCampaign:
+    def get(self, campaign_id: str) -> ExperimentalCampaign:
         """The campaign with its experiment ids, or raise ``CampaignNotFound``."""
 
-    def list_campaigns(self, limit: int, offset: int) -> list[ExperimentalCampaign]:
+    def find(self, limit: int, offset: int) -> list[ExperimentalCampaign]:
         """Campaigns, newest first, each with its experiment ids."""
 
-    def update_campaign(
+    def update(
         self,
         campaign_id: str,
         expected_version: int,
         changes: dict[str, Any],
         events: Sequence[Event],
     ) -> ExperimentalCampaign | None:
-        """Conditional update of a campaign, as :meth:`update_experiment`."""
+        """Conditional update of a campaign, as :meth:`Experiments.update`."""
 
-    # ---- events
-    def append_events(self, events: Sequence[Event]) -> None:
-        """Append events to the log."""
+    def status_of(self, campaign_id: str) -> str:
+        """A campaign's status alone (cheap: no experiment ids); ``CampaignNotFound`` if none."""
 
-    def list_events(
+    def status_counts(self, campaign_id: str) -> dict[str, int]:
+        """How many live experiments of the campaign are in each status."""
+
+
+class EventLog(Protocol):
+    """The append-only log every change writes to (appends happen inside the changes)."""
+
+    def find(
         self,
         *,
         experiment_id: str | None = None,
@@ -103,9 +129,12 @@ class Store(Protocol):
     ) -> list[Event]:
         """Events in the order they were written, after ``after_id``."""
 
+    def last_id(self) -> int:
+        """The id of the newest event (0 when there is none)."""
 
-class QueueStore(Protocol):
-    """The scheduling queue: atomic claims and lease bookkeeping (revision 0002)."""
+
+class Queue(Protocol):
+    """The scheduling queue: atomic claims and lease bookkeeping."""
 
     def claim_next(
         self,
@@ -125,46 +154,17 @@ class QueueStore(Protocol):
         (PostgreSQL: ``FOR UPDATE SKIP LOCKED``; SQLite: the write lock). None when none is left.
         """
 
-    def insert_experiments(
-        self, experiments: Sequence[Experiment], events: Sequence[Event]
-    ) -> None:
-        """Store many new experiments and their events in one transaction (a sweep)."""
-
-    def list_expired_leases(self, now: datetime, limit: int) -> list[Experiment]:
+    def expired_leases(self, now: datetime, limit: int) -> list[Experiment]:
         """Experiments in progress or paused whose worker's lease ended before ``now``."""
 
-    def list_queue(
+    def find(
         self, statuses: Sequence[str], *, campaign_id: str | None, limit: int, offset: int
     ) -> list[Experiment]:
         """Live experiments in ``statuses``: queued ones in claim order, others by claim time."""
 
-    def campaign_status_of(self, campaign_id: str) -> str:
-        """A campaign's status alone (cheap: no experiment ids); ``CampaignNotFound`` if none."""
 
-    def campaign_status_counts(self, campaign_id: str) -> dict[str, int]:
-        """How many live experiments of the campaign are in each status."""
-
-    def max_event_id(self) -> int:
-        """The id of the newest event (0 when there is none)."""
-
-
-class ForwardCursor(Protocol):
-    """Where forwarding to one target has got to (read-only: the store changes it)."""
-
-    @property
-    def target(self) -> str: ...
-    @property
-    def last_event_id(self) -> int: ...
-    @property
-    def failures(self) -> int: ...
-    @property
-    def last_error(self) -> str | None: ...
-    @property
-    def next_attempt_at(self) -> datetime | None: ...
-
-
-class RecordStore(Protocol):
-    """Results, milestones, resource uses and forwarding cursors (revision 0002)."""
+class Records(Protocol):
+    """What experiments produce: results, milestones and resource uses."""
 
     def put_results(
         self,
@@ -173,6 +173,7 @@ class RecordStore(Protocol):
         events: Sequence[Event],
         *,
         worker_id: str | None = None,
+        claim: IdempotencyClaim | None = None,
     ) -> list[Result]:
         """Store results (a name given again replaces its result) and append ``events``.
 
@@ -180,23 +181,28 @@ class RecordStore(Protocol):
         :class:`labledger.errors.LeaseLost` and nothing is stored.
         """
 
-    def list_results(
+    def results(
         self, *, experiment_id: str | None = None, campaign_id: str | None = None
     ) -> list[Result]:
         """Results of one experiment (by name) or of every experiment of a campaign."""
 
-    def get_result(self, experiment_id: str, name: str) -> Result:
+    def result(self, experiment_id: str, name: str) -> Result:
         """One result, or raise ``NotFound`` naming it."""
 
     def add_milestone(
-        self, milestone: Milestone, events: Sequence[Event], *, worker_id: str | None = None
+        self,
+        milestone: Milestone,
+        events: Sequence[Event],
+        *,
+        worker_id: str | None = None,
+        claim: IdempotencyClaim | None = None,
     ) -> Milestone:
         """Store a milestone and append ``events``; returns it with its id.
 
         With ``worker_id`` the worker must hold the experiment (as for :meth:`put_results`).
         """
 
-    def list_milestones(self, experiment_id: str) -> list[Milestone]:
+    def milestones(self, experiment_id: str) -> list[Milestone]:
         """An experiment's milestones, oldest first."""
 
     def add_resource_uses(
@@ -204,7 +210,7 @@ class RecordStore(Protocol):
     ) -> list[ResourceUse]:
         """Store resource uses and append ``events``."""
 
-    def list_resource_uses(
+    def resource_uses(
         self,
         *,
         experiment_id: str | None = None,
@@ -213,14 +219,29 @@ class RecordStore(Protocol):
     ) -> list[ResourceUse]:
         """Uses of one experiment, or of one resource across experiments, oldest first."""
 
-    def get_forward_cursor(self, target: str) -> ForwardCursor | None:
+
+@dataclass(frozen=True)
+class StoredCursor:
+    """Where forwarding to one target has got to."""
+
+    target: str
+    last_event_id: int
+    failures: int
+    last_error: str | None
+    next_attempt_at: datetime | None
+
+
+class ForwardCursors(Protocol):
+    """How far each forwarding target (webhook, event manager) has got in the event log."""
+
+    def get(self, target: str) -> StoredCursor | None:
         """The cursor of a forwarding target (None before its first forward)."""
 
-    def claim_forward_cursor(self, target: str, now: datetime, until: datetime) -> bool:
+    def claim(self, target: str, now: datetime, until: datetime) -> bool:
         """Take the right to forward to ``target`` until ``until`` (one server replica at a
         time): True when its cursor was free (no claim or backoff in force at ``now``)."""
 
-    def save_forward_cursor(
+    def save(
         self,
         target: str,
         last_event_id: int,
@@ -231,5 +252,70 @@ class RecordStore(Protocol):
         """Create or replace the cursor of a forwarding target."""
 
 
-class LabStore(Store, QueueStore, RecordStore, Protocol):
-    """Everything the campaign, queue, result and report use cases need."""
+class Tokens(Protocol):
+    """API tokens, kept as the hash of their secret."""
+
+    def create(
+        self,
+        name: str,
+        scope: Scope | str,
+        *,
+        note: str | None = None,
+        created_by: str | None = None,
+    ) -> tuple[ApiToken, str]:
+        """Make a token; return it and its secret (which is stored only as a hash)."""
+
+    def list(self, *, include_revoked: bool = True) -> list[ApiToken]:
+        """Every token, oldest first."""
+
+    def get(self, name: str) -> ApiToken:
+        """One token by name, or NotFound."""
+
+    def revoke(self, name: str) -> ApiToken:
+        """Revoke a token at once (revoking a revoked token changes nothing)."""
+
+    def active(self) -> dict[str, tuple[str, Scope]]:
+        """Every active token: secret hash -> (name, scope)."""
+
+    def touch(self, names: set[str], at: datetime) -> None:
+        """Record that these tokens were used at ``at``."""
+
+
+class IdempotencyKeys(Protocol):
+    """Remembered answers of requests that carried an Idempotency-Key."""
+
+    def find(self, principal: str, key: str) -> StoredAnswer | None:
+        """The remembered answer for this key, if the key was used."""
+
+    def store_answers(self, answers: list[tuple[str, str, int, str]]) -> None:
+        """Keep several answers (principal, key, status, body); a key keeps its first."""
+
+    def forget(self, principal: str, key: str) -> None:
+        """Drop one remembered key."""
+
+    def forget_before(self, before: datetime) -> int:
+        """Drop keys remembered since before ``before``; return how many."""
+
+
+class Store(Protocol):
+    """Every repository the use cases need, over one database."""
+
+    @property
+    def experiments(self) -> Experiments: ...
+    @property
+    def campaigns(self) -> Campaigns: ...
+    @property
+    def events(self) -> EventLog: ...
+    @property
+    def queue(self) -> Queue: ...
+    @property
+    def records(self) -> Records: ...
+    @property
+    def forward_cursors(self) -> ForwardCursors: ...
+    @property
+    def tokens(self) -> Tokens: ...
+    @property
+    def idempotency(self) -> IdempotencyKeys: ...
+
+    def ping(self) -> None:
+        """Raise :class:`labledger.errors.StorageError` when the database cannot be reached."""

@@ -1,19 +1,26 @@
-"""The app factory: ``create_app(settings)`` builds a ready FastAPI app over one database."""
+"""The app factory: ``create_app(settings)`` builds a ready FastAPI app over one database.
+
+The app holds one :class:`~labledger.server.lab.ServerLab` (``app.state.lab``), the only object
+routes depend on. Middleware order, outermost first: body size limit, access control, rate
+limit, idempotency, strict input. So an oversized body is refused before anything else, the rate
+limiter knows the token, an idempotent replay is only given to a client allowed to make the
+request, and input no backend can store (NUL, lone surrogates, NaN) is refused before a route
+runs.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import Engine
 
-from labledger.core.models import OwnershipInfo
-from labledger.core.service import ExperimentService
 from labledger.server.errors import install_error_handlers
-from labledger.server.hardening import install_hardening
-from labledger.server.lab import install_lab
-from labledger.server.labgateway import install_lab_gateway
+from labledger.server.idempotency import IdempotencyMiddleware
+from labledger.server.lab import ServerLab
+from labledger.server.limits import BodyLimitMiddleware, RateLimitMiddleware
+from labledger.server.openapi import document_errors
 from labledger.server.routes import (
     campaigns,
     events,
@@ -25,12 +32,14 @@ from labledger.server.routes import (
     reports,
     results,
     summaries,
+    tokens,
     ui,
 )
+from labledger.server.security import AuthMiddleware
+from labledger.server.strict_input import StrictInputMiddleware
 from labledger.settings import Settings
 from labledger.storage.engine import create_db_engine
 from labledger.storage.schema import ensure_ready
-from labledger.storage.sql import SqlStore
 
 __all__ = ["ROUTERS", "create_app"]
 
@@ -38,19 +47,12 @@ __all__ = ["ROUTERS", "create_app"]
 ROUTERS: list[APIRouter] = [meta.router, experiments.router, experiments.trash, campaigns.router]
 # the web UI and the cross-experiment views its pages use as JSON twins
 ROUTERS += [summaries.router, ui.router]
-# the queue, results, progress, resources, event log and reports (campaigns issue)
+# the queue, results, progress, resources, event log and reports
 ROUTERS += [queue.router, results.router, events.router, reports.router]
-# runs pushed from recorders (labledger push)
-ROUTERS += [imports.router]
+# runs pushed from recorders (labledger push), and API tokens
+ROUTERS += [imports.router, tokens.router]
 # the lab record read from the MADSci managers (workflows, data points, resources, events)
 ROUTERS += [lab_records.router]
-
-#: hooks that add more to an app (routers, middleware); called with (app, settings)
-EXTENSIONS: list[Callable[[FastAPI, Settings], None]] = [
-    install_hardening,
-    install_lab,
-    install_lab_gateway,
-]
 
 DESCRIPTION = """\
 Record and control experiments. Wire-compatible with the MADSci Experiment Manager 0.8.1
@@ -79,14 +81,12 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         if own_engine:
             engine.dispose()
         raise
-    manager_id = settings.resolved_manager_id()
-    store = SqlStore(engine)
-    service = ExperimentService(store, default_ownership=OwnershipInfo(manager_id=manager_id))
+    lab = ServerLab(settings, engine)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        engine.dispose()
+        async with lab.running():
+            yield
 
     app = FastAPI(
         title=settings.manager_name,
@@ -94,14 +94,18 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         version="0.1.0",
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.engine = engine
-    app.state.store = store
-    app.state.service = service
-    app.state.manager_id = manager_id
+    app.state.lab = lab
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
-    for extend in EXTENSIONS:
-        extend(app, settings)
+    document_errors(app)
+    # add_middleware wraps: the last one added is the outermost
+    app.add_middleware(StrictInputMiddleware)
+    app.add_middleware(IdempotencyMiddleware, lab=lab)
+    if settings.rate_limit > 0:
+        app.add_middleware(
+            RateLimitMiddleware, rate=settings.rate_limit, burst=settings.rate_limit_burst
+        )
+    app.add_middleware(AuthMiddleware, control=lab.access)
+    app.add_middleware(BodyLimitMiddleware, settings=settings)
     return app

@@ -1,8 +1,10 @@
 """Request dependencies shared by the routers (``Annotated`` aliases).
 
-They do no I/O, so they are ``async``: FastAPI runs a plain ``def`` dependency in the thread
-pool, and a hop there per dependency cost more than the rest of a ``GET /experiment/{id}``
-(``benchmarks/server.py``).
+``LabDep`` is the app's one :class:`~labledger.server.lab.ServerLab`; ``Actor`` and ``Claim``
+are what a request brings: who acts (for the event log), and its Idempotency-Key claim (for
+use cases that create a record). They do no I/O, so they are ``async``: FastAPI runs a plain
+``def`` dependency in the thread pool, and a hop there per dependency cost more than the rest
+of a ``GET /experiment/{id}`` (``benchmarks/server.py``).
 """
 
 from __future__ import annotations
@@ -11,24 +13,20 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from labledger.core.service import ExperimentService
-from labledger.settings import Settings
+from labledger.core.idempotency import IdempotencyClaim
+from labledger.server.lab import ServerLab
 
-__all__ = ["Actor", "AppSettings", "Service", "get_actor", "get_service", "get_settings"]
+__all__ = ["ACTOR_HEADER", "Actor", "Claim", "LabDep", "get_actor", "get_claim", "get_lab"]
 
 ACTOR_HEADER = "X-Labledger-Actor"
+#: where the idempotency middleware leaves a keyed request's claim (``request.state``)
+CLAIM_STATE = "idempotency_claim"
 
 
-async def get_service(request: Request) -> ExperimentService:
-    """The service the app was built with."""
-    service: ExperimentService = request.app.state.service
-    return service
-
-
-async def get_settings(request: Request) -> Settings:
-    """The settings the app was built with."""
-    settings: Settings = request.app.state.settings
-    return settings
+async def get_lab(request: Request) -> ServerLab:
+    """The lab the app was built with."""
+    lab: ServerLab = request.app.state.lab
+    return lab
 
 
 async def get_actor(request: Request) -> str:
@@ -43,6 +41,12 @@ async def get_actor(request: Request) -> str:
     return f"anonymous@{host}"
 
 
-Service = Annotated[ExperimentService, Depends(get_service)]
-AppSettings = Annotated[Settings, Depends(get_settings)]
+async def get_claim(request: Request) -> IdempotencyClaim | None:
+    """The request's Idempotency-Key claim, when it carries one (see ``idempotency.py``)."""
+    claim: IdempotencyClaim | None = getattr(request.state, CLAIM_STATE, None)
+    return claim
+
+
+LabDep = Annotated[ServerLab, Depends(get_lab)]
 Actor = Annotated[str, Depends(get_actor)]
+Claim = Annotated[IdempotencyClaim | None, Depends(get_claim)]

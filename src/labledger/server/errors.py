@@ -18,9 +18,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from labledger.errors import InvalidInput, LabledgerError, RangeNotSatisfiable, RateLimited
+from labledger.errors import (
+    InvalidInput,
+    LabledgerError,
+    RangeNotSatisfiable,
+    RateLimited,
+    Unauthorized,
+)
 
-__all__ = ["error_body", "install_error_handlers"]
+__all__ = ["error_body", "error_response", "install_error_handlers"]
 
 log = logging.getLogger("labledger.server")
 
@@ -28,6 +34,22 @@ log = logging.getLogger("labledger.server")
 def error_body(code: str, message: str, **details: Any) -> dict[str, Any]:
     """The one JSON error body."""
     return {"detail": message, "error": {"code": code, "message": message, **details}}
+
+
+def error_response(exc: LabledgerError) -> JSONResponse:
+    """The reply for an error of the tree: its status, the one body, and the headers it needs
+    (``Retry-After`` when rate limited; ``Content-Range`` for a range past the end; the two
+    authentication challenges when unauthorized)."""
+    response = JSONResponse(error_body(exc.code, exc.message, **exc.details), exc.status_code)
+    if isinstance(exc, RateLimited):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, RangeNotSatisfiable):
+        response.headers["Content-Range"] = f"bytes */{exc.size}"
+    if isinstance(exc, Unauthorized):
+        # two challenges: API clients read Bearer; a browser prompts for Basic (token = password)
+        response.headers.append("WWW-Authenticate", 'Bearer realm="labledger"')
+        response.headers.append("WWW-Authenticate", 'Basic realm="labledger", charset="UTF-8"')
+    return response
 
 
 def _location(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -54,16 +76,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _labledger(request: Request, exc: LabledgerError) -> JSONResponse:
         if exc.status_code >= 500:
             log.error("%s %s: %s", request.method, request.url.path, exc.message)
-        headers = None
-        if isinstance(exc, RateLimited):
-            headers = {"Retry-After": str(exc.retry_after)}
-        elif isinstance(exc, RangeNotSatisfiable):
-            headers = {"Content-Range": f"bytes */{exc.size}"}
-        return JSONResponse(
-            error_body(exc.code, exc.message, **exc.details),
-            status_code=exc.status_code,
-            headers=headers,
-        )
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -30,7 +30,7 @@ import httpx
 from ulid import ULID
 
 from labledger.core.models import Event, EventType
-from labledger.core.store import LabStore
+from labledger.core.store import Store
 from labledger.server.rendering import event_wire
 from labledger.settings import Settings
 
@@ -128,7 +128,7 @@ class Forwarder:
 
     def __init__(
         self,
-        store: LabStore,
+        store: Store,
         targets: list[Target],
         retry_max: float = 300.0,
         *,
@@ -146,10 +146,10 @@ class Forwarder:
     async def prime(self) -> None:
         """Give every new target a cursor at the end of the log (it gets events from now on)."""
         for target in self.targets:
-            if await anyio.to_thread.run_sync(self.store.get_forward_cursor, target.key) is None:
-                start = await anyio.to_thread.run_sync(self.store.max_event_id)
+            if await anyio.to_thread.run_sync(self.store.forward_cursors.get, target.key) is None:
+                start = await anyio.to_thread.run_sync(self.store.events.last_id)
                 await anyio.to_thread.run_sync(
-                    self.store.save_forward_cursor, target.key, start, 0, None, None
+                    self.store.forward_cursors.save, target.key, start, 0, None, None
                 )
 
     async def run(self) -> None:
@@ -173,11 +173,11 @@ class Forwarder:
 
     async def forward_once(self, http: httpx.AsyncClient, target: Target) -> int:
         """Deliver the next batch to ``target``; returns how many events it accepted."""
-        cursor = await anyio.to_thread.run_sync(self.store.get_forward_cursor, target.key)
+        cursor = await anyio.to_thread.run_sync(self.store.forward_cursors.get, target.key)
         if cursor is None:
-            start = await anyio.to_thread.run_sync(self.store.max_event_id)
+            start = await anyio.to_thread.run_sync(self.store.events.last_id)
             await anyio.to_thread.run_sync(
-                self.store.save_forward_cursor, target.key, start, 0, None, None
+                self.store.forward_cursors.save, target.key, start, 0, None, None
             )
             return 0
         now = datetime.now(UTC)
@@ -185,12 +185,12 @@ class Forwarder:
             return 0  # backing off, or another replica is forwarding to this target
         after = cursor.last_event_id
         pending = await anyio.to_thread.run_sync(
-            lambda: self.store.list_events(after_id=after, limit=1)
+            lambda: self.store.events.find(after_id=after, limit=1)
         )
         if not pending:
             return 0  # nothing new: no write at all
         claimed = await anyio.to_thread.run_sync(
-            self.store.claim_forward_cursor,
+            self.store.forward_cursors.claim,
             target.key,
             now,
             now + timedelta(seconds=CLAIM_SECONDS + self.timeout),
@@ -198,11 +198,11 @@ class Forwarder:
         if not claimed:
             return 0
         # re-read under the claim: another replica may have moved the cursor meanwhile
-        held = await anyio.to_thread.run_sync(self.store.get_forward_cursor, target.key)
+        held = await anyio.to_thread.run_sync(self.store.forward_cursors.get, target.key)
         assert held is not None
         cursor = held
         events = await anyio.to_thread.run_sync(
-            lambda: self.store.list_events(after_id=held.last_event_id, limit=BATCH)
+            lambda: self.store.events.find(after_id=held.last_event_id, limit=BATCH)
         )
         sent = 0
         last = cursor.last_event_id
@@ -216,7 +216,7 @@ class Forwarder:
                 failures = cursor.failures + 1
                 delay = min(self.retry_max, 2.0 ** min(failures, 20))
                 await anyio.to_thread.run_sync(
-                    self.store.save_forward_cursor,
+                    self.store.forward_cursors.save,
                     target.key,
                     last,
                     failures,
@@ -236,7 +236,7 @@ class Forwarder:
             sent += 1
         # saving the cursor also releases the claim (next_attempt_at back to none)
         await anyio.to_thread.run_sync(
-            self.store.save_forward_cursor, target.key, last, 0, None, None
+            self.store.forward_cursors.save, target.key, last, 0, None, None
         )
         return sent
 

@@ -1,13 +1,14 @@
 """``Idempotency-Key`` on POST: a retried create gets the first answer and creates nothing.
 
-How (see :mod:`labledger.storage.access_sql` for the storage side):
+How (see :mod:`labledger.core.idempotency` and :mod:`labledger.storage.idempotency_sql`):
 
 1. A POST with a key whose answer is remembered is answered from memory, after checking that it
    is the same request (method, path, query and body); a different request with a used key is
    refused with 422.
-2. Otherwise the request runs with a claim; the store writes the key in the same transaction as
-   the record it creates, under a unique constraint. Of concurrent twins exactly one commits;
-   the others roll back and get the winner's answer.
+2. Otherwise the request runs with a claim (``request.state``, read by the ``Claim``
+   dependency and handed to the use case that creates a record); the store writes the key in
+   the same transaction as the record it creates, under a unique constraint. Of concurrent
+   twins exactly one commits; the others roll back and get the winner's answer.
 3. The answer sent is remembered next to the key. Should the server die between the commit and
    that write, a retry gets the created record as it is now (for experiments and campaigns).
 
@@ -27,16 +28,17 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
-from fastapi import FastAPI
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
+from labledger.core.idempotency import IdempotencyClaim, StoredAnswer
 from labledger.core.ids import utcnow
+from labledger.core.lab import Lab
 from labledger.core.models import campaign_to_wire, experiment_to_wire
-from labledger.core.service import ExperimentService
 from labledger.errors import DuplicateRequest, InvalidInput, LabledgerError
-from labledger.server.errors import error_body
+from labledger.server.deps import CLAIM_STATE
+from labledger.server.errors import error_response
+from labledger.server.lab import ServerLab
 from labledger.server.security import ASGIApp, Message, Receive, Scope_, Send
-from labledger.storage.access_sql import IdempotencyClaim, IdempotencyStore, StoredAnswer, claiming
 
 __all__ = ["HEADER", "MAX_KEY_LENGTH", "RENDERERS", "REPLAYED_HEADER", "IdempotencyMiddleware"]
 
@@ -51,18 +53,16 @@ WAIT_SECONDS = 5.0
 SWEEP_SECONDS = 600.0
 
 
-def _experiment(app: FastAPI, resource_id: str) -> Any:
-    service: ExperimentService = app.state.service
-    return experiment_to_wire(service.store.get_experiment(resource_id, include_deleted=True))
+def _experiment(lab: Lab, resource_id: str) -> Any:
+    return experiment_to_wire(lab.store.experiments.get(resource_id, include_deleted=True))
 
 
-def _campaign(app: FastAPI, resource_id: str) -> Any:
-    service: ExperimentService = app.state.service
-    return campaign_to_wire(service.get_campaign(resource_id))
+def _campaign(lab: Lab, resource_id: str) -> Any:
+    return campaign_to_wire(lab.experiments.get_campaign(resource_id))
 
 
 #: resource kind -> the JSON of the record as it is now (used when the first answer was lost)
-RENDERERS: dict[str, Callable[[FastAPI, str], Any]] = {
+RENDERERS: dict[str, Callable[[Lab, str], Any]] = {
     "experiment": _experiment,
     "campaign": _campaign,
 }
@@ -87,18 +87,14 @@ def _fingerprint_start(scope: Scope_) -> Any:
     return hasher
 
 
-def _error(exc: LabledgerError) -> JSONResponse:
-    return JSONResponse(error_body(exc.code, exc.message, **exc.details), exc.status_code)
-
-
 class IdempotencyMiddleware:
     """Honour Idempotency-Key on POST requests (see the module docstring)."""
 
-    def __init__(self, app: ASGIApp, fastapi_app: FastAPI, store: IdempotencyStore) -> None:
+    def __init__(self, app: ASGIApp, lab: ServerLab) -> None:
         self.app = app
-        self.fastapi_app = fastapi_app
-        self.store = store
-        self.ttl = timedelta(hours=fastapi_app.state.settings.idempotency_hours)
+        self.lab = lab
+        self.store = lab.idempotency
+        self.ttl = timedelta(hours=lab.settings.idempotency_hours)
         self._swept = -1e9
         self._pending: list[tuple[str, str, int, str]] = []
         self._flushing = False
@@ -113,7 +109,7 @@ class IdempotencyMiddleware:
             return
         key = raw.decode("latin-1").strip()
         if not 1 <= len(key) <= MAX_KEY_LENGTH:
-            await _error(
+            await error_response(
                 InvalidInput(
                     f"Idempotency-Key: expected 1 to {MAX_KEY_LENGTH} characters, got {len(key)}",
                     field="Idempotency-Key",
@@ -129,7 +125,7 @@ class IdempotencyMiddleware:
                 await anyio.to_thread.run_sync(self.store.forget, principal, key)
                 stored = None
         except LabledgerError as exc:  # the database is unreachable: 503, as any route would
-            await _error(exc)(scope, receive, send)
+            await error_response(exc)(scope, receive, send)
             return
         if stored is not None:
             fingerprint = await self._drain(scope, receive)
@@ -183,8 +179,8 @@ class IdempotencyMiddleware:
         async def hold(message: Message) -> None:
             held.append(message)
 
-        with claiming(claim):
-            await self.app(scope, hashing, hold)
+        scope.setdefault("state", {})[CLAIM_STATE] = claim
+        await self.app(scope, hashing, hold)
         start = next((m for m in held if m["type"] == "http.response.start"), None)
         status = int(start["status"]) if start else 500
         if claim.resource_id is None and (claim.lost or status >= 400):
@@ -232,7 +228,7 @@ class IdempotencyMiddleware:
         stored: StoredAnswer,
     ) -> None:
         if stored.fingerprint != fingerprint:
-            await _error(
+            await error_response(
                 InvalidInput(
                     f"Idempotency-Key: {key!r} was used for a different request "
                     f"({stored.method} {stored.path} with another body); use a new key",
@@ -260,7 +256,7 @@ class IdempotencyMiddleware:
     async def _rerender(self, stored: StoredAnswer, headers: dict[str, str]) -> Response:
         render = RENDERERS.get(stored.resource_kind)
         if render is None:
-            return _error(
+            return error_response(
                 DuplicateRequest(
                     f"The request with this Idempotency-Key created {stored.resource_kind} "
                     f"{stored.resource_id}, but its answer was not kept; read it instead",
@@ -269,9 +265,9 @@ class IdempotencyMiddleware:
                 )
             )
         try:
-            body = await anyio.to_thread.run_sync(render, self.fastapi_app, stored.resource_id)
+            body = await anyio.to_thread.run_sync(render, self.lab, stored.resource_id)
         except LabledgerError as exc:
-            return _error(exc)
+            return error_response(exc)
         return Response(
             json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8"),
             status_code=200,

@@ -1,9 +1,11 @@
-"""The campaigns/queue/results part of the app: the :class:`Lab`, the file store, background tasks.
+"""The composition root: one :class:`ServerLab` per app, the only object routes depend on.
 
-:func:`install_lab` is one of the app's extensions. It builds the :class:`~labledger.core.lab.Lab`
-over the app's store and experiment service, opens the content-addressed store of result files,
-and runs two background tasks while the app lives: the lease sweeper (every ``sweep_interval``
-seconds) and the event forwarder (webhooks and a MADSci Event Manager).
+It is the core's :class:`~labledger.core.lab.Lab` (every use case over one store) plus what
+serving needs besides: the settings, the content-addressed store of result files, access
+control, and the event forwarder. :func:`~labledger.server.app.create_app` builds it once from
+the settings; :meth:`ServerLab.running` runs its background tasks while the app lives: the
+lease sweeper (every ``sweep_interval`` seconds) and the event forwarder (webhooks and a MADSci
+Event Manager).
 """
 
 from __future__ import annotations
@@ -12,19 +14,21 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Annotated, Any
 
 import anyio
-from fastapi import Depends, FastAPI, Request
+from sqlalchemy import Engine
 
 from labledger.archive.store import BlobStore
 from labledger.core.lab import Lab
-from labledger.core.reports import ReportService
+from labledger.core.models import OwnershipInfo
+from labledger.server.file_gc import collect_files
 from labledger.server.forwarding import Forwarder, targets_from
+from labledger.server.security import AccessControl
 from labledger.settings import Settings
+from labledger.storage.file_refs import experiment_digests
+from labledger.storage.sql import SqlStore
 
-__all__ = ["LabDep", "install_lab", "result_store"]
+__all__ = ["ServerLab", "result_store"]
 
 log = logging.getLogger("labledger.server")
 
@@ -38,77 +42,68 @@ def result_store(settings: Settings) -> BlobStore:
     return BlobStore(settings.results_path)
 
 
-def install_lab(app: FastAPI, settings: Settings) -> None:
-    """Add the lab services to ``app.state`` and its background tasks to the app's lifespan."""
-    lab = Lab(
-        app.state.store,
-        experiments=app.state.service,
-        lease_seconds=settings.lease_seconds,
-        max_attempts=settings.max_attempts,
-    )
-    blobs = result_store(settings)
-    app.state.lab = lab
-    app.state.blobs = blobs
-    app.state.reports = ReportService(app.state.store)
-    forwarder = Forwarder(
-        app.state.store,
-        targets_from(settings),
-        settings.forward_retry_max,
-        manager_id=app.state.manager_id,
-    )
-    app.state.forwarder = forwarder
-    previous = app.router.lifespan_context
+class ServerLab(Lab):
+    """Every use case of the lab, and what the server needs to serve them."""
 
-    @asynccontextmanager
-    async def lifespan(app_: FastAPI) -> AsyncIterator[Any]:
-        async with previous(app_) as state:
-            tasks = [asyncio.create_task(_sweeper(lab, settings.sweep_interval))]
-            if forwarder.targets:
-                await forwarder.prime()
-                tasks.append(asyncio.create_task(forwarder.run()))
-            try:
-                yield state
-            finally:
-                for task in tasks:
-                    task.cancel()
-                for task in tasks:
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        self.manager_id = settings.resolved_manager_id()
+        super().__init__(
+            SqlStore(engine),
+            default_ownership=OwnershipInfo(manager_id=self.manager_id),
+            lease_seconds=settings.lease_seconds,
+            max_attempts=settings.max_attempts,
+        )
+        self.settings = settings
+        self.engine = engine
+        #: result files and pushed run files, by SHA-256
+        self.files = result_store(settings)
+        self.access = AccessControl(settings, self.tokens)
+        self.forwarder = Forwarder(
+            self.store,
+            targets_from(settings),
+            settings.forward_retry_max,
+            manager_id=self.manager_id,
+        )
 
-    app.router.lifespan_context = lifespan
-
-
-async def _sweeper(lab: Lab, interval: float) -> None:
-    """Expire stale leases now and then, so a dead worker's experiment is retried even when
-    no other worker is claiming."""
-    while True:
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Run the background tasks for the duration of the block, then close the database."""
+        tasks = [asyncio.create_task(self._sweeper())]
         try:
-            swept = await anyio.to_thread.run_sync(lab.sweep)
-            if swept:
-                log.info("lease sweep: %d experiment(s) requeued or failed", swept)
-        except Exception:  # keep sweeping: a database blip must not end the task
-            log.exception("lease sweep failed")
-        await asyncio.sleep(interval)
+            if self.forwarder.targets:
+                await self.forwarder.prime()
+                tasks.append(asyncio.create_task(self.forwarder.run()))
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            self.close()
 
+    def purge_experiment(self, experiment_id: str, *, actor: str | None = None) -> None:
+        """Remove a trashed experiment, its records and the files no other record refers to."""
+        files = experiment_digests(self.engine, experiment_id)
+        self.experiments.purge_experiment(experiment_id, actor=actor)
+        if files:
+            try:
+                collect_files(self.engine, self.files, candidates=files)
+            except Exception:  # the purge is done; `labledger db gc` removes the files later
+                log.exception("removing the files of purged experiment %s failed", experiment_id)
 
-async def get_lab(request: Request) -> Lab:
-    """The lab services of the app."""
-    lab: Lab = request.app.state.lab
-    return lab
+    def close(self) -> None:
+        """Release the database connections."""
+        self.engine.dispose()
 
-
-async def get_blobs(request: Request) -> BlobStore:
-    """The content-addressed store of result files."""
-    blobs: BlobStore = request.app.state.blobs
-    return blobs
-
-
-async def get_reports(request: Request) -> ReportService:
-    """The report builder."""
-    reports: ReportService = request.app.state.reports
-    return reports
-
-
-LabDep = Annotated[Lab, Depends(get_lab)]
-BlobsDep = Annotated[BlobStore, Depends(get_blobs)]
-ReportsDep = Annotated[ReportService, Depends(get_reports)]
+    async def _sweeper(self) -> None:
+        """Expire stale leases now and then, so a dead worker's experiment is retried even
+        when no other worker is claiming."""
+        while True:
+            try:
+                swept = await anyio.to_thread.run_sync(self.sweep)
+                if swept:
+                    log.info("lease sweep: %d experiment(s) requeued or failed", swept)
+            except Exception:  # keep sweeping: a database blip must not end the task
+                log.exception("lease sweep failed")
+            await asyncio.sleep(self.settings.sweep_interval)

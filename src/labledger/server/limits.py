@@ -8,8 +8,8 @@
   ``rate_limit_burst`` requests refilled at ``rate_limit`` per second; over it: 429 with
   ``Retry-After``. Loopback clients are exempt (the instruments' own machine, and tests).
 
-Routes that store uploads can use :func:`upload_limit` and :func:`copy_limited` to enforce the
-same limit on each file while they stream it.
+Routes that store uploads use :func:`copy_limited` to enforce ``max_upload_bytes`` on each file
+while they stream it.
 """
 
 from __future__ import annotations
@@ -20,11 +20,9 @@ import time
 from typing import IO
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import JSONResponse
 
-from labledger.errors import PayloadTooLarge
-from labledger.server.errors import error_body
+from labledger.errors import PayloadTooLarge, RateLimited
+from labledger.server.errors import error_response
 from labledger.server.security import ASGIApp, Message, Receive, Scope_, Send, client_host
 from labledger.server.security import is_loopback as _is_loopback
 from labledger.settings import Settings
@@ -35,7 +33,6 @@ __all__ = [
     "copy_limited",
     "format_bytes",
     "too_large",
-    "upload_limit",
 ]
 
 
@@ -57,12 +54,6 @@ def too_large(what: str, limit: int, setting: str) -> PayloadTooLarge:
         limit=limit,
         setting=setting,
     )
-
-
-def upload_limit(request: Request) -> int:
-    """The largest file an upload route may store, in bytes (``max_upload_bytes``)."""
-    settings: Settings = request.app.state.settings
-    return settings.max_upload_bytes
 
 
 def copy_limited(src: IO[bytes], dst: IO[bytes], limit: int, *, chunk: int = 1 << 20) -> int:
@@ -116,10 +107,7 @@ class BodyLimitMiddleware:
                 length = -1
             if length > limit:
                 exc = too_large(f"{what} ({length} bytes)", limit, setting)
-                response = JSONResponse(
-                    error_body(exc.code, exc.message, **exc.details), status_code=413
-                )
-                await response(scope, receive, send)
+                await error_response(exc)(scope, receive, send)
                 return
         seen = 0
 
@@ -131,7 +119,8 @@ class BodyLimitMiddleware:
                 if seen > limit:
                     # Raised inside the app's body read: FastAPI re-raises HTTPException, and
                     # the app's handler turns it into the one error body.
-                    raise HTTPException(413, detail=too_large(what, limit, setting).message)
+                    exc = too_large(what, limit, setting)
+                    raise HTTPException(exc.status_code, detail=exc.message)
             return message
 
         await self.app(scope, limited, send)
@@ -179,11 +168,8 @@ class RateLimitMiddleware:
                 f"(burst {self.burst:g}; settings rate_limit, rate_limit_burst). "
                 f"Retry after {retry_after} s"
             )
-            response = JSONResponse(
-                error_body("rate_limited", message, retry_after=retry_after),
-                status_code=429,
-                headers={"Retry-After": str(retry_after)},
+            await error_response(RateLimited(message, retry_after=retry_after))(
+                scope, receive, send
             )
-            await response(scope, receive, send)
             return
         await self.app(scope, receive, send)

@@ -29,14 +29,13 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import anyio.to_thread
-from starlette.responses import JSONResponse
 
 from labledger.core.access import Scope, hash_secret
 from labledger.core.ids import utcnow
-from labledger.errors import LabledgerError
-from labledger.server.errors import error_body
+from labledger.core.store import Tokens
+from labledger.errors import Forbidden, LabledgerError, Unauthorized
+from labledger.server.errors import error_response
 from labledger.settings import Settings
-from labledger.storage.access_sql import TokenStore
 
 __all__ = [
     "ADMIN_ROUTES",
@@ -126,7 +125,7 @@ def is_loopback(host: str) -> bool:
 class AccessControl:
     """The active tokens (cached briefly) and the decision for one request."""
 
-    def __init__(self, settings: Settings, tokens: TokenStore) -> None:
+    def __init__(self, settings: Settings, tokens: Tokens) -> None:
         self.settings = settings
         self.tokens = tokens
         self._active: dict[str, tuple[str, Scope]] = {}
@@ -169,15 +168,6 @@ class AccessControl:
         await anyio.to_thread.run_sync(self.tokens.touch, {name}, utcnow())
 
 
-def _refusal(status: int, code: str, message: str, **details: Any) -> JSONResponse:
-    response = JSONResponse(error_body(code, message, **details), status_code=status)
-    if status == 401:
-        # two challenges: API clients read Bearer; a browser prompts for Basic (token = password)
-        response.headers.append("WWW-Authenticate", 'Bearer realm="labledger"')
-        response.headers.append("WWW-Authenticate", 'Basic realm="labledger", charset="UTF-8"')
-    return response
-
-
 class AuthMiddleware:
     """Apply the rules of the module docstring to every HTTP request."""
 
@@ -196,7 +186,7 @@ class AuthMiddleware:
         try:
             active = await self.control.active()
         except LabledgerError as exc:  # the database is unreachable: 503, as any route would
-            await _refusal(exc.status_code, exc.code, exc.message)(scope, receive, send)
+            await error_response(exc)(scope, receive, send)
             return
         enforced = self.control.enforced(active)
         state = scope.setdefault("state", {})
@@ -204,16 +194,15 @@ class AuthMiddleware:
             secret = parse_credentials(raw.decode("latin-1") if raw else None)
         except ValueError as exc:
             if enforced:
-                await _refusal(401, "unauthorized", f"Authorization: {exc}")(scope, receive, send)
+                await error_response(Unauthorized(f"Authorization: {exc}"))(scope, receive, send)
                 return
             secret = None
         granted: Scope
         if secret is not None and enforced:
             found = active.get(hash_secret(secret))
             if found is None:
-                await _refusal(
-                    401, "unauthorized", "Authorization: the token is unknown or was revoked"
-                )(scope, receive, send)
+                refusal = Unauthorized("Authorization: the token is unknown or was revoked")
+                await error_response(refusal)(scope, receive, send)
                 return
             name, granted = found
             state["token_name"] = name
@@ -227,23 +216,21 @@ class AuthMiddleware:
         elif self.control.trusted(client_host(scope)):
             granted = Scope(self.control.settings.trusted_scope)
         else:
-            await _refusal(
-                401,
-                "unauthorized",
+            refusal = Unauthorized(
                 "A token is needed: send 'Authorization: Bearer <token>' "
-                "(an admin makes one with `labledger token create NAME --scope read|write`)",
-            )(scope, receive, send)
+                "(an admin makes one with `labledger token create NAME --scope read|write`)"
+            )
+            await error_response(refusal)(scope, receive, send)
             return
         needed = required_scope(method, path)
         if not granted.allows(needed):
             who = f"token {state['token_name']!r}" if "token_name" in state else "this client"
-            await _refusal(
-                403,
-                "forbidden",
+            forbidden = Forbidden(
                 f"{method} {path} needs scope '{needed.value}'; {who} has '{granted.value}'",
                 needed_scope=needed.value,
                 granted_scope=granted.value,
-            )(scope, receive, send)
+            )
+            await error_response(forbidden)(scope, receive, send)
             return
         state["scope"] = granted.value
         await self.app(scope, receive, send)

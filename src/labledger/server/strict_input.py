@@ -17,15 +17,14 @@ from starlette.responses import JSONResponse
 
 from labledger.core.strict import problem_in, text_problem
 from labledger.errors import InvalidInput, PayloadTooLarge
-from labledger.server.errors import error_body
+from labledger.server.errors import error_response
 from labledger.server.security import ASGIApp, Message, Receive, Scope_, Send
 
 __all__ = ["StrictInputMiddleware"]
 
 
 def _refusal(field: str, why: str) -> JSONResponse:
-    exc = InvalidInput(f"{field}: {why}; nothing was stored", field=field)
-    return JSONResponse(error_body(exc.code, exc.message, **exc.details), status_code=422)
+    return error_response(InvalidInput(f"{field}: {why}; nothing was stored", field=field))
 
 
 def _is_json(scope: Scope_) -> bool:
@@ -85,9 +84,7 @@ class StrictInputMiddleware:
                 if message["type"] != "http.request" or not message.get("more_body", False):
                     break
         except HTTPException as exc:  # the body limit, raised while reading
-            too_large = PayloadTooLarge(str(exc.detail))
-            body = error_body(too_large.code, too_large.message)
-            await JSONResponse(body, status_code=exc.status_code)(scope, receive, send)
+            await error_response(PayloadTooLarge(str(exc.detail)))(scope, receive, send)
             return
         raw = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
         if raw and _may_hold_a_problem(raw):

@@ -1,4 +1,4 @@
-"""The queue part of the SQL store: atomic claims, lease sweeps, status counts.
+"""The scheduling queue in the SQL database: atomic claims and lease sweeps.
 
 A claim is one transaction: select the next claimable experiment, update it, append its events.
 On PostgreSQL the select takes a row lock with ``FOR UPDATE SKIP LOCKED``, so concurrent
@@ -10,18 +10,18 @@ serialised by the database lock; the conditional update is kept as a second guar
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy import Engine, and_, func, or_, select, update
 
 from labledger.core.lifecycle import CampaignStatus, ExperimentStatus
 from labledger.core.models import Event, Experiment
-from labledger.errors import CampaignNotFound
-from labledger.storage.tables import campaigns, events, experiments
+from labledger.storage.engine import read_transaction, write_transaction
+from labledger.storage.rows import append_events, row_to_experiment
+from labledger.storage.tables import campaigns, experiments
 
-__all__ = ["QueueSql"]
+__all__ = ["QueueStore"]
 
 E = experiments.c
 C = campaigns.c
@@ -34,14 +34,11 @@ HELD_CAMPAIGNS = (
 )
 
 
-class QueueSql:
-    """Mixed into :class:`labledger.storage.sql.SqlStore`."""
+class QueueStore:
+    """The :class:`~labledger.core.store.Queue` repository."""
 
-    if TYPE_CHECKING:
-
-        def read(self) -> AbstractContextManager[Connection]: ...
-
-        def write(self) -> AbstractContextManager[Connection]: ...
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
 
     def claim_next(
         self,
@@ -52,8 +49,6 @@ class QueueSql:
         campaign_id: str | None,
         make_events: Callable[[Experiment], list[Event]],
     ) -> Experiment | None:
-        from labledger.storage.sql import event_row, row_to_experiment
-
         conds: list[Any] = [
             E.status == ExperimentStatus.QUEUED.value,
             E.deleted_at.is_(None),
@@ -70,7 +65,7 @@ class QueueSql:
             .limit(1)
             .with_for_update(skip_locked=True, of=experiments)
         )
-        with self.write() as conn:
+        with write_transaction(self.engine) as conn:
             picked = conn.execute(pick).first()
             if picked is None:
                 return None
@@ -96,25 +91,10 @@ class QueueSql:
             if row is None:  # pragma: no cover - the lock makes this unreachable
                 return None
             claimed = row_to_experiment(row)
-            new_events = make_events(claimed)
-            if new_events:
-                conn.execute(insert(events), [event_row(e) for e in new_events])
+            append_events(conn, make_events(claimed))
         return claimed
 
-    def insert_experiments(
-        self, experiments_: Sequence[Experiment], events_: Sequence[Event]
-    ) -> None:
-        from labledger.storage.sql import _experiment_row, event_row
-
-        with self.write() as conn:
-            if experiments_:
-                conn.execute(insert(experiments), [_experiment_row(e) for e in experiments_])
-            if events_:
-                conn.execute(insert(events), [event_row(e) for e in events_])
-
-    def list_expired_leases(self, now: datetime, limit: int) -> list[Experiment]:
-        from labledger.storage.sql import row_to_experiment
-
+    def expired_leases(self, now: datetime, limit: int) -> list[Experiment]:
         held = (ExperimentStatus.IN_PROGRESS.value, ExperimentStatus.PAUSED.value)
         stmt = (
             select(experiments)
@@ -122,14 +102,12 @@ class QueueSql:
             .order_by(E.lease_expires_at)
             .limit(limit)
         )
-        with self.read() as conn:
+        with read_transaction(self.engine) as conn:
             return [row_to_experiment(r) for r in conn.execute(stmt)]
 
-    def list_queue(
+    def find(
         self, statuses: Sequence[str], *, campaign_id: str | None, limit: int, offset: int
     ) -> list[Experiment]:
-        from labledger.storage.sql import row_to_experiment
-
         stmt = select(experiments).where(E.status.in_(list(statuses)), E.deleted_at.is_(None))
         if campaign_id is not None:
             stmt = stmt.where(E.campaign_id == campaign_id)
@@ -140,25 +118,5 @@ class QueueSql:
         stmt = stmt.offset(offset)
         if limit:
             stmt = stmt.limit(limit)
-        with self.read() as conn:
+        with read_transaction(self.engine) as conn:
             return [row_to_experiment(r) for r in conn.execute(stmt)]
-
-    def campaign_status_of(self, campaign_id: str) -> str:
-        with self.read() as conn:
-            status = conn.execute(select(C.status).where(C.id == campaign_id)).scalar()
-        if status is None:
-            raise CampaignNotFound(campaign_id)
-        return str(status)
-
-    def campaign_status_counts(self, campaign_id: str) -> dict[str, int]:
-        stmt = (
-            select(E.status, func.count())
-            .where(E.campaign_id == campaign_id, E.deleted_at.is_(None))
-            .group_by(E.status)
-        )
-        with self.read() as conn:
-            return {status: int(n) for status, n in conn.execute(stmt)}
-
-    def max_event_id(self) -> int:
-        with self.read() as conn:
-            return int(conn.execute(select(func.coalesce(func.max(events.c.id), 0))).scalar_one())

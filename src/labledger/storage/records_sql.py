@@ -1,115 +1,34 @@
-"""Results, milestones, resource uses and forwarding cursors in the SQL store."""
+"""Results, milestones and resource uses in the SQL database."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import Connection, delete, insert, or_, select, update
+from sqlalchemy import Connection, Engine, delete, insert, select, update
 
+from labledger.core.idempotency import IdempotencyClaim
 from labledger.core.ids import utcnow
 from labledger.core.models import Event
-from labledger.core.records import Milestone, ResourceType, ResourceUse, Result, ResultKind
+from labledger.core.records import Milestone, ResourceUse, Result
 from labledger.errors import ExperimentNotFound, LeaseLost, NotFound
-from labledger.storage.access_sql import record_created
-from labledger.storage.tables import (
-    events,
-    experiments,
-    forward_cursors,
-    milestones,
-    resource_uses,
-    results,
+from labledger.storage.engine import read_transaction, write_transaction
+from labledger.storage.idempotency_sql import record_key
+from labledger.storage.rows import (
+    append_events,
+    result_row,
+    row_to_milestone,
+    row_to_result,
+    row_to_use,
 )
+from labledger.storage.tables import experiments, milestones, resource_uses, results
 
-__all__ = ["RecordSql", "StoredCursor"]
+__all__ = ["RecordStore"]
 
 R = results.c
 M = milestones.c
 U = resource_uses.c
-F = forward_cursors.c
 E = experiments.c
-
-
-@dataclass(frozen=True)
-class StoredCursor:
-    """A forwarding cursor as stored."""
-
-    target: str
-    last_event_id: int
-    failures: int
-    last_error: str | None
-    next_attempt_at: datetime | None
-
-
-def _result_row(r: Result) -> dict[str, Any]:
-    return {
-        "experiment_id": r.experiment_id,
-        "campaign_id": r.campaign_id,
-        "name": r.name,
-        "kind": r.kind.value,
-        "value": r.value,
-        "digest": r.digest,
-        "size": r.size,
-        "media_type": r.media_type,
-        "filename": r.filename,
-        "actor": r.actor,
-        "created_at": r.created_at,
-    }
-
-
-def _row_to_result(row: Any) -> Result:
-    return Result.model_construct(
-        result_id=row.id,
-        experiment_id=row.experiment_id,
-        campaign_id=row.campaign_id,
-        name=row.name,
-        kind=ResultKind(row.kind),
-        value=row.value,
-        digest=row.digest,
-        size=row.size,
-        media_type=row.media_type,
-        filename=row.filename,
-        actor=row.actor,
-        created_at=row.created_at,
-    )
-
-
-def _row_to_milestone(row: Any) -> Milestone:
-    return Milestone.model_construct(
-        milestone_id=row.id,
-        experiment_id=row.experiment_id,
-        name=row.name,
-        progress=row.progress,
-        data=row.data,
-        actor=row.actor,
-        at=row.at,
-    )
-
-
-def _row_to_use(row: Any) -> ResourceUse:
-    return ResourceUse.model_construct(
-        use_id=row.id,
-        experiment_id=row.experiment_id,
-        campaign_id=row.campaign_id,
-        resource_id=row.resource_id,
-        resource_type=ResourceType(row.resource_type),
-        name=row.name,
-        quantity=row.quantity,
-        unit=row.unit,
-        data=row.data,
-        actor=row.actor,
-        at=row.at,
-    )
-
-
-def _append(conn: Connection, events_: Sequence[Event]) -> None:
-    from labledger.storage.sql import event_row
-
-    if events_:
-        conn.execute(insert(events), [event_row(e) for e in events_])
 
 
 #: the states in which a worker holds an experiment it claimed
@@ -133,14 +52,11 @@ def _check_holder(conn: Connection, experiment_id: str, worker_id: str | None) -
         raise LeaseLost(experiment_id, worker_id, row.worker_id, row.status)
 
 
-class RecordSql:
-    """Mixed into :class:`labledger.storage.sql.SqlStore`."""
+class RecordStore:
+    """The :class:`~labledger.core.store.Records` repository."""
 
-    if TYPE_CHECKING:
-
-        def read(self) -> AbstractContextManager[Connection]: ...
-
-        def write(self) -> AbstractContextManager[Connection]: ...
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
 
     # ------------------------------------------------------------------ results
 
@@ -151,33 +67,34 @@ class RecordSql:
         events_: Sequence[Event],
         *,
         worker_id: str | None = None,
+        claim: IdempotencyClaim | None = None,
     ) -> list[Result]:
         if not results_:
             return []
         experiment_id = results_[0].experiment_id
         names = [r.name for r in results_]
-        with self.write() as conn:
+        with write_transaction(self.engine) as conn:
             # The experiment must still exist when the results land (it may have been purged),
             # and a reporting worker must still hold it.
             _check_holder(conn, experiment_id, worker_id)
             conn.execute(delete(results).where(R.experiment_id == experiment_id, R.name.in_(names)))
-            conn.execute(insert(results), [_result_row(r) for r in results_])
+            conn.execute(insert(results), [result_row(r) for r in results_])
             if changes:
                 conn.execute(
                     update(experiments)
                     .where(E.id == experiment_id)
                     .values(**changes, version=E.version + 1, updated_at=utcnow())
                 )
-            _append(conn, events_)
-            record_created(conn, "results", experiment_id)
+            append_events(conn, events_)
+            record_key(conn, claim, "results", experiment_id)
             rows = conn.execute(
                 select(results)
                 .where(R.experiment_id == experiment_id, R.name.in_(names))
                 .order_by(R.id)
             ).all()
-        return [_row_to_result(r) for r in rows]
+        return [row_to_result(r) for r in rows]
 
-    def list_results(
+    def results(
         self, *, experiment_id: str | None = None, campaign_id: str | None = None
     ) -> list[Result]:
         stmt = select(results)
@@ -185,11 +102,11 @@ class RecordSql:
             stmt = stmt.where(R.experiment_id == experiment_id).order_by(R.name)
         if campaign_id is not None:
             stmt = stmt.where(R.campaign_id == campaign_id).order_by(R.experiment_id, R.name)
-        with self.read() as conn:
-            return [_row_to_result(r) for r in conn.execute(stmt)]
+        with read_transaction(self.engine) as conn:
+            return [row_to_result(r) for r in conn.execute(stmt)]
 
-    def get_result(self, experiment_id: str, name: str) -> Result:
-        with self.read() as conn:
+    def result(self, experiment_id: str, name: str) -> Result:
+        with read_transaction(self.engine) as conn:
             row = conn.execute(
                 select(results).where(R.experiment_id == experiment_id, R.name == name)
             ).first()
@@ -199,12 +116,17 @@ class RecordSql:
                 experiment_id=experiment_id,
                 name=name,
             )
-        return _row_to_result(row)
+        return row_to_result(row)
 
     # ------------------------------------------------------------------ milestones
 
     def add_milestone(
-        self, milestone: Milestone, events_: Sequence[Event], *, worker_id: str | None = None
+        self,
+        milestone: Milestone,
+        events_: Sequence[Event],
+        *,
+        worker_id: str | None = None,
+        claim: IdempotencyClaim | None = None,
     ) -> Milestone:
         row = {
             "experiment_id": milestone.experiment_id,
@@ -214,23 +136,23 @@ class RecordSql:
             "actor": milestone.actor,
             "at": milestone.at,
         }
-        with self.write() as conn:
+        with write_transaction(self.engine) as conn:
             _check_holder(conn, milestone.experiment_id, worker_id)
             new_id = conn.execute(insert(milestones).values(**row).returning(M.id)).scalar_one()
-            record_created(conn, "milestone", str(new_id))
+            record_key(conn, claim, "milestone", str(new_id))
             if milestone.progress is not None:
                 conn.execute(
                     update(experiments)
                     .where(E.id == milestone.experiment_id)
                     .values(progress=milestone.progress, version=E.version + 1, updated_at=utcnow())
                 )
-            _append(conn, events_)
+            append_events(conn, events_)
         return milestone.model_copy(update={"milestone_id": int(new_id)})
 
-    def list_milestones(self, experiment_id: str) -> list[Milestone]:
+    def milestones(self, experiment_id: str) -> list[Milestone]:
         stmt = select(milestones).where(M.experiment_id == experiment_id).order_by(M.id)
-        with self.read() as conn:
-            return [_row_to_milestone(r) for r in conn.execute(stmt)]
+        with read_transaction(self.engine) as conn:
+            return [row_to_milestone(r) for r in conn.execute(stmt)]
 
     # ------------------------------------------------------------------ resources
 
@@ -238,7 +160,7 @@ class RecordSql:
         self, uses: Sequence[ResourceUse], events_: Sequence[Event]
     ) -> list[ResourceUse]:
         out: list[ResourceUse] = []
-        with self.write() as conn:
+        with write_transaction(self.engine) as conn:
             for use in uses:
                 new_id = conn.execute(
                     insert(resource_uses)
@@ -257,10 +179,10 @@ class RecordSql:
                     .returning(U.id)
                 ).scalar_one()
                 out.append(use.model_copy(update={"use_id": int(new_id)}))
-            _append(conn, events_)
+            append_events(conn, events_)
         return out
 
-    def list_resource_uses(
+    def resource_uses(
         self,
         *,
         experiment_id: str | None = None,
@@ -273,48 +195,5 @@ class RecordSql:
         if resource_id is not None:
             stmt = stmt.where(U.resource_id == resource_id)
         stmt = stmt.order_by(U.id).limit(limit)
-        with self.read() as conn:
-            return [_row_to_use(r) for r in conn.execute(stmt)]
-
-    # ------------------------------------------------------------------ forwarding
-
-    def get_forward_cursor(self, target: str) -> StoredCursor | None:
-        with self.read() as conn:
-            row = conn.execute(select(forward_cursors).where(F.target == target)).first()
-        if row is None:
-            return None
-        return StoredCursor(
-            row.target, int(row.last_event_id), row.failures, row.last_error, row.next_attempt_at
-        )
-
-    def claim_forward_cursor(self, target: str, now: datetime, until: datetime) -> bool:
-        with self.write() as conn:
-            done = conn.execute(
-                update(forward_cursors)
-                .where(
-                    F.target == target,
-                    or_(F.next_attempt_at.is_(None), F.next_attempt_at <= now),
-                )
-                .values(next_attempt_at=until, updated_at=utcnow())
-            )
-            return bool(done.rowcount == 1)
-
-    def save_forward_cursor(
-        self,
-        target: str,
-        last_event_id: int,
-        failures: int,
-        last_error: str | None,
-        next_attempt_at: datetime | None,
-    ) -> None:
-        values = {
-            "last_event_id": last_event_id,
-            "failures": failures,
-            "last_error": last_error,
-            "next_attempt_at": next_attempt_at,
-            "updated_at": utcnow(),
-        }
-        with self.write() as conn:
-            done = conn.execute(update(forward_cursors).where(F.target == target).values(**values))
-            if done.rowcount == 0:
-                conn.execute(insert(forward_cursors).values(target=target, **values))
+        with read_transaction(self.engine) as conn:
+            return [row_to_use(r) for r in conn.execute(stmt)]

@@ -10,8 +10,7 @@ from labledger.core.lifecycle import TERMINAL, ExperimentStatus
 from labledger.core.models import ExperimentalCampaign
 from labledger.core.report_render import results_csv
 from labledger.core.specs import CampaignSpec
-from labledger.server.deps import Actor, Service
-from labledger.server.lab import LabDep, ReportsDep
+from labledger.server.deps import Actor, Claim, LabDep
 from labledger.server.rendering import (
     JSONBody,
     campaign_json,
@@ -28,36 +27,40 @@ router = APIRouter(tags=["campaigns"])
 
 
 @router.post("/campaign", response_model=ExperimentalCampaign, responses=ERRORS)
-def register_campaign(campaign: ExperimentalCampaign, service: Service, actor: Actor) -> JSONBody:
+def register_campaign(
+    campaign: ExperimentalCampaign, lab: LabDep, actor: Actor, claim: Claim
+) -> JSONBody:
     """Register a campaign; ``experiment_ids`` links existing experiments to it."""
-    return campaign_json(service.register_campaign(campaign, actor=actor))
+    return campaign_json(lab.experiments.register_campaign(campaign, actor=actor, claim=claim))
 
 
 @router.get("/campaign/{campaign_id}", response_model=ExperimentalCampaign, responses=ERRORS)
-def get_campaign(campaign_id: str, service: Service) -> JSONBody:
+def get_campaign(campaign_id: str, lab: LabDep) -> JSONBody:
     """One campaign with its experiment ids."""
-    return campaign_json(service.get_campaign(campaign_id))
+    return campaign_json(lab.experiments.get_campaign(campaign_id))
 
 
 @router.get("/campaigns", response_model=list[ExperimentalCampaign], responses=ERRORS)
 def get_campaigns(
-    service: Service,
+    lab: LabDep,
     number: Annotated[int, Query(ge=1, le=10_000)] = 100,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> JSONBody:
     """Campaigns, newest first, as a bare array."""
-    return campaigns_json(service.list_campaigns(number, offset))
+    return campaigns_json(lab.experiments.list_campaigns(number, offset))
 
 
 @router.get("/campaign/{campaign_id}/events", response_model=list[EventPublic], responses=ERRORS)
 def campaign_events(
     campaign_id: str,
-    service: Service,
+    lab: LabDep,
     after: Annotated[int, Query(ge=0, le=MAX_EVENT_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> JSONBody:
     """The event log of a campaign and its experiments, oldest first."""
-    return events_json(service.list_events(campaign_id=campaign_id, after_id=after, limit=limit))
+    return events_json(
+        lab.experiments.list_events(campaign_id=campaign_id, after_id=after, limit=limit)
+    )
 
 
 # ---------------------------------------------------------------- campaign management (labledger)
@@ -70,14 +73,16 @@ def campaign_events(
     status_code=201,
     summary="Create a campaign from a spec (a *.campaign.yaml's content), sweep included",
 )
-def create_campaign(spec: CampaignSpec, lab: LabDep, actor: Actor) -> JSONBody:
+def create_campaign(spec: CampaignSpec, lab: LabDep, actor: Actor, claim: Claim) -> JSONBody:
     """Create a campaign and all the experiments its spec lists or sweeps, in one call.
 
     The body is the parsed content of a ``*.campaign.yaml`` file: ``campaign_name`` (or
     ``name``), ``experiment_design``, ``status`` (queued or planned), ``experiments`` and/or
     ``sweep: {grid: {param: [values]}, list: [{param: value}]}``.
     """
-    campaign = lab.campaigns.create(spec, actor=actor, default_ownership=lab.default_ownership)
+    campaign = lab.campaigns.create(
+        spec, actor=actor, default_ownership=lab.default_ownership, claim=claim
+    )
     return campaign_json(campaign, status_code=201)
 
 
@@ -109,8 +114,8 @@ for _name, _summary in (
 @router.get("/campaign/{campaign_id}/progress", responses=ERRORS)
 def campaign_progress(campaign_id: str, lab: LabDep) -> JSONBody:
     """Counts by status, how many finished, success rate and the fraction done."""
-    campaign = lab.store.get_campaign(campaign_id)
-    counts = lab.store.campaign_status_counts(campaign_id)
+    campaign = lab.store.campaigns.get(campaign_id)
+    counts = lab.store.campaigns.status_counts(campaign_id)
     by_status = {s.value: counts.get(s.value, 0) for s in ExperimentStatus}
     total = sum(by_status.values())
     finished = sum(by_status[s.value] for s in TERMINAL)
@@ -134,7 +139,7 @@ def campaign_progress(campaign_id: str, lab: LabDep) -> JSONBody:
 )
 def campaign_results(
     campaign_id: str,
-    reports: ReportsDep,
+    lab: LabDep,
     fmt: Annotated[
         Literal["json", "csv"], Query(alias="format", description="json (default) or csv")
     ] = "json",
@@ -143,7 +148,7 @@ def campaign_results(
 
     ``format=csv`` gives a spreadsheet: ``param.<name>`` and ``result.<name>`` columns.
     """
-    table = reports.results_table(campaign_id)
+    table = lab.reports.results_table(campaign_id)
     if fmt == "csv":
         return Response(
             results_csv(table),

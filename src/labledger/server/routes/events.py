@@ -19,7 +19,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from labledger.core.models import Event
 from labledger.errors import InvalidInput
-from labledger.server.deps import Service
+from labledger.server.deps import LabDep
 from labledger.server.rendering import JSONBody, event_wire, events_json
 from labledger.server.routes.experiments import MAX_EVENT_ID
 from labledger.server.schemas import ERRORS, EventPublic
@@ -35,7 +35,7 @@ BATCH = 500
 
 @router.get("/events", response_model=list[EventPublic], responses=ERRORS)
 def list_events(
-    service: Service,
+    lab: LabDep,
     after: Annotated[
         int, Query(ge=0, le=MAX_EVENT_ID, description="Only events with a larger event_id")
     ] = 0,
@@ -51,7 +51,7 @@ def list_events(
     ``Last-Event-ID`` resumes after it.
     """
     return events_json(
-        service.list_events(
+        lab.experiments.list_events(
             experiment_id=experiment_id, campaign_id=campaign_id, after_id=after, limit=limit
         )
     )
@@ -83,7 +83,7 @@ def _start(after: int | None, last_event_id: str | None) -> int:
 )
 async def stream_events(
     request: Request,
-    service: Service,
+    lab: LabDep,
     experiment_id: Annotated[str | None, Query(max_length=26)] = None,
     campaign_id: Annotated[str | None, Query(max_length=26)] = None,
     after: Annotated[
@@ -100,17 +100,17 @@ async def stream_events(
     """
     if experiment_id is not None:
         await anyio.to_thread.run_sync(
-            lambda: service.store.get_experiment(experiment_id, include_deleted=True)
+            lambda: lab.experiments.store.experiments.get(experiment_id, include_deleted=True)
         )
     if campaign_id is not None:
-        await anyio.to_thread.run_sync(service.store.get_campaign, campaign_id)
+        await anyio.to_thread.run_sync(lab.experiments.store.campaigns.get, campaign_id)
     if after is None and not last_event_id:
-        position = await anyio.to_thread.run_sync(request.app.state.store.max_event_id)
+        position = await anyio.to_thread.run_sync(lab.events.last_id)
     else:
         position = _start(after, last_event_id)
 
     def read_after(event_id: int) -> list[Event]:
-        return service.store.list_events(
+        return lab.experiments.store.events.find(
             experiment_id=experiment_id, campaign_id=campaign_id, after_id=event_id, limit=BATCH
         )
 

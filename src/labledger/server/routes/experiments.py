@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import AfterValidator
 
 from labledger.core.lifecycle import Action, ExperimentStatus, parse_status
@@ -18,9 +17,7 @@ from labledger.core.models import (
     ExperimentUpdate,
 )
 from labledger.errors import InvalidInput
-from labledger.server.deps import Actor, Service
-from labledger.server.file_gc import collect_files
-from labledger.server.lab import BlobsDep
+from labledger.server.deps import Actor, Claim, LabDep
 from labledger.server.rendering import (
     JSONBody,
     events_json,
@@ -29,11 +26,8 @@ from labledger.server.rendering import (
     json_response,
 )
 from labledger.server.schemas import ERRORS, CountPublic, EventPublic
-from labledger.storage.file_refs import experiment_digests
 
 __all__ = ["MAX_EVENT_ID", "MAX_OFFSET", "MAX_PAGE", "experiment_query", "router"]
-
-log = logging.getLogger("labledger.server")
 
 router = APIRouter(tags=["experiments"])
 
@@ -118,36 +112,37 @@ async def experiment_query(
     summary="Register an experiment (started at once, or planned / queued)",
 )
 def start_experiment(
-    registration: ExperimentRegistration, service: Service, actor: Actor
+    registration: ExperimentRegistration, lab: LabDep, actor: Actor, claim: Claim
 ) -> JSONBody:
     """MADSci's ``POST /experiment``: answers 200 with the new experiment."""
-    return experiment_json(service.create_experiment(registration, actor=actor))
+    created = lab.experiments.create_experiment(registration, actor=actor, claim=claim)
+    return experiment_json(created)
 
 
 @router.get("/experiment/{experiment_id}", response_model=ExperimentPublic, responses=ERRORS)
-def get_experiment(experiment_id: str, service: Service) -> JSONBody:
+def get_experiment(experiment_id: str, lab: LabDep) -> JSONBody:
     """One experiment by id."""
-    return experiment_json(service.get_experiment(experiment_id))
+    return experiment_json(lab.experiments.get_experiment(experiment_id))
 
 
 Filters = Annotated[ExperimentQuery, Depends(experiment_query)]
 
 
 @router.get("/experiments", response_model=list[ExperimentPublic], responses=ERRORS)
-def get_experiments(service: Service, query: Filters) -> JSONBody:
+def get_experiments(lab: LabDep, query: Filters) -> JSONBody:
     """The latest experiments, newest first, as a bare array (MADSci's shape)."""
-    return experiments_json(service.list_experiments(query))
+    return experiments_json(lab.experiments.list_experiments(query))
 
 
 @router.get("/experiments/count", response_model=CountPublic, responses=ERRORS)
-def count_experiments(service: Service, query: Filters) -> JSONBody:
+def count_experiments(lab: LabDep, query: Filters) -> JSONBody:
     """How many experiments match the same filters as ``GET /experiments``."""
-    return json_response({"count": service.count_experiments(query)})
+    return json_response({"count": lab.experiments.count_experiments(query)})
 
 
 def _action_route(action: Action, summary: str) -> None:
-    def handler(experiment_id: str, service: Service, actor: Actor) -> JSONBody:
-        return experiment_json(service.apply_action(experiment_id, action, actor=actor))
+    def handler(experiment_id: str, lab: LabDep, actor: Actor) -> JSONBody:
+        return experiment_json(lab.experiments.apply_action(experiment_id, action, actor=actor))
 
     handler.__name__ = f"{action.value}_experiment"
     handler.__doc__ = summary
@@ -169,7 +164,7 @@ def _action_route(action: Action, summary: str) -> None:
 )
 def end_experiment(
     experiment_id: str,
-    service: Service,
+    lab: LabDep,
     actor: Actor,
     status: Annotated[
         str | None,
@@ -181,7 +176,7 @@ def end_experiment(
     """MADSci's ``end``, which also honours ``?status=`` in both encodings MADSci clients send."""
     end_status = parse_status(status) if status else None
     return experiment_json(
-        service.apply_action(experiment_id, Action.END, end_status=end_status, actor=actor)
+        lab.experiments.apply_action(experiment_id, Action.END, end_status=end_status, actor=actor)
     )
 
 
@@ -198,16 +193,16 @@ for _action, _summary in (
 
 @router.patch("/experiment/{experiment_id}", response_model=ExperimentPublic, responses=ERRORS)
 def update_experiment(
-    experiment_id: str, patch: ExperimentUpdate, service: Service, actor: Actor
+    experiment_id: str, patch: ExperimentUpdate, lab: LabDep, actor: Actor
 ) -> JSONBody:
     """Replace an experiment's run name, description, parameters or metadata."""
-    return experiment_json(service.update_experiment(experiment_id, patch, actor=actor))
+    return experiment_json(lab.experiments.update_experiment(experiment_id, patch, actor=actor))
 
 
 @router.delete("/experiment/{experiment_id}", response_model=ExperimentPublic, responses=ERRORS)
-def delete_experiment(experiment_id: str, service: Service, actor: Actor) -> JSONBody:
+def delete_experiment(experiment_id: str, lab: LabDep, actor: Actor) -> JSONBody:
     """Move an experiment to the trash (kept, with its events, until an admin purges it)."""
-    return experiment_json(service.delete_experiment(experiment_id, actor=actor))
+    return experiment_json(lab.experiments.delete_experiment(experiment_id, actor=actor))
 
 
 @router.get(
@@ -215,7 +210,7 @@ def delete_experiment(experiment_id: str, service: Service, actor: Actor) -> JSO
 )
 def experiment_events(
     experiment_id: str,
-    service: Service,
+    lab: LabDep,
     after: Annotated[
         int, Query(ge=0, le=MAX_EVENT_ID, description="Only events with a larger event_id")
     ] = 0,
@@ -223,7 +218,7 @@ def experiment_events(
 ) -> JSONBody:
     """The experiment's event log, oldest first."""
     return events_json(
-        service.list_events(experiment_id=experiment_id, after_id=after, limit=limit)
+        lab.experiments.list_events(experiment_id=experiment_id, after_id=after, limit=limit)
     )
 
 
@@ -232,31 +227,22 @@ trash = APIRouter(tags=["trash"])
 
 @trash.get("/trash", response_model=list[ExperimentPublic], responses=ERRORS)
 def list_trash(
-    service: Service,
+    lab: LabDep,
     number: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> JSONBody:
     """Experiments in the trash, newest first."""
-    return experiments_json(service.list_trash(number, offset))
+    return experiments_json(lab.experiments.list_trash(number, offset))
 
 
 @trash.post("/trash/{experiment_id}/restore", response_model=ExperimentPublic, responses=ERRORS)
-def restore_experiment(experiment_id: str, service: Service, actor: Actor) -> JSONBody:
+def restore_experiment(experiment_id: str, lab: LabDep, actor: Actor) -> JSONBody:
     """Take an experiment back out of the trash."""
-    return experiment_json(service.restore_experiment(experiment_id, actor=actor))
+    return experiment_json(lab.experiments.restore_experiment(experiment_id, actor=actor))
 
 
 @trash.delete("/trash/{experiment_id}", status_code=204, responses=ERRORS)
-def purge_experiment(
-    experiment_id: str, service: Service, actor: Actor, request: Request, blobs: BlobsDep
-) -> Response:
+def purge_experiment(experiment_id: str, lab: LabDep, actor: Actor) -> Response:
     """Remove a trashed experiment, its events and the files no other record refers to (admin)."""
-    engine = request.app.state.engine
-    files = experiment_digests(engine, experiment_id)
-    service.purge_experiment(experiment_id, actor=actor)
-    if files:
-        try:
-            collect_files(engine, blobs, candidates=files)
-        except Exception:  # the purge is done; `labledger db gc` removes the files later
-            log.exception("removing the files of purged experiment %s failed", experiment_id)
+    lab.purge_experiment(experiment_id, actor=actor)
     return Response(status_code=204)

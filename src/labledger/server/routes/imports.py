@@ -23,9 +23,8 @@ from pydantic import BaseModel, Field
 from labledger.archive.store import UPLOAD_NOT_STORED, no_space_is_storage_full
 from labledger.core.models import Event, Experiment, ExperimentPublic
 from labledger.errors import InvalidInput, NotFound
-from labledger.server.deps import Actor, Service
-from labledger.server.lab import BlobsDep
-from labledger.server.limits import too_large, upload_limit
+from labledger.server.deps import Actor, Claim, LabDep
+from labledger.server.limits import too_large
 from labledger.server.rendering import Download, JSONBody, experiment_json, json_response
 from labledger.server.schemas import ERRORS
 
@@ -71,7 +70,7 @@ class ExperimentImport(BaseModel):
 
 
 @router.post("/blobs/missing", response_model=MissingAnswer, responses=ERRORS)
-def missing_blobs(query: MissingQuery, blobs: BlobsDep) -> JSONBody:
+def missing_blobs(query: MissingQuery, lab: LabDep) -> JSONBody:
     """Which of these digests the server lacks (so a push uploads only those)."""
     bad = next((d for d in query.digests if not _DIGEST.match(d)), None)
     if bad is not None:
@@ -79,7 +78,9 @@ def missing_blobs(query: MissingQuery, blobs: BlobsDep) -> JSONBody:
             f"digests: expected 64-character lowercase hex BLAKE3 digests, got {bad!r}",
             field="digests",
         )
-    return json_response({"missing": [d for d in dict.fromkeys(query.digests) if not blobs.has(d)]})
+    return json_response(
+        {"missing": [d for d in dict.fromkeys(query.digests) if not lab.files.has(d)]}
+    )
 
 
 @router.put(
@@ -87,21 +88,22 @@ def missing_blobs(query: MissingQuery, blobs: BlobsDep) -> JSONBody:
     response_model=BlobAnswer,
     responses={**ERRORS, 201: {"model": BlobAnswer, "description": "Stored (it was new)"}},
 )
-async def put_blob(digest: Digest, request: Request, blobs: BlobsDep) -> JSONBody:
+async def put_blob(digest: Digest, request: Request, lab: LabDep) -> JSONBody:
     """Store the request body under its BLAKE3 digest; a mismatch stores nothing (422)."""
-    if blobs.touch(digest):
+    files = lab.files
+    if files.touch(digest):
         return json_response(
-            {"digest": digest, "size": blobs.path_of(digest).stat().st_size, "added": False}
+            {"digest": digest, "size": files.path_of(digest).stat().st_size, "added": False}
         )
-    limit = upload_limit(request)
-    with no_space_is_storage_full(blobs.root, UPLOAD_NOT_STORED):
-        await anyio.to_thread.run_sync(blobs.create)
-        fd, name = tempfile.mkstemp(dir=blobs.tmp, prefix="push-")
+    limit = lab.settings.max_upload_bytes
+    with no_space_is_storage_full(files.root, UPLOAD_NOT_STORED):
+        await anyio.to_thread.run_sync(files.create)
+        fd, name = tempfile.mkstemp(dir=files.tmp, prefix="push-")
     tmp = Path(name)
     try:
         hasher = blake3.blake3()
         size = 0
-        with no_space_is_storage_full(blobs.root, UPLOAD_NOT_STORED):
+        with no_space_is_storage_full(files.root, UPLOAD_NOT_STORED):
             with os.fdopen(fd, "wb") as out:
                 async for chunk in request.stream():
                     size += len(chunk)
@@ -115,7 +117,7 @@ async def put_blob(digest: Digest, request: Request, blobs: BlobsDep) -> JSONBod
                     f"digest: the body's BLAKE3 is {got}, not {digest}; nothing was stored",
                     field="digest",
                 )
-            stored = await anyio.to_thread.run_sync(blobs.adopt, tmp, digest)
+            stored = await anyio.to_thread.run_sync(files.adopt, tmp, digest)
         return json_response(
             {"digest": digest, "size": stored.size, "added": stored.added},
             status_code=201 if stored.added else 200,
@@ -129,9 +131,9 @@ async def put_blob(digest: Digest, request: Request, blobs: BlobsDep) -> JSONBod
     "/blobs/{digest}",
     responses={**ERRORS, 200: {"content": {"application/octet-stream": {}}}},
 )
-def get_blob(digest: Digest, blobs: BlobsDep) -> Download:
+def get_blob(digest: Digest, lab: LabDep) -> Download:
     """A stored blob's bytes (logs, scripts and outputs of pushed runs)."""
-    path = blobs.path_of(digest)
+    path = lab.files.path_of(digest)
     if not path.is_file():
         raise NotFound(f"No blob {digest} on this server", digest=digest)
     return Download(path, media_type="application/octet-stream", headers={"ETag": f'"{digest}"'})
@@ -146,7 +148,7 @@ def get_blob(digest: Digest, blobs: BlobsDep) -> Download:
     },
 )
 def import_experiment(
-    experiment_id: str, body: ExperimentImport, service: Service, actor: Actor
+    experiment_id: str, body: ExperimentImport, lab: LabDep, actor: Actor, claim: Claim
 ) -> JSONBody:
     """Keep a run recorded elsewhere under its own id (201 first, 200 after); safe to repeat."""
     if body.experiment.experiment_id != experiment_id:
@@ -155,8 +157,8 @@ def import_experiment(
             f"the path for {experiment_id}",
             field="experiment._id",
         )
-    stored, changed = service.import_experiment(
-        body.experiment, body.events, recorder=body.recorder, actor=actor
+    stored, changed = lab.experiments.import_experiment(
+        body.experiment, body.events, recorder=body.recorder, actor=actor, claim=claim
     )
     first = changed and stored.version == 1
     return experiment_json(stored, status_code=201 if first else 200)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 
 from labledger.errors import LabledgerError
-from labledger.server.deps import AppSettings, Service
+from labledger.server.deps import LabDep
 from labledger.server.rendering import JSONBody, json_response
 from labledger.server.schemas import DefinitionPublic, HealthPublic, SettingsPublic
 from labledger.settings import Settings
@@ -31,12 +31,12 @@ def package_version() -> str:
     response_model=HealthPublic,
     responses={503: {"model": HealthPublic, "description": "The database is unreachable"}},
 )
-def health(service: Service) -> JSONBody:
+def health(lab: LabDep) -> JSONBody:
     """Database connectivity and the number of experiments; 503 when the database is down."""
     body: dict[str, Any] = {"healthy": True, "version": package_version()}
     try:
-        service.store.ping()
-        body["total_experiments"] = service.count_experiments()
+        lab.ping()
+        body["total_experiments"] = lab.experiments.count_experiments()
         body["db_connected"] = True
         body["description"] = "Experiment Manager is running"
         return json_response(body)
@@ -51,12 +51,12 @@ def health(service: Service) -> JSONBody:
 
 @router.get("/settings", response_model=SettingsPublic)
 def get_settings(
-    settings: AppSettings,
+    lab: LabDep,
     include_defaults: Annotated[bool, Query()] = True,
     include_schema: Annotated[bool, Query()] = False,
 ) -> JSONBody:
     """The settings in effect (secrets redacted), as MADSci answers it."""
-    data = settings.public()
+    data = lab.settings.public()
     if not include_defaults:
         defaults = Settings.model_construct().model_dump(mode="json")
         data = {k: v for k, v in data.items() if defaults.get(k, object()) != v}
@@ -68,9 +68,9 @@ def get_settings(
 
 
 @router.get("/definition", response_model=DefinitionPublic)
-def definition(request: Request, settings: AppSettings) -> JSONBody:
+def definition(lab: LabDep) -> JSONBody:
     """MADSci 0.6's manager definition: name, description and manager id."""
-    manager_id: str = request.app.state.manager_id
+    manager_id, settings = lab.manager_id, lab.settings
     return json_response(
         {
             "name": settings.manager_name,

@@ -9,8 +9,7 @@ from fastapi import APIRouter, Query, Response
 from labledger.core.lifecycle import ExperimentStatus
 from labledger.core.models import ExperimentPublic, ExperimentQuery, experiment_to_wire
 from labledger.core.queue import ClaimRequest, FinishRequest, HeartbeatRequest, ReleaseRequest
-from labledger.server.deps import Actor
-from labledger.server.lab import LabDep
+from labledger.server.deps import Actor, LabDep
 from labledger.server.rendering import JSONBody, experiment_json, json_response
 from labledger.server.schemas import ERRORS
 
@@ -73,8 +72,8 @@ def queue(
 
     ``counts`` are the totals; the lists hold at most ``number`` each.
     """
-    queued = lab.store.list_queue([S.QUEUED.value], campaign_id=campaign_id, limit=number, offset=0)
-    running = lab.store.list_queue(
+    queued = lab.store.queue.find([S.QUEUED.value], campaign_id=campaign_id, limit=number, offset=0)
+    running = lab.store.queue.find(
         [S.IN_PROGRESS.value, S.PAUSED.value], campaign_id=campaign_id, limit=number, offset=0
     )
     return json_response(

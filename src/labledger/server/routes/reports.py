@@ -9,8 +9,7 @@ from fastapi import APIRouter, Query, Response
 
 from labledger.core.labrecord import lab_report
 from labledger.core.report_render import FORMATS, render_report
-from labledger.server.lab import ReportsDep
-from labledger.server.labgateway import GatewayDep
+from labledger.server.deps import LabDep
 from labledger.server.rendering import json_response
 from labledger.server.routes.lab_records import read_record
 from labledger.server.schemas import ERRORS
@@ -41,32 +40,17 @@ def _respond(report: dict[str, object], fmt: str, stem: str, download: bool) -> 
 
 @router.get("/experiment/{experiment_id}/report", responses=ERRORS)
 async def experiment_report(
-    experiment_id: str,
-    reports: ReportsDep,
-    gateway: GatewayDep,
-    fmt: Format = "json",
-    download: Download = False,
+    experiment_id: str, lab: LabDep, fmt: Format = "json", download: Download = False
 ) -> Response:
-    """The experiment's summary: status, duration, results, milestones, resources, timeline,
-    and with a MADSci lab configured its workflows, data points, resources and events."""
-    report = await anyio.to_thread.run_sync(reports.experiment_summary, experiment_id)
-    if gateway.any_configured:
-        report["lab"] = lab_report(await read_record(gateway, [experiment_id]))
+    """The experiment's summary: status, duration, results, milestones, resources, timeline."""
+    report = await anyio.to_thread.run_sync(lab.reports.experiment_summary, experiment_id)
     return _respond(report, fmt, f"experiment-{experiment_id}", download)
 
 
 @router.get("/campaign/{campaign_id}/report", responses=ERRORS)
 async def campaign_report(
-    campaign_id: str,
-    reports: ReportsDep,
-    gateway: GatewayDep,
-    fmt: Format = "json",
-    download: Download = False,
+    campaign_id: str, lab: LabDep, fmt: Format = "json", download: Download = False
 ) -> Response:
-    """The campaign's report: counts by status, success rate, durations, results, timeline,
-    and with a MADSci lab configured its experiments' workflows and data points."""
-    report = await anyio.to_thread.run_sync(reports.campaign_report, campaign_id)
-    if gateway.any_configured:
-        ids = [row["experiment_id"] for row in report["rows"]]
-        report["lab"] = lab_report(await read_record(gateway, ids))
+    """The campaign's report: counts by status, success rate, durations, results, timeline."""
+    report = await anyio.to_thread.run_sync(lab.reports.campaign_report, campaign_id)
     return _respond(report, fmt, f"campaign-{campaign_id}", download)

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import anyio
 import blake3
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, Query, UploadFile
 
 from labledger.archive.store import UPLOAD_NOT_STORED, BlobStore, no_space_is_storage_full
 from labledger.core.records import (
@@ -31,9 +31,8 @@ from labledger.core.records import (
 )
 from labledger.core.strict import text_problem
 from labledger.errors import InvalidInput, NotFound
-from labledger.server.deps import Actor
-from labledger.server.lab import BlobsDep, LabDep
-from labledger.server.limits import too_large, upload_limit
+from labledger.server.deps import Actor, Claim, LabDep
+from labledger.server.limits import too_large
 from labledger.server.rendering import Download, JSONBody, experiment_json, json_response
 from labledger.server.schemas import ERRORS
 
@@ -52,10 +51,12 @@ def result_wire(r: Result) -> dict[str, Any]:
 
 
 @router.post("/experiment/{experiment_id}/results", response_model=list[Result], responses=ERRORS)
-def add_values(experiment_id: str, body: ResultValues, lab: LabDep, actor: Actor) -> JSONBody:
+def add_values(
+    experiment_id: str, body: ResultValues, lab: LabDep, actor: Actor, claim: Claim
+) -> JSONBody:
     """Attach named values (numbers, text, JSON); a name given again replaces its value."""
     stored = lab.results.add_values(
-        experiment_id, body.values, actor=actor, worker_id=body.worker_id
+        experiment_id, body.values, actor=actor, worker_id=body.worker_id, claim=claim
     )
     return json_response([result_wire(r) for r in stored])
 
@@ -72,20 +73,20 @@ def get_result(experiment_id: str, name: str, lab: LabDep) -> JSONBody:
     return json_response(result_wire(lab.results.get_result(experiment_id, name)))
 
 
-def _store_upload(blobs: BlobStore, upload: UploadFile, limit: int) -> tuple[str, int]:
+def _store_upload(files: BlobStore, upload: UploadFile, limit: int) -> tuple[str, int]:
     """Copy the upload in chunks to a temp file while hashing, then into the blob store.
 
     A full disk answers 507 (:class:`StorageFull`) and leaves nothing behind.
     """
-    with no_space_is_storage_full(blobs.root, UPLOAD_NOT_STORED):
-        return _copy_upload(blobs, upload, limit)
+    with no_space_is_storage_full(files.root, UPLOAD_NOT_STORED):
+        return _copy_upload(files, upload, limit)
 
 
-def _copy_upload(blobs: BlobStore, upload: UploadFile, limit: int) -> tuple[str, int]:
-    blobs.create()
+def _copy_upload(files: BlobStore, upload: UploadFile, limit: int) -> tuple[str, int]:
+    files.create()
     hasher = blake3.blake3()
     size = 0
-    fd, name = tempfile.mkstemp(dir=blobs.tmp, prefix="upload-")
+    fd, name = tempfile.mkstemp(dir=files.tmp, prefix="upload-")
     tmp = Path(name)
     try:
         with os.fdopen(fd, "wb") as out:
@@ -96,7 +97,7 @@ def _copy_upload(blobs: BlobStore, upload: UploadFile, limit: int) -> tuple[str,
                 hasher.update(chunk)
                 out.write(chunk)
         digest = hasher.hexdigest()
-        blobs.adopt(tmp, digest)
+        files.adopt(tmp, digest)
         return digest, size
     finally:
         with contextlib.suppress(OSError):
@@ -112,10 +113,9 @@ def _copy_upload(blobs: BlobStore, upload: UploadFile, limit: int) -> tuple[str,
 async def upload_file(
     experiment_id: str,
     name: str,
-    request: Request,
     lab: LabDep,
-    blobs: BlobsDep,
     actor: Actor,
+    claim: Claim,
     file: Annotated[UploadFile, File(description="The file (multipart field 'file').")],
     digest: Annotated[
         str | None,
@@ -139,9 +139,9 @@ async def upload_file(
     for field, value in fields.items():
         if value is not None and (why := text_problem(value)) is not None:
             raise InvalidInput(f"{field}: {why}; nothing was stored", field=field)
-    await anyio.to_thread.run_sync(lab.store.get_experiment, experiment_id)  # 404 before upload
-    limit = upload_limit(request)
-    got, size = await anyio.to_thread.run_sync(_store_upload, blobs, file, limit)
+    await anyio.to_thread.run_sync(lab.store.experiments.get, experiment_id)  # 404 before upload
+    limit = lab.settings.max_upload_bytes
+    got, size = await anyio.to_thread.run_sync(_store_upload, lab.files, file, limit)
     if digest is not None and digest.lower() != got:
         raise InvalidInput(
             f"digest: the upload's BLAKE3 is {got}, the client said {digest}; "
@@ -158,6 +158,7 @@ async def upload_file(
             filename=Path(file.filename or name).name[:1000],
             actor=actor,
             worker_id=worker_id,
+            claim=claim,
         )
     )
     return JSONBody(result_wire(result), status_code=201)
@@ -167,7 +168,7 @@ async def upload_file(
     "/experiment/{experiment_id}/files/{name}",
     responses={**ERRORS, 200: {"content": {"application/octet-stream": {}}}},
 )
-def download_file(experiment_id: str, name: str, lab: LabDep, blobs: BlobsDep) -> Download:
+def download_file(experiment_id: str, name: str, lab: LabDep) -> Download:
     """Download a file result; its BLAKE3 digest is in ``X-Content-BLAKE3`` and the ETag."""
     result = lab.results.get_result(experiment_id, name)
     if result.kind is not ResultKind.FILE or result.digest is None:
@@ -176,11 +177,11 @@ def download_file(experiment_id: str, name: str, lab: LabDep, blobs: BlobsDep) -
             f"read it at /experiment/{experiment_id}/results/{name}",
             field="name",
         )
-    path = blobs.path_of(result.digest)
+    path = lab.files.path_of(result.digest)
     if not path.is_file():
         raise NotFound(
             f"The content of file result {name!r} (blake3 {result.digest}) is missing from "
-            f"the result store at {blobs.root}",
+            f"the result store at {lab.files.root}",
             experiment_id=experiment_id,
             name=name,
         )
@@ -207,9 +208,11 @@ def set_progress(experiment_id: str, body: ProgressUpdate, lab: LabDep, actor: A
     responses=ERRORS,
     status_code=201,
 )
-def add_milestone(experiment_id: str, body: MilestoneCreate, lab: LabDep, actor: Actor) -> JSONBody:
+def add_milestone(
+    experiment_id: str, body: MilestoneCreate, lab: LabDep, actor: Actor, claim: Claim
+) -> JSONBody:
     """Record a checkpoint: a name, the time, optional progress and the data to resume from."""
-    milestone = lab.results.add_milestone(experiment_id, body, actor=actor)
+    milestone = lab.results.add_milestone(experiment_id, body, actor=actor, claim=claim)
     return JSONBody(milestone.model_dump(mode="json"), status_code=201)
 
 

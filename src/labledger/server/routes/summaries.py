@@ -12,8 +12,7 @@ from labledger.core.models import ExperimentQuery
 from labledger.core.reports import result_cell
 from labledger.core.service import ExperimentService
 from labledger.errors import InvalidInput
-from labledger.server.deps import Service
-from labledger.server.lab import LabDep
+from labledger.server.deps import LabDep
 from labledger.server.rendering import JSONBody, json_response
 from labledger.server.routes.experiments import experiment_query
 from labledger.server.schemas import ERRORS
@@ -56,12 +55,12 @@ def comparison(lab: Lab, ids: list[str]) -> dict[str, Any]:
     return compare(experiments, results)
 
 
-def status_counts(service: ExperimentService, query: ExperimentQuery) -> dict[str, int]:
+def status_counts(experiments: ExperimentService, query: ExperimentQuery) -> dict[str, int]:
     """How many experiments matching ``query`` are in each status (every status, zeros too)."""
     wanted = query.statuses or list(ExperimentStatus)
     counts = {s.value: 0 for s in ExperimentStatus}
     for status in wanted:
-        counts[status.value] = service.count_experiments(
+        counts[status.value] = experiments.count_experiments(
             query.model_copy(update={"statuses": [status]})
         )
     return counts
@@ -89,8 +88,8 @@ def compare_experiments(
     summary="Count experiments by status (same filters as GET /experiments)",
 )
 def count_by_status(
-    service: Service, query: Annotated[ExperimentQuery, Depends(experiment_query)]
+    lab: LabDep, query: Annotated[ExperimentQuery, Depends(experiment_query)]
 ) -> JSONBody:
     """``{"counts": {status: n, ...}, "total": n}`` for the experiments matching the filters."""
-    counts = status_counts(service, query)
+    counts = status_counts(lab.experiments, query)
     return json_response({"counts": counts, "total": sum(counts.values())})

@@ -8,14 +8,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
 from labledger.core.access import TOKEN_NAME_PATTERN, ApiToken, Scope
-from labledger.server.deps import Actor
+from labledger.server.deps import Actor, LabDep
 from labledger.server.rendering import JSONBody, json_response
 from labledger.server.schemas import ERRORS
-from labledger.storage.access_sql import TokenStore
 
 __all__ = ["TokenCreate", "TokenCreated", "TokenPublic", "router"]
 
@@ -48,11 +47,6 @@ class TokenCreated(TokenPublic):
     secret: str
 
 
-def _store(request: Request) -> TokenStore:
-    store: TokenStore = request.app.state.token_store
-    return store
-
-
 def _public(token: ApiToken) -> dict[str, object]:
     return token.model_dump(mode="json")
 
@@ -61,22 +55,22 @@ TokenName = Annotated[str, Path(pattern=TOKEN_NAME_PATTERN)]
 
 
 @router.get("/tokens", response_model=list[TokenPublic], responses=ERRORS)
-def list_tokens(request: Request) -> JSONBody:
+def list_tokens(lab: LabDep) -> JSONBody:
     """Every token, revoked ones included, oldest first (admin)."""
-    return json_response([_public(t) for t in _store(request).list()])
+    return json_response([_public(t) for t in lab.tokens.list()])
 
 
 @router.post("/tokens", response_model=TokenCreated, status_code=201, responses=ERRORS)
-def create_token(body: TokenCreate, request: Request, actor: Actor) -> JSONBody:
+def create_token(body: TokenCreate, lab: LabDep, actor: Actor) -> JSONBody:
     """Make a token (admin). Its secret is in this answer only."""
-    token, secret = _store(request).create(body.name, body.scope, note=body.note, created_by=actor)
-    request.app.state.access_control.invalidate()
+    token, secret = lab.tokens.create(body.name, body.scope, note=body.note, created_by=actor)
+    lab.access.invalidate()
     return json_response({**_public(token), "secret": secret}, status_code=201)
 
 
 @router.delete("/tokens/{name}", response_model=TokenPublic, responses=ERRORS)
-def revoke_token(name: TokenName, request: Request) -> JSONBody:
+def revoke_token(name: TokenName, lab: LabDep) -> JSONBody:
     """Revoke a token at once (admin); it stays listed, for the event log."""
-    token = _store(request).revoke(name)
-    request.app.state.access_control.invalidate()
+    token = lab.tokens.revoke(name)
+    lab.access.invalidate()
     return json_response(_public(token))

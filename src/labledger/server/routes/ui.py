@@ -22,9 +22,7 @@ from labledger.core.lifecycle import ExperimentStatus, parse_status
 from labledger.core.models import SORT_KEYS, ExperimentQuery
 from labledger.core.service import ExperimentService
 from labledger.errors import CampaignNotFound, InvalidInput, LabledgerError
-from labledger.server.deps import Service
-from labledger.server.lab import LabDep, ReportsDep
-from labledger.server.labgateway import GatewayDep
+from labledger.server.deps import LabDep
 from labledger.server.routes.experiments import MAX_OFFSET
 from labledger.server.routes.summaries import MAX_COMPARE, comparison, parse_ids, status_counts
 from labledger.server.ui import STATIC_DIR, charts
@@ -160,7 +158,7 @@ def api_params(query: ExperimentQuery) -> list[tuple[str, str]]:
     return out
 
 
-def _experiments_page(service: ExperimentService, params: Any) -> dict[str, Any]:
+def _experiments_page(experiments_: ExperimentService, params: Any) -> dict[str, Any]:
     context: dict[str, Any] = {
         "statuses": [s.value for s in ExperimentStatus],
         "sort_keys": SORT_KEYS,
@@ -171,14 +169,14 @@ def _experiments_page(service: ExperimentService, params: Any) -> dict[str, Any]
     except InvalidInput as exc:
         empty = {"status": [], "sort": "-created_at", "size": 50, "page": 1}
         return {**context, "error": exc.message, "form": empty, "experiments": [], "total": 0}
-    total = service.count_experiments(query)
+    total = experiments_.count_experiments(query)
     pages = max((total + query.limit - 1) // query.limit, 1)
-    experiments = service.list_experiments(query)
+    experiments = experiments_.list_experiments(query)
     api = api_params(query)
     campaign_names: dict[str, str] = {}
     for campaign_id in {e.campaign_id for e in experiments if e.campaign_id}:
         with contextlib.suppress(CampaignNotFound):  # a dangling id shows as the id
-            campaign_names[campaign_id] = service.get_campaign(campaign_id).campaign_name
+            campaign_names[campaign_id] = experiments_.get_campaign(campaign_id).campaign_name
     no_page = [(k, v) for k, v in api if k not in ("number", "offset")]
     form_params = [
         (k, v) for k, v in form.items() if k not in ("status", "page") and v not in ("", None)
@@ -204,9 +202,9 @@ def _experiments_page(service: ExperimentService, params: Any) -> dict[str, Any]
 
 
 @router.get("/ui/experiments", name="ui-experiments")
-def experiments_page(request: Request, service: Service) -> HTMLResponse:
+def experiments_page(request: Request, lab: LabDep) -> HTMLResponse:
     """The experiments table: filters, sorting, paging, live status badges."""
-    context = _experiments_page(service, request.query_params)
+    context = _experiments_page(lab.experiments, request.query_params)
     return _render(
         request, "experiments.html", lambda: context, 422 if context.get("error") else 200
     )
@@ -228,14 +226,14 @@ def experiment_page(
 
 
 @router.get("/ui/experiments/{experiment_id}/timeline.svg")
-def experiment_timeline(experiment_id: str, service: Service) -> Response:
+def experiment_timeline(experiment_id: str, lab: LabDep) -> Response:
     """The status timeline chart of an experiment (from its event log)."""
-    exp = service.get_experiment(experiment_id)
-    events = service.list_events(experiment_id=exp.experiment_id, limit=10_000)
+    exp = lab.experiments.get_experiment(experiment_id)
+    events = lab.experiments.list_events(experiment_id=exp.experiment_id, limit=10_000)
     svg = charts.timeline_chart(
         f"Status timeline of {exp.run_name or exp.name}",
         status_spans(events),
-        now=timeline_end(exp, service.clock()),
+        now=timeline_end(exp, lab.experiments.clock()),
     )
     return Response(svg, media_type=SVG)
 
@@ -244,42 +242,32 @@ def experiment_timeline(experiment_id: str, service: Service) -> Response:
 
 
 @router.get("/ui/campaigns", name="ui-campaigns")
-def campaigns_page(request: Request, service: Service) -> HTMLResponse:
+def campaigns_page(request: Request, lab: LabDep) -> HTMLResponse:
     """The campaigns, newest first."""
 
     def build() -> dict[str, Any]:
-        campaigns = service.list_campaigns(200, 0)
+        campaigns = lab.experiments.list_campaigns(200, 0)
         return {"campaigns": campaigns, "json_url": "/campaigns?number=200"}
 
     return _render(request, "campaigns.html", build)
 
 
 @router.get("/ui/campaigns/{campaign_id}", name="ui-campaign")
-def campaign_page(
-    campaign_id: str, request: Request, reports: ReportsDep, gateway: GatewayDep
-) -> HTMLResponse:
+def campaign_page(campaign_id: str, request: Request, lab: LabDep) -> HTMLResponse:
     """A campaign: progress, status breakdown, results against a chosen parameter, report."""
     params = request.query_params
-
-    def build() -> dict[str, Any]:
-        ids = list(reports.store.get_campaign(campaign_id).experiment_ids or [])
-        record = read_record_from_thread(gateway, ids)
-        columns = (
-            datapoint_columns(record["datapoints"].items, record["workflows"].items)
-            if record
-            else None
-        )
-        context = campaign_context(reports, campaign_id, params.get("x"), params.get("y"), columns)
-        return {**context, "lab": lab_context(record, None)}
-
-    return _render(request, "campaign.html", build)
+    return _render(
+        request,
+        "campaign.html",
+        lambda: campaign_context(lab.reports, campaign_id, params.get("x"), params.get("y")),
+    )
 
 
 @router.get("/ui/campaigns/{campaign_id}/status.svg")
-def campaign_status_chart(campaign_id: str, service: Service) -> Response:
+def campaign_status_chart(campaign_id: str, lab: LabDep) -> Response:
     """Bar chart: the campaign's experiments by status."""
-    campaign = service.get_campaign(campaign_id)
-    counts = status_counts(service, ExperimentQuery(campaign_id=campaign.campaign_id))
+    campaign = lab.experiments.get_campaign(campaign_id)
+    counts = status_counts(lab.experiments, ExperimentQuery(campaign_id=campaign.campaign_id))
     svg = charts.bar_chart(
         f"Experiments of {campaign.campaign_name} by status",
         status_bars(counts),
@@ -291,10 +279,10 @@ def campaign_status_chart(campaign_id: str, service: Service) -> Response:
 
 @router.get("/ui/campaigns/{campaign_id}/results.svg")
 def campaign_results_chart(
-    campaign_id: str, reports: ReportsDep, x: str | None = None, y: str | None = None
+    campaign_id: str, lab: LabDep, x: str | None = None, y: str | None = None
 ) -> Response:
     """Scatter/line chart: a result of each experiment against a parameter."""
-    context = campaign_context(reports, campaign_id, x, y)
+    context = campaign_context(lab.reports, campaign_id, x, y)
     return Response(context["results_svg"], media_type=SVG)
 
 

@@ -138,7 +138,7 @@ def campaign_context(
     its data points in the MADSci lab), which can be columns and either plot axis.
     """
     report = reports.campaign_report(campaign_id)
-    campaign = reports.store.get_campaign(campaign_id)
+    campaign = reports.store.campaigns.get(campaign_id)
     rows = [_flat_row(r) for r in report["rows"]]
     for row in rows:
         row.update((extra_columns or {}).get(row["id"], {}))
@@ -222,10 +222,10 @@ def queue_context(lab: Lab) -> dict[str, Any]:
 
     The same store calls as ``GET /queue``, its JSON twin.
     """
-    queued = lab.store.list_queue(
+    queued = lab.store.queue.find(
         [ExperimentStatus.QUEUED.value], campaign_id=None, limit=QUEUE_LIMIT, offset=0
     )
-    running = lab.store.list_queue(
+    running = lab.store.queue.find(
         [ExperimentStatus.IN_PROGRESS.value, ExperimentStatus.PAUSED.value],
         campaign_id=None,
         limit=QUEUE_LIMIT,
