@@ -89,7 +89,7 @@ class Settings(BaseSettings):
         default=None, description="ULID of this manager (default: one kept in data_dir)."
     )
 
-    # ---- the scheduling queue and integration (campaigns issue)
+    # ---- the scheduling queue, result files and event forwarding
     lease_seconds: float = Field(
         default=60.0,
         gt=0,
@@ -166,7 +166,7 @@ class Settings(BaseSettings):
         description="Longest wait in seconds between retries of a failing forwarding target.",
     )
 
-    # ---- access control and limits (hardening issue)
+    # ---- access control and limits
     auth_required: bool = Field(
         default=False,
         description="Require a token on every request but /health even before any token exists "

@@ -9,16 +9,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from labledger.core.campaigns import CampaignService
 from labledger.core.lifecycle import TERMINAL, TRANSITIONS, Action, ExperimentStatus
 from labledger.core.models import (
     EventType,
-    ExperimentalCampaign,
     ExperimentDesign,
     ExperimentRegistration,
     ExperimentUpdate,
     OwnershipInfo,
 )
 from labledger.core.service import ExperimentService
+from labledger.core.specs import CampaignSpec
 from labledger.errors import (
     CampaignNotFound,
     Conflict,
@@ -145,9 +146,10 @@ def test_trash_keeps_record_and_events_until_purged(service: ExperimentService) 
 
 
 def test_campaign_links_declared_and_registered_experiments(service: ExperimentService) -> None:
+    campaigns = CampaignService(service.store)
     first = service.create_experiment(register())
-    campaign = service.register_campaign(
-        ExperimentalCampaign(campaign_name="screen", experiment_ids=[first.experiment_id])
+    campaign = campaigns.create(
+        CampaignSpec(campaign_name="screen"), experiment_ids=[first.experiment_id]
     )
     later = service.create_experiment(
         ExperimentRegistration(
@@ -162,8 +164,8 @@ def test_campaign_links_declared_and_registered_experiments(service: ExperimentS
     assert service.get_experiment(first.experiment_id).campaign_id == campaign.campaign_id
     assert [c.campaign_id for c in service.list_campaigns()] == [campaign.campaign_id]
     with pytest.raises(InvalidInput, match="experiment_ids"):
-        service.register_campaign(
-            ExperimentalCampaign(campaign_name="bad", experiment_ids=["01J00000000000000000000000"])
+        campaigns.create(
+            CampaignSpec(campaign_name="bad"), experiment_ids=["01J00000000000000000000000"]
         )
 
 

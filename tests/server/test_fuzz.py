@@ -39,7 +39,8 @@ def _seeded_app(*, read_token: bool = False) -> Any:
     Built when the module is collected: schemathesis parametrizes from a loaded schema (its
     ``from_fixture`` does not work with pytest 9), and the app has no lifespan to run.
     """
-    from labledger.core.models import ExperimentalCampaign, ExperimentRegistration
+    from labledger.core.models import ExperimentRegistration
+    from labledger.core.specs import CampaignSpec
 
     data = Path(tempfile.mkdtemp(prefix="labledger-fuzz-"))
     app = create_app(Settings(db_url=f"sqlite:///{data / 'fuzz.sqlite3'}", data_dir=data))
@@ -48,7 +49,7 @@ def _seeded_app(*, read_token: bool = False) -> Any:
     service.create_experiment(
         ExperimentRegistration.model_validate({"experiment_design": {"experiment_name": "seed"}})
     )
-    service.register_campaign(ExperimentalCampaign(campaign_name="seed"))
+    app.state.lab.campaigns.create(CampaignSpec(campaign_name="seed"))
     if read_token:
         # access control on; the fuzzer holds a read token, so every change must answer 403
         app.state.lab.tokens.create("fuzz-admin", "admin")

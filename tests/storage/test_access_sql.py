@@ -9,13 +9,13 @@ import pytest
 from sqlalchemy import Engine, func, insert, select
 
 from labledger.core.access import Scope, hash_secret
+from labledger.core.idempotency import IdempotencyClaim
 from labledger.core.ids import new_ulid, utcnow
 from labledger.core.models import Event, EventType, Experiment, ExperimentDesign
 from labledger.errors import AlreadyExists, DuplicateRequest, InvalidInput, NotFound
-from labledger.core.idempotency import IdempotencyClaim
 from labledger.storage.access_sql import TokenStore
-from labledger.storage.idempotency_sql import IdempotencyStore, record_key
 from labledger.storage.engine import WRITE, create_db_engine
+from labledger.storage.idempotency_sql import IdempotencyStore, record_key
 from labledger.storage.schema import ensure_ready
 from labledger.storage.sql import SqlStore
 from labledger.storage.tables import experiments, idempotency_keys

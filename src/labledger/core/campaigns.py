@@ -9,7 +9,7 @@ a list, or both) that becomes one experiment per point, all created in one trans
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -32,7 +32,7 @@ from labledger.core.models import (
 )
 from labledger.core.specs import MAX_SWEEP, CampaignSpec, ExperimentSpec, SweepSpec
 from labledger.core.store import Store
-from labledger.errors import ConcurrentUpdate, IllegalTransition
+from labledger.errors import ConcurrentUpdate, ExperimentNotFound, IllegalTransition, InvalidInput
 
 __all__ = ["MAX_SWEEP", "CampaignService", "CampaignSpec", "ExperimentSpec", "SweepSpec"]
 
@@ -54,16 +54,32 @@ class CampaignService:
         self,
         spec: CampaignSpec,
         *,
+        campaign_id: str | None = None,
+        experiment_ids: Sequence[str] = (),
         actor: str | None = None,
         default_ownership: OwnershipInfo | None = None,
         claim: IdempotencyClaim | None = None,
     ) -> ExperimentalCampaign:
-        """Create a campaign and, in one transaction, every experiment its spec lists."""
+        """Create a campaign and, in one transaction, every experiment its spec lists.
+
+        ``campaign_id`` keeps an id the client chose (MADSci clients make their own);
+        ``experiment_ids`` links existing live experiments to the new campaign.
+        """
         now = self.clock()
         specs = spec.experiment_specs()
+        for experiment_id in experiment_ids:
+            try:
+                self.store.experiments.get(experiment_id)
+            except ExperimentNotFound:
+                raise InvalidInput(
+                    f"experiment_ids: no experiment {experiment_id} on this server",
+                    field="experiment_ids",
+                ) from None
         ownership = spec.ownership_info if spec.ownership_info.compact() else None
         campaign = ExperimentalCampaign(
+            campaign_id=campaign_id or new_ulid(),
             campaign_name=spec.campaign_name,
+            experiment_ids=list(experiment_ids),
             campaign_description=spec.campaign_description,
             ownership_info=ownership or default_ownership or OwnershipInfo(),
             parameters=spec.parameters,

@@ -1,6 +1,6 @@
 """Reports: an experiment summary and a campaign report, as plain data (JSON-ready dicts).
 
-:mod:`labledger.core.report_render` turns them into Markdown and HTML. A campaign report has
+:mod:`labledger.server.report_render` turns them into Markdown and HTML. A campaign report has
 the counts by status, the success rate, durations, retries, a results table (each experiment's
 parameters and results) and the timeline of status changes.
 """

@@ -353,39 +353,6 @@ class ExperimentService:
 
     # ------------------------------------------------------------------ campaigns
 
-    def register_campaign(
-        self,
-        campaign: ExperimentalCampaign,
-        *,
-        actor: str | None = None,
-        claim: IdempotencyClaim | None = None,
-    ) -> ExperimentalCampaign:
-        """Store a campaign. Declared experiment ids that exist are linked to it."""
-        now = self.clock()
-        campaign = campaign.model_copy(
-            update={"created_at": now, "updated_at": now, "version": 1, "ended_at": None}
-        )
-        if campaign.status is not CampaignStatus.PLANNED:
-            campaign = campaign.model_copy(update={"status": CampaignStatus.PLANNED})
-        for experiment_id in campaign.experiment_ids or []:
-            try:
-                self.store.experiments.get(experiment_id)
-            except ExperimentNotFound:
-                raise InvalidInput(
-                    f"experiment_ids: no experiment {experiment_id} on this server",
-                    field="experiment_ids",
-                ) from None
-        event = Event(
-            campaign_id=campaign.campaign_id,
-            type=EventType.CAMPAIGN_CREATED,
-            actor=actor,
-            to_status=campaign.status.value,
-            at=now,
-            data={"campaign_name": campaign.campaign_name},
-        )
-        self.store.campaigns.insert(campaign, [event], claim=claim)
-        return self.store.campaigns.get(campaign.campaign_id)
-
     def get_campaign(self, campaign_id: str) -> ExperimentalCampaign:
         """The campaign with its experiment ids."""
         return self.store.campaigns.get(campaign_id)

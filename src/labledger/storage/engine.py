@@ -20,7 +20,6 @@ from labledger.errors import InvalidInput, MissingDependency, StorageError
 __all__ = [
     "WRITE",
     "create_db_engine",
-    "default_sqlite_url",
     "is_sqlite",
     "one_statement",
     "read_transaction",
@@ -65,11 +64,6 @@ def write_lock(engine: Engine) -> AbstractContextManager[Any]:
     """
     lock = _WRITE_LOCKS.get(engine)
     return lock if lock is not None else nullcontext()
-
-
-def default_sqlite_url(data_dir: Path) -> str:
-    """The embedded default database: ``<data_dir>/labledger.sqlite3``."""
-    return f"sqlite:///{data_dir / 'labledger.sqlite3'}"
 
 
 def is_sqlite(url: str) -> bool:

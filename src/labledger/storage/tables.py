@@ -99,7 +99,7 @@ experiments = Table(
     Column("started_at", UTCDateTime),
     Column("ended_at", UTCDateTime),
     Column("deleted_at", UTCDateTime),
-    # the queue (revision 0002): who holds a claimed experiment, since when, until when
+    # the queue: who holds a claimed experiment, since when, until when
     Column("worker_id", String(200)),
     Column("claimed_at", UTCDateTime),
     Column("lease_expires_at", UTCDateTime),
@@ -154,7 +154,7 @@ events = Table(
 )
 
 
-# --------------------------------------------------------------------------- revision 0002
+# ------------------------------------------------ results, milestones, resource uses, forwarding
 
 BIGID = BigInteger().with_variant(Integer, "sqlite")
 
@@ -225,7 +225,7 @@ forward_cursors = Table(
 )
 
 
-# --------------------------------------------------------------------------- revision 0003
+# ------------------------------------------------------------------ API tokens, idempotency keys
 
 api_tokens = Table(
     "api_tokens",

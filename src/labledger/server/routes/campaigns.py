@@ -8,7 +8,6 @@ from fastapi import APIRouter, Query, Response
 
 from labledger.core.lifecycle import TERMINAL, ExperimentStatus
 from labledger.core.models import ExperimentalCampaign
-from labledger.core.report_render import results_csv
 from labledger.core.specs import CampaignSpec
 from labledger.server.deps import Actor, Claim, LabDep
 from labledger.server.rendering import (
@@ -18,6 +17,7 @@ from labledger.server.rendering import (
     events_json,
     json_response,
 )
+from labledger.server.report_render import results_csv
 from labledger.server.routes.experiments import MAX_EVENT_ID, MAX_OFFSET
 from labledger.server.schemas import ERRORS, EventPublic
 
@@ -26,12 +26,34 @@ __all__ = ["router"]
 router = APIRouter(tags=["campaigns"])
 
 
-@router.post("/campaign", response_model=ExperimentalCampaign, responses=ERRORS)
+@router.post(
+    "/campaign",
+    response_model=ExperimentalCampaign,
+    responses=ERRORS,
+    summary="Create a campaign in MADSci's shape (the alias of POST /campaigns MADSci calls)",
+)
 def register_campaign(
     campaign: ExperimentalCampaign, lab: LabDep, actor: Actor, claim: Claim
 ) -> JSONBody:
-    """Register a campaign; ``experiment_ids`` links existing experiments to it."""
-    return campaign_json(lab.experiments.register_campaign(campaign, actor=actor, claim=claim))
+    """MADSci's ``POST /campaign``: the campaign creation of ``POST /campaigns``, with MADSci's
+    body and answer (200). The client's ``campaign_id`` is kept and ``experiment_ids`` links
+    existing experiments to the campaign.
+    """
+    spec = CampaignSpec(
+        campaign_name=campaign.campaign_name,
+        campaign_description=campaign.campaign_description,
+        ownership_info=campaign.ownership_info,
+        parameters=campaign.parameters,
+        metadata=campaign.metadata,
+    )
+    created = lab.campaigns.create(
+        spec,
+        campaign_id=campaign.campaign_id,
+        experiment_ids=campaign.experiment_ids or [],
+        actor=actor,
+        claim=claim,
+    )
+    return campaign_json(created)
 
 
 @router.get("/campaign/{campaign_id}", response_model=ExperimentalCampaign, responses=ERRORS)

@@ -8,9 +8,9 @@ import anyio
 from fastapi import APIRouter, Query, Response
 
 from labledger.core.labrecord import lab_report
-from labledger.core.report_render import FORMATS, render_report
 from labledger.server.deps import LabDep
 from labledger.server.rendering import json_response
+from labledger.server.report_render import FORMATS, render_report
 from labledger.server.routes.lab_records import read_record
 from labledger.server.schemas import ERRORS
 
