@@ -3,7 +3,7 @@
 For each backend (SQLite, and PostgreSQL when its binaries are installed) one database grows in
 steps; after each step the same lists are timed two ways:
 
-    store   SqlStore.list_experiments(...) called directly (no HTTP)
+    store   SqlStore.experiments.find(...) called directly (no HTTP)
     http    GET /experiments?... answered by a real ``labledger serve`` over loopback
             (one keep-alive client, requests one after another)
 
@@ -50,7 +50,7 @@ from _common import (
 
 from labledger.core.lifecycle import ExperimentStatus
 from labledger.core.models import ExperimentQuery
-from labledger.storage.engine import create_db_engine
+from labledger.storage.engine import create_db_engine, write_transaction
 from labledger.storage.schema import ensure_ready
 from labledger.storage.sql import SqlStore
 from labledger.storage.tables import experiments
@@ -132,7 +132,7 @@ def load(store: SqlStore, data: Dataset, target: int, rnd: random.Random) -> flo
                 data.campaigns.append(ulid_at(1_700_000_000_000 + i, rnd))
             row = _row(i, data, rnd, sqlite)
             rows.append(tuple(row.get(c) for c in columns))
-        with store.write() as conn:
+        with write_transaction(store.engine) as conn:
             dbapi = conn.connection.driver_connection
             assert dbapi is not None
             if sqlite:
