@@ -85,9 +85,7 @@ def install_error_handlers(app: FastAPI) -> None:
             for e in exc.errors()
         ]
         field, message = _validation_message(errors)
-        return JSONResponse(
-            error_body(InvalidInput.code, message, field=field, errors=errors), status_code=422
-        )
+        return error_response(InvalidInput(message, field=field, errors=errors))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -98,10 +96,7 @@ def install_error_handlers(app: FastAPI) -> None:
             # multipart form): to us that is a field with a bad value, like any other.
             if message == "There was an error parsing the body":
                 message = "expected a JSON document in UTF-8; it could not be decoded"
-            return JSONResponse(
-                error_body(InvalidInput.code, f"body: {message}", field="body"),
-                status_code=422,
-            )
+            return error_response(InvalidInput(f"body: {message}", field="body"))
         if exc.status_code == 404 and message == "Not Found":
             message = f"No route {request.method} {request.url.path}"
         return JSONResponse(
@@ -113,7 +108,4 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse(
-            error_body("internal_error", f"internal error: {type(exc).__name__}"),
-            status_code=500,
-        )
+        return error_response(LabledgerError(f"internal error: {type(exc).__name__}"))
