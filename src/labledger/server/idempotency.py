@@ -93,7 +93,7 @@ class IdempotencyMiddleware:
     def __init__(self, app: ASGIApp, lab: ServerLab) -> None:
         self.app = app
         self.lab = lab
-        self.store = lab.idempotency
+        self.keys = lab.idempotency
         self.ttl = timedelta(hours=lab.settings.idempotency_hours)
         self._swept = -1e9
         self._pending: list[tuple[str, str, int, str]] = []
@@ -119,10 +119,10 @@ class IdempotencyMiddleware:
         principal = str((scope.get("state") or {}).get("principal", ""))
         try:
             await self._sweep()
-            stored = await anyio.to_thread.run_sync(self.store.find, principal, key)
+            stored = await anyio.to_thread.run_sync(self.keys.find, principal, key)
             if stored is not None and stored.created_at < utcnow() - self.ttl:
                 # remembered longer than promised: the key is free again
-                await anyio.to_thread.run_sync(self.store.forget, principal, key)
+                await anyio.to_thread.run_sync(self.keys.forget, principal, key)
                 stored = None
         except LabledgerError as exc:  # the database is unreachable: 503, as any route would
             await error_response(exc)(scope, receive, send)
@@ -136,7 +136,7 @@ class IdempotencyMiddleware:
     async def _sweep(self) -> None:
         if time.monotonic() - self._swept > SWEEP_SECONDS:
             self._swept = time.monotonic()
-            await anyio.to_thread.run_sync(self.store.forget_before, utcnow() - self.ttl)
+            await anyio.to_thread.run_sync(self.keys.forget_before, utcnow() - self.ttl)
 
     async def _drain(self, scope: Scope_, receive: Receive) -> str:
         """Read (and hash) the whole body of a request that will be answered from memory."""
@@ -186,7 +186,7 @@ class IdempotencyMiddleware:
         if claim.resource_id is None and (claim.lost or status >= 400):
             # A twin may have won the key (its record made ours fail, or ours lost the key).
             try:
-                stored = await anyio.to_thread.run_sync(self.store.find, principal, key)
+                stored = await anyio.to_thread.run_sync(self.keys.find, principal, key)
             except LabledgerError:
                 stored = None  # our own answer (an error) goes out as it is
             if stored is not None:
@@ -211,7 +211,7 @@ class IdempotencyMiddleware:
             while self._pending:
                 batch, self._pending = self._pending, []
                 try:
-                    await anyio.to_thread.run_sync(self.store.store_answers, batch)
+                    await anyio.to_thread.run_sync(self.keys.store_answers, batch)
                 except LabledgerError as exc:
                     log.warning("could not keep %d idempotent answers: %s", len(batch), exc)
         finally:
@@ -239,7 +239,7 @@ class IdempotencyMiddleware:
         deadline = time.monotonic() + WAIT_SECONDS
         while stored.status_code is None and time.monotonic() < deadline:
             await anyio.sleep(0.05)
-            found = await anyio.to_thread.run_sync(self.store.find, principal, key)
+            found = await anyio.to_thread.run_sync(self.keys.find, principal, key)
             stored = found or stored
         headers = {REPLAYED_HEADER: "true"}
         if stored.status_code is not None and stored.response_body is not None:

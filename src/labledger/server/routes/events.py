@@ -100,17 +100,17 @@ async def stream_events(
     """
     if experiment_id is not None:
         await anyio.to_thread.run_sync(
-            lambda: lab.experiments.store.experiments.get(experiment_id, include_deleted=True)
+            lambda: lab.store.experiments.get(experiment_id, include_deleted=True)
         )
     if campaign_id is not None:
-        await anyio.to_thread.run_sync(lab.experiments.store.campaigns.get, campaign_id)
+        await anyio.to_thread.run_sync(lab.store.campaigns.get, campaign_id)
     if after is None and not last_event_id:
         position = await anyio.to_thread.run_sync(lab.events.last_id)
     else:
         position = _start(after, last_event_id)
 
     def read_after(event_id: int) -> list[Event]:
-        return lab.experiments.store.events.find(
+        return lab.events.find(
             experiment_id=experiment_id, campaign_id=campaign_id, after_id=event_id, limit=BATCH
         )
 
