@@ -51,9 +51,6 @@ class Experiments(Protocol):
     ) -> None:
         """Store a new experiment and its first events in one transaction."""
 
-    def insert_many(self, experiments: Sequence[Experiment], events: Sequence[Event]) -> None:
-        """Store many new experiments and their events in one transaction (a sweep)."""
-
     def get(self, experiment_id: str, *, include_deleted: bool = False) -> Experiment:
         """The experiment, or raise :class:`labledger.errors.ExperimentNotFound`."""
 

@@ -73,6 +73,7 @@ class ExperimentStore:
             ) from exc
 
     def insert_many(self, experiments_: Sequence[Experiment], events_: Sequence[Event]) -> None:
+        """Store many new experiments and their events in one transaction (bulk loads)."""
         with write_transaction(self.engine) as conn:
             if experiments_:
                 conn.execute(insert(experiments), [experiment_row(e) for e in experiments_])
