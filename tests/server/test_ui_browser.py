@@ -74,9 +74,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, http
 
 
 def wait(driver: Any, condition: Any, message: str) -> Any:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, WAIT, poll_frequency=0.1).until(condition, message)
+    # the page's script redraws badges and charts live: an element found a moment ago may be
+    # gone when it is read, which only means "not yet", so the condition is asked again
+    stale = (StaleElementReferenceException,)
+    waiting = WebDriverWait(driver, WAIT, poll_frequency=0.1, ignored_exceptions=stale)
+    return waiting.until(condition, message)
 
 
 def css(driver: Any, selector: str) -> list[Any]:
