@@ -54,7 +54,7 @@ def test_a_backup_restores_records_and_files_into_a_new_data_folder(
             f"/experiment/{exp_id}/files/trace", files={"file": ("trace.bin", content, "x/y")}
         )
         assert up.status_code == 201, up.text
-    app.state.engine.dispose()
+    app.state.lab.close()
 
     backed = cli(
         "db", "backup", "--to", str(tmp_path / "bk"),
@@ -79,7 +79,7 @@ def test_a_backup_restores_records_and_files_into_a_new_data_folder(
         assert down.status_code == 200, down.text
         assert down.content == content
         assert down.headers["x-content-blake3"] == blake3.blake3(content).hexdigest()
-    app.state.engine.dispose()
+    app.state.lab.close()
 
 
 def test_restore_refuses_a_damaged_file_and_names_it(tmp_path: Path) -> None:
@@ -90,7 +90,7 @@ def test_restore_refuses_a_damaged_file_and_names_it(tmp_path: Path) -> None:
         api.post(
             f"/experiment/{exp_id.json()['_id']}/files/f", files={"file": ("f", b"good", "x/y")}
         )
-    app.state.engine.dispose()
+    app.state.lab.close()
     env = {"EXPERIMENT_DB_URL": url, "EXPERIMENT_DATA_DIR": str(tmp_path / "old")}
     assert cli("db", "backup", "--to", str(tmp_path / "bk"), env=env).returncode == 0
     (folder,) = (tmp_path / "bk").iterdir()

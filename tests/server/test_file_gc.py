@@ -60,7 +60,7 @@ def test_purge_removes_its_files_and_keeps_shared_ones(db_url: str, tmp_path: Pa
         assert not store.has(own) and not store.has(pushed_digest)
         assert store.has(shared) and store.has(kept_in_trash)
         assert api.get(f"/experiment/{b}/files/copy").content == b"the same bytes"
-    app.state.engine.dispose()
+    app.state.lab.close()
 
 
 def test_db_gc_removes_only_old_unreferenced_files(db_url: str, tmp_path: Path) -> None:
@@ -91,4 +91,4 @@ def test_db_gc_removes_only_old_unreferenced_files(db_url: str, tmp_path: Path) 
         assert "Removed 1 result files" in done.stdout and "kept 1" in done.stdout
         assert not store.has(old_orphan) and store.has(new_orphan) and store.has(used)
         assert api.get(f"/experiment/{exp}/files/used").content == b"referenced"
-    app.state.engine.dispose()
+    app.state.lab.close()
