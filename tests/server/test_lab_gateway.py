@@ -19,6 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from labledger.server.app import create_app
+from labledger.server.lab import ServerLab
 from labledger.settings import Settings
 from labledger_fixtures import free_port
 
@@ -52,6 +53,12 @@ def app_client(tmp_path: Path, **lab: str) -> TestClient:
         **lab,  # type: ignore[arg-type]
     )
     return TestClient(create_app(settings))
+
+
+def server_lab(client: TestClient) -> ServerLab:
+    """The app's one lab object (its gateway, its workcell control, its store)."""
+    lab: ServerLab = client.app.state.lab  # type: ignore[attr-defined]
+    return lab
 
 
 def new_experiment(client: TestClient) -> str:
@@ -132,25 +139,28 @@ def test_a_pause_while_the_workcell_is_down_succeeds_and_waits_in_the_log(tmp_pa
     with app_client(tmp_path, workcell_server_url=dead) as client:
         eid = new_experiment(client)
         assert client.post(f"/experiment/{eid}/pause").json()["status"] == "paused"
-        store = client.app.state.store  # type: ignore[attr-defined]
-        key = client.app.state.workcell_control.key  # type: ignore[attr-defined]
+        lab = server_lab(client)
+        assert lab.workcell_control is not None
+        key = lab.workcell_control.key
         deadline = time.monotonic() + 10
-        cursor = store.get_forward_cursor(key)
+        cursor = lab.store.forward_cursors.get(key)
         while (cursor is None or not cursor.failures) and time.monotonic() < deadline:
             time.sleep(0.05)
-            cursor = store.get_forward_cursor(key)
+            cursor = lab.store.forward_cursors.get(key)
         assert cursor is not None and cursor.failures >= 1
         assert "workcell" in (cursor.last_error or "")
-        pause_event = [e for e in store.list_events(experiment_id=eid) if e.to_status == "paused"]
-        assert cursor.last_event_id < pause_event[0].event_id  # not passed: retried later
+        paused = [e for e in lab.store.events.find(experiment_id=eid) if e.to_status == "paused"]
+        pause_id = paused[0].event_id
+        assert pause_id is not None
+        assert cursor.last_event_id < pause_id  # not passed: retried later
 
 
 def test_the_lab_context_names_the_managers_not_set(tmp_path: Path, garbage_server: str) -> None:
     with app_client(tmp_path, lab_server_url=garbage_server) as client:
-        gateway = client.app.state.lab_gateway  # type: ignore[attr-defined]
+        gateway = server_lab(client).gateway
         assert gateway.urls.workcell == "http://127.0.0.1:9"
         assert gateway.urls.data is None
     with app_client(
         tmp_path, lab_server_url=garbage_server, workcell_server_url="http://127.0.0.1:7"
     ) as client:
-        assert client.app.state.lab_gateway.urls.workcell == "http://127.0.0.1:7"  # type: ignore[attr-defined]
+        assert server_lab(client).gateway.urls.workcell == "http://127.0.0.1:7"

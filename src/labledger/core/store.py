@@ -113,7 +113,11 @@ class Campaigns(Protocol):
 
 
 class EventLog(Protocol):
-    """The append-only log every change writes to (appends happen inside the changes)."""
+    """The append-only log every change writes to (appends happen inside the changes; what
+    happens outside the lab's own changes, such as a workflow acted on, is appended here)."""
+
+    def append(self, events: Sequence[Event]) -> None:
+        """Append ``events`` in one transaction."""
 
     def find(
         self,

@@ -2,10 +2,12 @@
 
 It is the core's :class:`~labledger.core.lab.Lab` (every use case over one store) plus what
 serving needs besides: the settings, the content-addressed store of result files, access
-control, and the event forwarder. :func:`~labledger.server.app.create_app` builds it once from
-the settings; :meth:`ServerLab.running` runs its background tasks while the app lives: the
-lease sweeper (every ``sweep_interval`` seconds) and the event forwarder (webhooks and a MADSci
-Event Manager).
+control, the event forwarder, and the gateway to the MADSci lab around the experiments.
+:func:`~labledger.server.app.create_app` builds it once from the settings;
+:meth:`ServerLab.running` runs its background tasks while the app lives: the lease sweeper
+(every ``sweep_interval`` seconds), the event forwarder (webhooks and a MADSci Event Manager)
+and, with a Workcell Manager, the control that carries an experiment's pause, continue and
+cancel to its workflows.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from labledger.core.lab import Lab
 from labledger.core.models import OwnershipInfo
 from labledger.server.file_gc import collect_files
 from labledger.server.forwarding import Forwarder, targets_from
+from labledger.server.labgateway import LabGateway, WorkcellControl, discover, urls_from
 from labledger.server.security import AccessControl
 from labledger.settings import Settings
 from labledger.storage.file_refs import experiment_digests
@@ -64,6 +67,14 @@ class ServerLab(Lab):
             settings.forward_retry_max,
             manager_id=self.manager_id,
         )
+        #: the MADSci managers' lab record of the experiments, and control of their workflows
+        self.gateway = LabGateway(
+            urls_from(settings),
+            timeout=settings.lab_timeout,
+            cache_seconds=settings.lab_cache_seconds,
+        )
+        #: carries status changes to the Workcell Manager while running (None without one)
+        self.workcell_control: WorkcellControl | None = None
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
@@ -73,6 +84,15 @@ class ServerLab(Lab):
             if self.forwarder.targets:
                 await self.forwarder.prime()
                 tasks.append(asyncio.create_task(self.forwarder.run()))
+            if self.settings.lab_server_url is not None:
+                context = await discover(
+                    str(self.settings.lab_server_url), self.settings.lab_timeout
+                )
+                self.gateway.urls = urls_from(self.settings, context)
+            if self.gateway.urls.workcell:
+                self.workcell_control = WorkcellControl(self.store, self.gateway)
+                await self.workcell_control.prime()
+                tasks.append(asyncio.create_task(self.workcell_control.run()))
             yield
         finally:
             for task in tasks:
@@ -80,6 +100,7 @@ class ServerLab(Lab):
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await self.gateway.aclose()
             self.close()
 
     def purge_experiment(self, experiment_id: str, *, actor: str | None = None) -> None:

@@ -1,14 +1,16 @@
-"""The event log in the SQL database (events are appended by the writes that cause them)."""
+"""The event log in the SQL database (events are appended by the writes that cause them, or
+alone for what happened outside the lab's own changes)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import Engine, func, select
 
 from labledger.core.models import Event
-from labledger.storage.engine import read_transaction, single_statement
-from labledger.storage.rows import row_to_event
+from labledger.storage.engine import read_transaction, single_statement, write_transaction
+from labledger.storage.rows import append_events, row_to_event
 from labledger.storage.tables import events
 
 __all__ = ["EventStore"]
@@ -21,6 +23,10 @@ class EventStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+
+    def append(self, events_: Sequence[Event]) -> None:
+        with write_transaction(self.engine) as conn:
+            append_events(conn, events_)
 
     def find(
         self,

@@ -1,28 +1,23 @@
 """The MADSci lab around the experiments: reading their lab record, carrying control to it.
 
-:func:`install_lab_gateway` is one of the app's extensions. It puts a
-:class:`~labledger.server.labgateway.gateway.LabGateway` on ``app.state.lab_gateway`` (built from
-the ``*_server_url`` settings, the missing ones discovered from ``lab_server_url`` at startup) and,
-with a Workcell Manager configured, runs the :class:`WorkcellControl` task while the app lives.
+The app's :class:`~labledger.server.lab.ServerLab` holds one :class:`LabGateway`, built from the
+``*_server_url`` settings (:func:`urls_from`); at startup it fills in the missing ones from the
+lab context of ``lab_server_url`` (:func:`discover`) and, with a Workcell Manager configured,
+runs the :class:`WorkcellControl` task while the app lives.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Any
 
 import httpx
-from fastapi import Depends, FastAPI, Request
 
 from labledger.server.labgateway.control import WorkcellControl
 from labledger.server.labgateway.gateway import LabGateway, LabUrls
 from labledger.settings import Settings
 
-__all__ = ["GatewayDep", "LabGateway", "LabUrls", "install_lab_gateway", "urls_from"]
+__all__ = ["LabGateway", "LabUrls", "WorkcellControl", "discover", "urls_from"]
 
 log = logging.getLogger("labledger.lab")
 
@@ -53,45 +48,3 @@ async def discover(lab_url: str, timeout: float) -> dict[str, Any]:
         log.warning("cannot read the lab context from %s: %s", lab_url, exc)
         return {}
     return body if isinstance(body, dict) else {}
-
-
-def install_lab_gateway(app: FastAPI, settings: Settings) -> None:
-    """Add the gateway to ``app.state`` and the workcell control task to the app's lifespan."""
-    gateway = LabGateway(
-        urls_from(settings), timeout=settings.lab_timeout, cache_seconds=settings.lab_cache_seconds
-    )
-    app.state.lab_gateway = gateway
-    previous = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(app_: FastAPI) -> AsyncIterator[Any]:
-        async with previous(app_) as state:
-            if settings.lab_server_url is not None:
-                context = await discover(str(settings.lab_server_url), settings.lab_timeout)
-                gateway.urls = urls_from(settings, context)
-            tasks: list[asyncio.Task[None]] = []
-            if gateway.urls.workcell:
-                control = WorkcellControl(app_.state.store, gateway)
-                app_.state.workcell_control = control
-                await control.prime()
-                tasks.append(asyncio.create_task(control.run()))
-            try:
-                yield state
-            finally:
-                for task in tasks:
-                    task.cancel()
-                for task in tasks:
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
-                await gateway.aclose()
-
-    app.router.lifespan_context = lifespan
-
-
-async def get_gateway(request: Request) -> LabGateway:
-    """The app's lab gateway."""
-    gateway: LabGateway = request.app.state.lab_gateway
-    return gateway
-
-
-GatewayDep = Annotated[LabGateway, Depends(get_gateway)]

@@ -21,7 +21,7 @@ import anyio
 
 from labledger.core.labrecord import JsonDict, control_action_for, is_unfinished
 from labledger.core.models import Event, EventType
-from labledger.core.store import LabStore
+from labledger.core.store import Store
 from labledger.errors import LabUnavailable
 from labledger.server.labgateway.gateway import LabGateway, status_words
 
@@ -43,7 +43,7 @@ class _NotYet(Exception):
 class WorkcellControl:
     """Follow the event log and carry experiment status changes to the workcell."""
 
-    def __init__(self, store: LabStore, gateway: LabGateway) -> None:
+    def __init__(self, store: Store, gateway: LabGateway) -> None:
         self.store = store
         self.gateway = gateway
         base = gateway.urls.workcell or ""
@@ -51,10 +51,10 @@ class WorkcellControl:
 
     async def prime(self) -> None:
         """A workcell configured for the first time gets changes from now on."""
-        if await anyio.to_thread.run_sync(self.store.get_forward_cursor, self.key) is None:
-            start = await anyio.to_thread.run_sync(self.store.max_event_id)
+        if await anyio.to_thread.run_sync(self.store.forward_cursors.get, self.key) is None:
+            start = await anyio.to_thread.run_sync(self.store.events.last_id)
             await anyio.to_thread.run_sync(
-                self.store.save_forward_cursor, self.key, start, 0, None, None
+                self.store.forward_cursors.save, self.key, start, 0, None, None
             )
 
     async def run(self) -> None:
@@ -69,7 +69,7 @@ class WorkcellControl:
     async def propagate_once(self) -> int:
         """Handle the next batch of status changes; returns how many were handled."""
         store = self.store
-        cursor = await anyio.to_thread.run_sync(store.get_forward_cursor, self.key)
+        cursor = await anyio.to_thread.run_sync(store.forward_cursors.get, self.key)
         if cursor is None:
             await self.prime()
             return 0
@@ -77,18 +77,18 @@ class WorkcellControl:
         if cursor.next_attempt_at is not None and cursor.next_attempt_at > now:
             return 0
         after = cursor.last_event_id
-        pending = await anyio.to_thread.run_sync(lambda: store.list_events(after_id=after, limit=1))
+        pending = await anyio.to_thread.run_sync(lambda: store.events.find(after_id=after, limit=1))
         if not pending:
             return 0
         claimed = await anyio.to_thread.run_sync(
-            store.claim_forward_cursor, self.key, now, now + timedelta(seconds=CLAIM_SECONDS)
+            store.forward_cursors.claim, self.key, now, now + timedelta(seconds=CLAIM_SECONDS)
         )
         if not claimed:
             return 0
-        held = await anyio.to_thread.run_sync(store.get_forward_cursor, self.key)
+        held = await anyio.to_thread.run_sync(store.forward_cursors.get, self.key)
         assert held is not None
         events = await anyio.to_thread.run_sync(
-            lambda: store.list_events(after_id=held.last_event_id, limit=BATCH)
+            lambda: store.events.find(after_id=held.last_event_id, limit=BATCH)
         )
         last, handled = held.last_event_id, 0
         for ev in events:
@@ -104,7 +104,7 @@ class WorkcellControl:
                     failures = held.failures + 1
                     delay = min(RETRY_MAX_SECONDS, 0.5 * 2.0 ** min(failures, 10))
                     await anyio.to_thread.run_sync(
-                        store.save_forward_cursor,
+                        store.forward_cursors.save,
                         self.key,
                         last,
                         failures,
@@ -117,7 +117,7 @@ class WorkcellControl:
                 handled += 1
             assert ev.event_id is not None
             last = ev.event_id
-        await anyio.to_thread.run_sync(store.save_forward_cursor, self.key, last, 0, None, None)
+        await anyio.to_thread.run_sync(store.forward_cursors.save, self.key, last, 0, None, None)
         return handled
 
     async def _carry(self, ev: Event, action: str) -> None:
@@ -145,7 +145,7 @@ class WorkcellControl:
                 "workflows": outcomes,
             },
         )
-        await anyio.to_thread.run_sync(self.store.append_events, [record])
+        await anyio.to_thread.run_sync(self.store.events.append, [record])
 
     async def _apply(self, workflow: JsonDict, action: str) -> str | None:
         """Act on one workflow; its outcome, or None when there was nothing to do."""

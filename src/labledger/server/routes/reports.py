@@ -42,8 +42,11 @@ def _respond(report: dict[str, object], fmt: str, stem: str, download: bool) -> 
 async def experiment_report(
     experiment_id: str, lab: LabDep, fmt: Format = "json", download: Download = False
 ) -> Response:
-    """The experiment's summary: status, duration, results, milestones, resources, timeline."""
+    """The experiment's summary: status, duration, results, milestones, resources, timeline,
+    and with a MADSci lab configured its workflows, data points, resources and events."""
     report = await anyio.to_thread.run_sync(lab.reports.experiment_summary, experiment_id)
+    if lab.gateway.any_configured:
+        report["lab"] = lab_report(await read_record(lab.gateway, [experiment_id]))
     return _respond(report, fmt, f"experiment-{experiment_id}", download)
 
 
@@ -51,6 +54,10 @@ async def experiment_report(
 async def campaign_report(
     campaign_id: str, lab: LabDep, fmt: Format = "json", download: Download = False
 ) -> Response:
-    """The campaign's report: counts by status, success rate, durations, results, timeline."""
+    """The campaign's report: counts by status, success rate, durations, results, timeline,
+    and with a MADSci lab configured its experiments' workflows and data points."""
     report = await anyio.to_thread.run_sync(lab.reports.campaign_report, campaign_id)
+    if lab.gateway.any_configured:
+        ids = [row["experiment_id"] for row in report["rows"]]
+        report["lab"] = lab_report(await read_record(lab.gateway, ids))
     return _respond(report, fmt, f"campaign-{campaign_id}", download)

@@ -211,15 +211,13 @@ def experiments_page(request: Request, lab: LabDep) -> HTMLResponse:
 
 
 @router.get("/ui/experiments/{experiment_id}", name="ui-experiment")
-def experiment_page(
-    experiment_id: str, request: Request, lab: LabDep, gateway: GatewayDep
-) -> HTMLResponse:
+def experiment_page(experiment_id: str, request: Request, lab: LabDep) -> HTMLResponse:
     """One experiment: design, parameters, timeline, progress, results, recorder data, controls,
     and its workflows, data points, resources and events in the MADSci lab."""
 
     def build() -> dict[str, Any]:
         context = experiment_context(lab, experiment_id)
-        record = read_record_from_thread(gateway, [experiment_id])
+        record = read_record_from_thread(lab.gateway, [experiment_id])
         return {**context, "lab": lab_context(record, experiment_id), "exp_page": True}
 
     return _render(request, "experiment.html", build)
@@ -256,11 +254,21 @@ def campaigns_page(request: Request, lab: LabDep) -> HTMLResponse:
 def campaign_page(campaign_id: str, request: Request, lab: LabDep) -> HTMLResponse:
     """A campaign: progress, status breakdown, results against a chosen parameter, report."""
     params = request.query_params
-    return _render(
-        request,
-        "campaign.html",
-        lambda: campaign_context(lab.reports, campaign_id, params.get("x"), params.get("y")),
-    )
+
+    def build() -> dict[str, Any]:
+        ids = list(lab.experiments.get_campaign(campaign_id).experiment_ids or [])
+        record = read_record_from_thread(lab.gateway, ids)
+        columns = (
+            datapoint_columns(record["datapoints"].items, record["workflows"].items)
+            if record
+            else None
+        )
+        context = campaign_context(
+            lab.reports, campaign_id, params.get("x"), params.get("y"), columns
+        )
+        return {**context, "lab": lab_context(record, None)}
+
+    return _render(request, "campaign.html", build)
 
 
 @router.get("/ui/campaigns/{campaign_id}/status.svg")
