@@ -239,5 +239,5 @@ def test_the_store_refuses_a_report_once_the_lease_moved(lab: Lab, clock: Clock)
     lab.queue.claim(ClaimRequest(worker_id="B"))
     value = Result(experiment_id=exp_id, name="y", kind=ResultKind.VALUE, value=1)
     with pytest.raises(LeaseLost):
-        lab.store.put_results([value], None, [], worker_id="A")
-    assert lab.store.put_results([value], None, [], worker_id="B")[0].value == 1
+        lab.store.records.put_results([value], None, [], worker_id="A")
+    assert lab.store.records.put_results([value], None, [], worker_id="B")[0].value == 1

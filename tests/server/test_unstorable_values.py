@@ -135,7 +135,7 @@ def test_lists_answer_with_rows_stored_before_such_values_were_refused(
         "/experiment",
         json={"experiment_design": {"experiment_name": "bad row"}, "status": "queued"},
     ).json()
-    engine = api.app.state.engine  # type: ignore[attr-defined]
+    engine = api.app.state.lab.engine  # type: ignore[attr-defined]
     with engine.begin() as conn:
         if db_url.startswith("sqlite"):
             # SQLite's JSON kept whatever older versions wrote
