@@ -50,9 +50,11 @@ from labledger_fixtures import (
     LiveServer,
     LiveServerFactory,
     PgCluster,
+    S3Server,
     madsci_venv_python,
     server_env,
     start_cluster,
+    start_s3_server,
     stop_cluster,
     unavailable,
 )
@@ -263,6 +265,30 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     finally:
         for server in servers:
             server.stop()
+
+
+# --------------------------------------------------------------------------------------------
+# An S3-compatible object store
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """moto's standalone S3 server in its own process on a loopback port, for the session."""
+    try:
+        import boto3  # noqa: F401
+        import moto.server  # noqa: F401
+    except ImportError:
+        unavailable("boto3 or moto[server] is not installed (pip install -e '.[dev]')")
+    server = start_s3_server(tmp_path_factory.mktemp("s3"))
+    try:
+        yield server
+    finally:
+        server.process.terminate()
+        try:
+            server.process.wait(10)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait()
 
 
 # --------------------------------------------------------------------------------------------

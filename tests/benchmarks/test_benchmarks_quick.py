@@ -63,6 +63,11 @@ EXPECTED: dict[str, list[str]] = {
         rf"\| lab +\| 5 +\| {NUMBER} +\| {NUMBER}",
         rf"\| lab, Data Manager hanging \| \d+ +\| {NUMBER}",
     ],
+    "object_store": [
+        rf"\| upload +\| {NUMBER} +\| {NUMBER} +\| {NUMBER}x +\| {NUMBER} ",
+        rf"\| download +\| {NUMBER} +\| {NUMBER} +\| {NUMBER}x +\| {NUMBER} ",
+        r"server RSS idle \d+ MiB, peak \d+ MiB",
+    ],
     "hardening": [
         rf"\| create \+ Idempotency-Key \| {NUMBER} +\| {NUMBER} ",
         rf"\| list \(Bearer token\) +\| {NUMBER} ",

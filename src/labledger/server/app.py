@@ -23,6 +23,7 @@ from labledger.server.limits import BodyLimitMiddleware, RateLimitMiddleware
 from labledger.server.openapi import document_errors
 from labledger.server.routes import (
     campaigns,
+    docs,
     events,
     experiments,
     imports,
@@ -53,6 +54,8 @@ ROUTERS += [queue.router, results.router, events.router, reports.router]
 ROUTERS += [imports.router, tokens.router]
 # the lab record read from the MADSci managers (workflows, data points, resources, events)
 ROUTERS += [lab_records.router]
+# /docs and /redoc from assets shipped with a package (no CDN)
+ROUTERS += [docs.router]
 
 DESCRIPTION = """\
 Record and control experiments. Wire-compatible with the MADSci Experiment Manager 0.8.1
@@ -93,6 +96,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         description=DESCRIPTION,
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.lab = lab
     install_error_handlers(app)
