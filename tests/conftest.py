@@ -46,11 +46,13 @@ from pathlib import Path
 import pytest
 
 from labledger_fixtures import (
+    MLFLOW_REQUIREMENTS,
     PG_BINDIR,
     LiveServer,
     LiveServerFactory,
     PgCluster,
     S3Server,
+    cached_venv_python,
     madsci_venv_python,
     server_env,
     start_cluster,
@@ -293,6 +295,15 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
 
 # --------------------------------------------------------------------------------------------
 # The official MADSci client, in a venv of its own
+
+
+@pytest.fixture(scope="session")
+def mlflow_python() -> Path:
+    """The python of a venv with MLflow (built once, cached), to write real MLflow stores."""
+    try:
+        return cached_venv_python("mlflow", MLFLOW_REQUIREMENTS, "import mlflow")
+    except (RuntimeError, subprocess.SubprocessError, OSError) as exc:
+        unavailable(f"cannot install MLflow: {exc}")
 
 
 @pytest.fixture(scope="session")

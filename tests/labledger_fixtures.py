@@ -525,3 +525,48 @@ def start_s3_server(root: Path) -> S3Server:
             process.kill()
         process.wait()
     raise AssertionError(f"moto's S3 server did not start:\n{log_path.read_text(errors='replace')}")
+
+
+#: MLflow for the import test (its own venv: MLflow's dependencies never meet ours)
+MLFLOW_REQUIREMENTS = ("mlflow==3.17.2",)
+
+
+def cached_venv_python(label: str, requirements: tuple[str, ...], check: str) -> Path:
+    """Build (once, cached, under a lock) a venv holding ``requirements``; return its python.
+
+    The cache is ``~/.cache/labledger-tests/<label>-<hash of the requirements>``; ``check`` is
+    Python code that must run in it. Raises RuntimeError (or OSError, SubprocessError) when it
+    cannot be built.
+    """
+    key = hashlib.sha256(" ".join(requirements).encode()).hexdigest()[:12]
+    cache = _cache_home()
+    cache.mkdir(parents=True, exist_ok=True)
+    target = cache / f"{label}-{key}"
+    python = target / "bin" / "python"
+    with (cache / f"{label}-{key}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not python.exists():
+            staging = target.with_name(target.name + ".building")
+            shutil.rmtree(staging, ignore_errors=True)
+            subprocess.run(
+                [sys.executable, "-m", "venv", str(staging)],
+                check=True,
+                capture_output=True,
+                stdin=subprocess.DEVNULL,
+                timeout=300,
+            )
+            for args in (["-m", "pip", "install", "--quiet", *requirements], ["-c", check]):
+                done = subprocess.run(
+                    [str(staging / "bin" / "python"), *args],
+                    capture_output=True,
+                    text=True,
+                    stdin=subprocess.DEVNULL,
+                    timeout=1800,
+                    check=False,
+                )
+                if done.returncode != 0:
+                    shutil.rmtree(staging, ignore_errors=True)
+                    tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
+                    raise RuntimeError(f"building the {label} venv failed:\n{tail}")
+            staging.rename(target)
+    return python

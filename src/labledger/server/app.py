@@ -29,6 +29,7 @@ from labledger.server.routes import (
     imports,
     lab_records,
     meta,
+    metrics,
     queue,
     reports,
     results,
@@ -50,6 +51,8 @@ ROUTERS: list[APIRouter] = [meta.router, experiments.router, experiments.trash, 
 ROUTERS += [summaries.router, ui.router]
 # the queue, results, progress, resources, event log and reports
 ROUTERS += [queue.router, results.router, events.router, reports.router]
+# metric series
+ROUTERS += [metrics.router]
 # runs pushed from recorders (labledger push), and API tokens
 ROUTERS += [imports.router, tokens.router]
 # the lab record read from the MADSci managers (workflows, data points, resources, events)
