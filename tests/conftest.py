@@ -38,6 +38,7 @@ import contextlib
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -60,6 +61,17 @@ from labledger_fixtures import (
     stop_cluster,
     unavailable,
 )
+
+# --------------------------------------------------------------------------------------------
+# Ctrl-C
+
+# A shell starts a background job (`pytest ... &` in a script) with SIGINT ignored, and every
+# process it starts inherits that: the tests that press Ctrl-C on a worker or a recorder would
+# then be pressing a key nobody hears. Python's own handler makes Ctrl-C deliverable again here
+# and in the children (an ignored signal is inherited through exec, a handler is not).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 # --------------------------------------------------------------------------------------------
 # The home folder
