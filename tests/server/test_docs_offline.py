@@ -106,3 +106,27 @@ def test_redoc_renders_the_reference_offline(offline_browser: Any, live: str) ->
         "ReDoc rendered no reference",
     )
     assert _outside_requests(offline_browser, live) == []
+
+
+def _refs(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                yield value
+            else:
+                yield from _refs(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _refs(item)
+
+
+def test_every_reference_of_the_api_description_resolves(sqlite_api: TestClient) -> None:
+    spec = sqlite_api.get("/openapi.json").json()
+    refs = set(_refs(spec))
+    assert refs, "the description references no schema at all"
+    for ref in sorted(refs):
+        assert ref.startswith("#/"), ref
+        node: Any = spec
+        for token in ref[2:].split("/"):
+            assert isinstance(node, dict) and token in node, f"{ref} does not resolve"
+            node = node[token]

@@ -21,7 +21,7 @@ from labledger.core.metrics import (
 )
 from labledger.server.deps import Claim, LabDep
 from labledger.server.rendering import JSONBody, json_response
-from labledger.server.schemas import ERRORS
+from labledger.server.schemas import ERRORS, inline_schema
 
 __all__ = ["router"]
 
@@ -59,7 +59,7 @@ def _add(
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": MetricBatch.model_json_schema()}},
+            "content": {"application/json": {"schema": inline_schema(MetricBatch)}},
         }
     },
 )
