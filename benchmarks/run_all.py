@@ -5,7 +5,8 @@
     python benchmarks/run_all.py --only server,scale --save results.md
 
 Each benchmark is a script of its own in this folder (``server.py``, ``scale.py``,
-``queue_claims.py``, ``recorder.py``, ``memory.py``) and can be run alone with the same options.
+``queue_claims.py``, ``recorder.py``, ``memory.py``, ``object_store.py``, ``metrics.py`` ...)
+and can be run alone with the same options.
 Exits non-zero when any of them fails.
 """
 
@@ -27,6 +28,8 @@ BENCHMARKS = [
     "hardening",
     "ui_page",
     "lab_page",
+    "object_store",
+    "metrics",
 ]
 
 

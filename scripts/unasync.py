@@ -32,6 +32,7 @@ SUBSTITUTIONS: list[tuple[str, str]] = [
     (r"\bawait ", ""),
     (r"\bAsyncExperimentClient\b", "ExperimentClient"),
     (r"\bAsyncLabMethods\b", "LabMethods"),
+    (r"\bAsyncMetricMethods\b", "MetricMethods"),
     (r"\bAsyncIterator\b", "Iterator"),
     (r"\bhttpx\.AsyncClient\b", "httpx.Client"),
     (r"\bhttpx\.AsyncBaseTransport\b", "httpx.BaseTransport"),

@@ -47,13 +47,17 @@ from pathlib import Path
 import pytest
 
 from labledger_fixtures import (
+    MLFLOW_REQUIREMENTS,
     PG_BINDIR,
     LiveServer,
     LiveServerFactory,
     PgCluster,
+    S3Server,
+    cached_venv_python,
     madsci_venv_python,
     server_env,
     start_cluster,
+    start_s3_server,
     stop_cluster,
     unavailable,
 )
@@ -278,7 +282,40 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
 
 
 # --------------------------------------------------------------------------------------------
+# An S3-compatible object store
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """moto's standalone S3 server in its own process on a loopback port, for the session."""
+    try:
+        import boto3  # noqa: F401
+        import moto.server  # noqa: F401
+    except ImportError:
+        unavailable("boto3 or moto[server] is not installed (pip install -e '.[dev]')")
+    server = start_s3_server(tmp_path_factory.mktemp("s3"))
+    try:
+        yield server
+    finally:
+        server.process.terminate()
+        try:
+            server.process.wait(10)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait()
+
+
+# --------------------------------------------------------------------------------------------
 # The official MADSci client, in a venv of its own
+
+
+@pytest.fixture(scope="session")
+def mlflow_python() -> Path:
+    """The python of a venv with MLflow (built once, cached), to write real MLflow stores."""
+    try:
+        return cached_venv_python("mlflow", MLFLOW_REQUIREMENTS, "import mlflow")
+    except (RuntimeError, subprocess.SubprocessError, OSError) as exc:
+        unavailable(f"cannot install MLflow: {exc}")
 
 
 @pytest.fixture(scope="session")

@@ -452,3 +452,121 @@ def migrate(engine: Engine, target: str, *, down: bool = False) -> None:
     with engine.connect().execution_options(**WRITE) as conn, conn.begin():
         cfg.attributes["connection"] = conn
         (command.downgrade if down else command.upgrade)(cfg, target)
+
+
+# --------------------------------------------------------------------------------------------
+# An S3-compatible object store: moto's standalone server, in a process of its own
+
+
+@dataclass
+class S3Server:
+    """``moto.server`` on a loopback port; reached over HTTP like any S3 endpoint."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        """The standard AWS_ variables that point any S3 tool at this server."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "labledger-test",
+            "AWS_SECRET_ACCESS_KEY": "labledger-test-secret",
+        }
+
+    def client(self) -> object:
+        """A boto3 S3 client for this server."""
+        import boto3
+
+        env = self.env()
+        return boto3.session.Session().client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name=env["AWS_REGION"],
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        )
+
+    def create_bucket(self) -> str:
+        """A new empty bucket with a unique name."""
+        name = f"labledger-{uuid.uuid4().hex[:12]}"
+        self.client().create_bucket(Bucket=name)  # type: ignore[attr-defined]
+        return name
+
+
+def start_s3_server(root: Path) -> S3Server:
+    """Start moto's S3 server (``pip install 'moto[server]'``) and wait until it answers."""
+    log_path = root / "moto.log"
+    for _attempt in range(3):
+        port = free_port()
+        with log_path.open("ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        server = S3Server(process, port, log_path)
+        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        with httpx.Client(timeout=2.0) as client:
+            while time.monotonic() < deadline and process.poll() is None:
+                try:
+                    client.get(f"{server.endpoint}/moto-api/")
+                except httpx.TransportError:
+                    time.sleep(0.05)
+                    continue
+                return server
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+    raise AssertionError(f"moto's S3 server did not start:\n{log_path.read_text(errors='replace')}")
+
+
+#: MLflow for the import test (its own venv: MLflow's dependencies never meet ours)
+MLFLOW_REQUIREMENTS = ("mlflow==3.17.2",)
+
+
+def cached_venv_python(label: str, requirements: tuple[str, ...], check: str) -> Path:
+    """Build (once, cached, under a lock) a venv holding ``requirements``; return its python.
+
+    The cache is ``~/.cache/labledger-tests/<label>-<hash of the requirements>``; ``check`` is
+    Python code that must run in it. Raises RuntimeError (or OSError, SubprocessError) when it
+    cannot be built.
+    """
+    key = hashlib.sha256(" ".join(requirements).encode()).hexdigest()[:12]
+    cache = _cache_home()
+    cache.mkdir(parents=True, exist_ok=True)
+    target = cache / f"{label}-{key}"
+    python = target / "bin" / "python"
+    with (cache / f"{label}-{key}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not python.exists():
+            staging = target.with_name(target.name + ".building")
+            shutil.rmtree(staging, ignore_errors=True)
+            subprocess.run(
+                [sys.executable, "-m", "venv", str(staging)],
+                check=True,
+                capture_output=True,
+                stdin=subprocess.DEVNULL,
+                timeout=300,
+            )
+            for args in (["-m", "pip", "install", "--quiet", *requirements], ["-c", check]):
+                done = subprocess.run(
+                    [str(staging / "bin" / "python"), *args],
+                    capture_output=True,
+                    text=True,
+                    stdin=subprocess.DEVNULL,
+                    timeout=1800,
+                    check=False,
+                )
+                if done.returncode != 0:
+                    shutil.rmtree(staging, ignore_errors=True)
+                    tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
+                    raise RuntimeError(f"building the {label} venv failed:\n{tail}")
+            staging.rename(target)
+    return python

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import math
 import os
 import socket
 import subprocess
@@ -160,7 +161,36 @@ def seed(base: str) -> dict[str, Any]:
     c.post("/queue/claim", json={"worker_id": "robot-arm-2", "lease_seconds": 600})
     other = experiment("Titration", "NaOH standardisation", parameters={"volume_ml": 25.0})
     c.post(f"/experiment/{other}/cancel")
-    return {"campaign": campaign, "recorder": rec, "a": ids[2], "b": ids[4]}
+    sweep = c.post("/campaign", json={"campaign_name": "Optimiser sweep"}).json()["campaign_id"]
+    runs = []
+    for opt, speed in (("adam", 1.0), ("sgd", 0.4)):
+        for lr in (0.1, 0.03, 0.01):
+            exp_id = experiment(
+                "Yield model training",
+                f"{opt} lr={lr}",
+                campaign_id=sweep,
+                parameters={"optimizer": opt, "lr": lr, "epochs": 200},
+            )
+            rate = speed * math.sqrt(lr) * 0.12
+            points = [
+                {"name": name, "value": value, "step": step}
+                for step in range(200)
+                for name, value in (
+                    ("loss", 0.05 + math.exp(-rate * step) + 0.02 * math.sin(step / 3)),
+                    ("val_accuracy", 0.95 - 0.45 * math.exp(-rate * step)),
+                )
+            ]
+            c.post(f"/experiment/{exp_id}/metrics", json={"metrics": points}).raise_for_status()
+            c.post(f"/experiment/{exp_id}/end")
+            runs.append(exp_id)
+    return {
+        "campaign": campaign,
+        "recorder": rec,
+        "a": ids[2],
+        "b": ids[4],
+        "sweep": sweep,
+        "training": ",".join(runs),
+    }
 
 
 GIT_ENV = {
@@ -285,6 +315,9 @@ def main() -> None:
                     "recorder-run": f"/ui/experiments/{ids['pushed']}",
                     "compare": f"/ui/compare?ids={ids['a']},{ids['b']}",
                     "queue": "/ui/queue",
+                    "experiment-metrics": f"/ui/experiments/{ids['training'].split(',')[0]}",
+                    "compare-metrics": f"/ui/compare?ids={ids['training']}",
+                    "campaign-plots": f"/ui/campaigns/{ids['sweep']}",
                 }
                 for name, path in pages.items():
                     shoot(browser, base + path, args.out / f"{name}.png")

@@ -20,6 +20,7 @@ from pydantic import (
     AnyHttpUrl,
     Field,
     IPvAnyNetwork,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -113,6 +114,31 @@ class Settings(BaseSettings):
         default=None,
         description="Where uploaded result files are kept, content-addressed by BLAKE3 "
         "(default data_dir/results).",
+    )
+    blob_url: str | None = Field(
+        default=None,
+        pattern=r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$",
+        description="Keep result files and pushed blobs in an S3-compatible object store, "
+        "s3://bucket/prefix, so that every replica serves every file (default: the local "
+        "folder results_dir). Needs `pip install 'labledger[s3]'`.",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        description="The object store's endpoint, for stores other than AWS "
+        "(default: AWS_ENDPOINT_URL, else AWS's own).",
+    )
+    s3_region: str | None = Field(
+        default=None, description="The bucket's region (default: AWS_REGION or AWS_DEFAULT_REGION)."
+    )
+    s3_access_key_id: str | None = Field(
+        default=None,
+        description="Access key of the object store (default: AWS_ACCESS_KEY_ID and the usual "
+        "AWS credential chain: profile, instance role ...).",
+    )
+    s3_secret_access_key: SecretStr | None = Field(
+        default=None,
+        description="Secret key of the object store (default: AWS_SECRET_ACCESS_KEY); "
+        "redacted in /settings.",
     )
     webhook_urls: list[AnyHttpUrl] = Field(
         default_factory=list,

@@ -63,6 +63,17 @@ EXPECTED: dict[str, list[str]] = {
         rf"\| lab +\| 5 +\| {NUMBER} +\| {NUMBER}",
         rf"\| lab, Data Manager hanging \| \d+ +\| {NUMBER}",
     ],
+    "object_store": [
+        rf"\| upload +\| {NUMBER} +\| {NUMBER} +\| {NUMBER}x +\| {NUMBER} ",
+        rf"\| download +\| {NUMBER} +\| {NUMBER} +\| {NUMBER}x +\| {NUMBER} ",
+        r"server RSS idle \d+ MiB, peak \d+ MiB",
+    ],
+    "metrics": [
+        rf"\| labledger POST /experiment/\{{id\}}/metrics \| 20,000 \| {NUMBER} ",
+        rf"\| 50,000 \| {NUMBER} +\| {NUMBER} ",
+        rf"\| 2,000 +\| {NUMBER} +\| {NUMBER} +\| {NUMBER} +\| {NUMBER} ",
+        rf"\| 4 +\| 5 +\| 1,000 +\| {NUMBER} +\| {NUMBER} ",
+    ],
     "hardening": [
         rf"\| create \+ Idempotency-Key \| {NUMBER} +\| {NUMBER} ",
         rf"\| list \(Bearer token\) +\| {NUMBER} ",

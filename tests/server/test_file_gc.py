@@ -10,11 +10,16 @@ import time
 from pathlib import Path
 
 import blake3
+import pytest
 from fastapi.testclient import TestClient
 
+from labledger.archive.s3 import S3Store
 from labledger.archive.store import BlobStore
 from labledger.server.app import create_app
+from labledger.server.file_gc import collect_files
+from labledger.server.lab import result_store
 from labledger.settings import Settings
+from labledger_fixtures import S3Server
 
 HOURS_AGO = time.time() - 2 * 3600
 
@@ -91,4 +96,48 @@ def test_db_gc_removes_only_old_unreferenced_files(db_url: str, tmp_path: Path) 
         assert "Removed 1 result files" in done.stdout and "kept 1" in done.stdout
         assert not store.has(old_orphan) and store.has(new_orphan) and store.has(used)
         assert api.get(f"/experiment/{exp}/files/used").content == b"referenced"
+    app.state.lab.close()
+
+
+def test_gc_on_an_s3_store_removes_only_unreferenced_files_past_the_grace_period(
+    db_url: str, tmp_path: Path, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in s3_server.env().items():
+        monkeypatch.setenv(key, value)
+    blob_url = f"s3://{s3_server.create_bucket()}/lab"
+    settings = Settings(db_url=db_url, data_dir=tmp_path, blob_url=blob_url)
+    app = create_app(settings)
+    store = result_store(settings)
+    assert isinstance(store, S3Store)
+    with TestClient(app) as api:
+        exp = _new(api, "x")
+        used = _upload(api, exp, "used", b"referenced")
+        orphan_content = b"left by a push that never imported"
+        orphan = blake3.blake3(orphan_content).hexdigest()
+        assert api.put(f"/blobs/{orphan}", content=orphan_content).status_code == 201
+
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("EXPERIMENT_")},
+            "EXPERIMENT_DB_URL": db_url,
+            "EXPERIMENT_DATA_DIR": str(tmp_path),
+            "EXPERIMENT_BLOB_URL": blob_url,
+        }
+        done = subprocess.run(
+            [sys.executable, "-m", "labledger.cli.main", "db", "gc"],
+            capture_output=True, text=True, env=env, timeout=120, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert "Removed 0 result files" in done.stdout and "kept 1" in done.stdout
+        assert store.has(orphan) and store.has(used)
+
+        deadline = time.monotonic() + 30
+        while (store._age_s(orphan, store.key_of(orphan)) or 0) <= 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        collected = collect_files(app.state.lab.engine, store, grace_s=1)
+        assert (collected.removed, collected.freed) == (1, len(orphan_content))
+        assert not store.has(orphan) and store.has(used)
+        assert api.get(f"/experiment/{exp}/files/used").content == b"referenced"
+        # pushing it again after the collection stores it anew
+        assert api.put(f"/blobs/{orphan}", content=orphan_content).status_code == 201
     app.state.lab.close()

@@ -2,59 +2,26 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from labledger_fixtures import LiveServer, server_env, unavailable
+from labledger_fixtures import LiveServer, server_env
+from server.chromium import chromium
 from server.ui_support import act, start, sweep
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 WAIT = 15.0  # seconds; pages poll every 2 s
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """One headless Chromium for the module, with a fresh profile."""
-    if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
-        unavailable(
-            f"{CHROMIUM} or {CHROMEDRIVER} not found (apt-get install chromium chromium-driver)"
-        )
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        unavailable("selenium is not installed (pip install -e '.[dev]')")
-    profile = tempfile.mkdtemp(prefix="labledger-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1280,1000",
-        f"--user-data-dir={profile}",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    try:
+    with chromium() as driver:
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -268,3 +235,71 @@ def test_the_controls_work_from_the_keyboard(
     keys.send_keys(Keys.ESCAPE).perform()
     wait(browser, lambda d: css(d, "dialog#confirm")[0].get_attribute("open") is None, "open")
     assert api.get(f"/experiment/{exp}").json()["lifecycle_status"] == "paused"
+
+
+def test_metric_charts_follow_a_running_experiment(
+    browser: Any, server: tuple[str, httpx.Client]
+) -> None:
+    base, api = server
+    exp = start(api, run_name="live training")["_id"]
+    browser.get(f"{base}/ui/experiments/{exp}")
+    assert "No metric series yet." in css(browser, "#metrics")[0].text
+    points = [{"name": "loss", "value": 1.0 / (i + 1), "step": i} for i in range(100)]
+    assert api.post(f"/experiment/{exp}/metrics", json={"metrics": points}).status_code == 200
+    chart = 'figure.metric[data-metric="loss"] svg[role="img"]'
+    wait(browser, lambda d: css(d, chart), "the loss chart did not appear while running")
+    more = [{"name": "loss", "value": 0.001, "step": 500}]
+    assert api.post(f"/experiment/{exp}/metrics", json={"metrics": more}).status_code == 200
+    last = 'figure.metric[data-metric="loss"] g.curve[data-last="0.001"]'
+    wait(browser, lambda d: css(d, last), "the chart did not take the new point")
+    svg = css(browser, chart)[0]
+    box = svg.rect
+    assert box["width"] > 300 and box["height"] > 150  # drawn, at a readable size
+    title = browser.execute_script("return arguments[0].querySelector('title').textContent", svg)
+    assert title == "loss of live training"
+
+
+def test_campaign_and_compare_plots_of_a_two_factor_sweep(
+    browser: Any, server: tuple[str, httpx.Client]
+) -> None:
+    from selenium.webdriver.support.ui import Select
+
+    base, api = server
+    campaign_id = api.post("/campaign", json={"campaign_name": "Optimiser sweep"}).json()[
+        "campaign_id"
+    ]
+    ids = []
+    for opt in ("adam", "sgd"):
+        for lr in (0.1, 0.01):
+            exp = start(
+                api,
+                run_name=f"{opt} {lr}",
+                campaign_id=campaign_id,
+                parameters={"lr": lr, "opt": opt},
+            )["_id"]
+            points = [{"name": "loss", "value": lr / (i + 1), "step": i} for i in range(20)]
+            assert (
+                api.post(f"/experiment/{exp}/metrics", json={"metrics": points}).status_code == 200
+            )
+            ids.append(exp)
+    browser.get(f"{base}/ui/campaigns/{campaign_id}")
+    for figure in ("#parallel", "#scatter"):
+        svg = css(browser, f'{figure} svg[role="img"]')[0]
+        assert svg.rect["width"] > 300 and svg.rect["height"] > 150, figure  # drawn, readable
+    assert len(css(browser, "#parallel g.run")) == 4
+    groups = [g.get_attribute("data-group") for g in css(browser, "#scatter g.group")]
+    assert groups == ["adam", "sgd"]
+    Select(css(browser, 'select[name="scatter_x"]')[0]).select_by_value("metrics.loss")
+    Select(css(browser, 'select[name="scatter_y"]')[0]).select_by_value("parameters.lr")
+    css(browser, 'form.axes-form button[type="submit"]')[0].click()
+    wait(browser, lambda d: "scatter_x=metrics.loss" in d.current_url, "scatter not replotted")
+    title = css(browser, "#scatter svg title")[0].get_attribute("textContent")
+    assert title == "parameters.lr against metrics.loss"
+    # the compare page of the same runs: one overlaid curve per run, with a legend
+    browser.get(f"{base}/ui/compare?ids={','.join(ids)}")
+    chart = css(browser, 'figure.metric[data-metric="loss"] svg[role="img"]')[0]
+    assert chart.rect["width"] > 300 and chart.rect["height"] > 150
+    assert len(css(browser, 'figure.metric[data-metric="loss"] g.curve')) == 4
+    legend = css(browser, 'figure.metric[data-metric="loss"] svg')[0].text
+    assert all(f"{opt} {lr}" in legend for opt in ("adam", "sgd") for lr in (0.1, 0.01))
+    assert css(browser, '#parallel svg[role="img"]') and css(browser, '#scatter svg[role="img"]')

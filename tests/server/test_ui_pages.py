@@ -226,12 +226,13 @@ def test_status_counts_twin_agrees_with_the_count_endpoint(api: TestClient) -> N
     assert narrowed["total"] == 2
 
 
-def test_campaign_page_shows_progress_and_both_charts(sqlite_api: TestClient) -> None:
+def test_campaign_page_shows_progress_and_its_charts(sqlite_api: TestClient) -> None:
     campaign_id, ids = sweep(sqlite_api, [20, 40, 60])
     act(sqlite_api, ids[0], "end")
     html = sqlite_api.get(f"/ui/campaigns/{campaign_id}").text
     assert '<span id="finished">1</span> of <span id="total">3</span>' in html
-    assert html.count("<svg") == 2
+    # status, results against a parameter, parallel coordinates, grouped scatter
+    assert html.count("<svg") == 4
     listed = page(sqlite_api, "/ui/campaigns")
     assert listed.rows == [campaign_id]
     assert page(sqlite_api, f"/ui/campaigns/{campaign_id}").json_links == [

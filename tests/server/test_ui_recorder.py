@@ -37,6 +37,9 @@ def test_pushed_recorder_run_shows_notes_phases_logs_and_outputs(
         assert "Recorder run" in html
         assert "a smaller lr converges" in html and "loss flat after epoch 3" in html
         assert '<table class="phases">' in html
+        # variables, results and metric charts come before the raw records of the run
+        sections = [html.index(f'id="{h}"') for h in ("metrics-h", "design-h", "results-h")]
+        assert max(sections) < html.index('id="recorder-h"')
         downloads = dict(
             (label, href)
             for href, label in re.findall(r'<a href="(/blobs/[0-9a-f]+)" download="([^"]+)"', html)

@@ -1,11 +1,13 @@
-"""Copying a store of result files into a backup and back, checking every digest."""
+"""Copying a store of result files (local or S3) into a backup and back, checking every digest."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from labledger.archive.store import BlobStore, check_digest
+from labledger.archive.objects import ObjectStore
+from labledger.archive.store import BlobStore, check_digest, hash_file
 from labledger.errors import IntegrityError
 
 __all__ = ["FilesCopied", "back_up_files", "restore_files"]
@@ -19,20 +21,45 @@ class FilesCopied:
     size: int
 
 
-def back_up_files(store: BlobStore, dest: Path) -> FilesCopied:
-    """Copy every blob of ``store`` into a new blob store at ``dest``."""
+def back_up_files(store: ObjectStore, dest: Path) -> FilesCopied:
+    """Copy every file of ``store`` (a local folder or an object store) into a new blob store
+    at ``dest``.
+
+    Files of a remote store are downloaded and hashed: one whose content does not match its
+    digest is refused (:class:`IntegrityError`) after the sound ones are copied.
+    """
     copy = BlobStore(dest)
     copy.create()
     count = size = 0
+    damaged: list[str] = []
     for digest in sorted(store.iter_digests()):
-        stored = copy.put_file(store.path_of(digest), known_digest=digest)
+        path = store.local_path(digest)
+        if path is not None:
+            stored = copy.put_file(path, known_digest=digest)
+        else:
+            fetched = copy.tmp / f"fetch-{digest}"
+            try:
+                store.copy_to(digest, fetched)
+                if hash_file(fetched)[0] != digest:
+                    damaged.append(digest)
+                    continue
+                stored = copy.adopt(fetched, digest)
+            finally:
+                with contextlib.suppress(OSError):
+                    fetched.unlink()
         count, size = count + 1, size + stored.size
     copy.sync_dirs()
+    if damaged:
+        raise IntegrityError(
+            f"{len(damaged)} files of {store.location} are damaged (their content does not "
+            f"match their digest), for example {damaged[0]}; the backup was not finished"
+        )
     return FilesCopied(count, size)
 
 
-def restore_files(source: Path, store: BlobStore) -> FilesCopied:
-    """Copy the blobs of the backup at ``source`` into ``store``, checking every digest.
+def restore_files(source: Path, store: ObjectStore) -> FilesCopied:
+    """Copy the blobs of the backup at ``source`` into ``store`` (a local folder or an object
+    store), checking every digest.
 
     Blobs ``store`` holds already are kept as they are. A blob whose content does not match
     its name is refused (:class:`IntegrityError`) after the sound ones are copied.
@@ -43,14 +70,14 @@ def restore_files(source: Path, store: BlobStore) -> FilesCopied:
     damaged: list[str] = []
     for digest in sorted(backup.iter_digests()):
         check_digest(digest)
-        stored = store.put_file(backup.path_of(digest))  # hashed again: the digest is checked
-        if stored.digest != digest:
-            if stored.added:
-                store.remove(stored.digest)
+        path = backup.path_of(digest)
+        if hash_file(path)[0] != digest:
             damaged.append(digest)
             continue
+        stored = store.put_file(path, known_digest=digest)
         count, size = count + 1, size + stored.size
-    store.sync_dirs()
+    if isinstance(store, BlobStore):
+        store.sync_dirs()
     if damaged:
         raise IntegrityError(
             f"{len(damaged)} files of the backup at {source} are damaged (their content does not "

@@ -13,10 +13,12 @@ chunks and never read whole into memory.
 from __future__ import annotations
 
 import contextlib
+import enum
 import io
 import os
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -30,7 +32,9 @@ __all__ = [
     "DIGEST_LEN",
     "UPLOAD_NOT_STORED",
     "BlobStore",
+    "LocalReceiver",
     "StoredBlob",
+    "Sweep",
     "VerifyReport",
     "hash_fd",
     "hash_file",
@@ -105,6 +109,14 @@ class StoredBlob:
     added: bool
 
 
+class Sweep(enum.Enum):
+    """What garbage collection did with one unreferenced content."""
+
+    REMOVED = "removed"
+    KEPT = "kept"  # stored or claimed within the grace period, or referenced meanwhile
+    GONE = "gone"  # absent already
+
+
 @dataclass
 class VerifyReport:
     """What :meth:`BlobStore.verify` found: blobs checked and the names of damaged ones."""
@@ -142,6 +154,39 @@ class BlobStore:
         """True when the blob is stored."""
         return self.path_of(digest).is_file()
 
+    @property
+    def location(self) -> str:
+        """Where the blobs are, for messages."""
+        return str(self.objects)
+
+    def size_of(self, digest: str) -> int | None:
+        """The size of the stored blob, or None when it is absent."""
+        try:
+            return self.path_of(digest).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def missing(self, digests: list[str]) -> list[str]:
+        """Those of ``digests`` that are not stored, in the order given."""
+        return [d for d in digests if not self.has(d)]
+
+    def local_path(self, digest: str) -> Path | None:
+        """The file holding the blob (a local store serves downloads straight from it)."""
+        return self.path_of(digest)
+
+    def iter_chunks(self, digest: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """The blob's bytes from ``start`` to ``end`` (inclusive; None: to the end), in chunks."""
+        with self.open(digest) as src:
+            src.seek(start)
+            left = None if end is None else end - start + 1
+            while left is None or left > 0:
+                chunk = src.read(CHUNK if left is None else min(CHUNK, left))
+                if not chunk:
+                    return
+                if left is not None:
+                    left -= len(chunk)
+                yield chunk
+
     # ------------------------------------------------------------------ writing
 
     def put_file(self, path: Path, *, known_digest: str | None = None) -> StoredBlob:
@@ -174,6 +219,13 @@ class BlobStore:
             os.close(fd)
         tmp_path.unlink(missing_ok=True)
         return stored
+
+    def receive(self, expected: str | None = None) -> LocalReceiver:
+        """Receive an upload into a temp file, hashing it; :meth:`LocalReceiver.commit` renames
+        it into place (``expected`` is not needed: nothing is visible before that)."""
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=self.tmp, prefix="upload-")
+        return LocalReceiver(self, fd, Path(name))
 
     def put_bytes(self, data: bytes) -> StoredBlob:
         """Store ``data``; return its digest."""
@@ -222,6 +274,15 @@ class BlobStore:
         except FileNotFoundError:
             return False
         return True
+
+    def claim(self, digest: str) -> int | None:
+        """The blob's size, touching it (see :meth:`touch`); None when it is not stored."""
+        try:
+            path = self.path_of(digest)
+            os.utime(path)
+            return path.stat().st_size
+        except FileNotFoundError:
+            return None
 
     def _commit(self, fd: int, tmp_path: Path, digest: str, size: int) -> StoredBlob:
         final = self.path_of(digest)
@@ -305,6 +366,28 @@ class BlobStore:
         """Delete one blob (used by gc and to drop a damaged copy)."""
         self.path_of(digest).unlink(missing_ok=True)
 
+    def sweep(self, digest: str, unused: Callable[[], bool], grace_s: float) -> tuple[Sweep, int]:
+        """Remove the blob unless it was written or touched in the last ``grace_s`` seconds or
+        ``unused()`` is False.
+
+        The blob is first moved aside, so an upload looking for it from then on stores it
+        anew; then its age and ``unused()`` are checked, and it is put back if either says so.
+        """
+        self.create()
+        path = self.path_of(digest)
+        aside = self.tmp / f"gc-{digest}"
+        try:
+            os.replace(path, aside)
+        except FileNotFoundError:
+            return Sweep.GONE, 0
+        stat = aside.stat()
+        if time.time() - stat.st_mtime < grace_s or not unused():
+            with contextlib.suppress(OSError):
+                os.replace(aside, path)
+            return Sweep.KEPT, 0
+        aside.unlink()
+        return Sweep.REMOVED, stat.st_size
+
     def gc(self, referenced: set[str]) -> tuple[int, int]:
         """Delete blobs not in ``referenced`` and stale temp files; return (blobs, bytes) freed."""
         count = freed = 0
@@ -318,6 +401,38 @@ class BlobStore:
             for leftover in self.tmp.iterdir():
                 leftover.unlink(missing_ok=True)
         return count, freed
+
+
+class LocalReceiver:
+    """An upload being written to a temp file of a :class:`BlobStore` (see :meth:`receive`)."""
+
+    def __init__(self, store: BlobStore, fd: int, path: Path) -> None:
+        self._store, self._fd, self._path = store, fd, path
+        self._hasher = _new_hasher(_THREADED_FROM)
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        """Hash and append ``data``."""
+        self._hasher.update(data)
+        _write_all(self._fd, data)
+        self.size += len(data)
+
+    def digest(self) -> str:
+        """The BLAKE3 digest of what was written."""
+        return str(self._hasher.hexdigest())
+
+    def commit(self) -> StoredBlob:
+        """fsync and rename the temp file to its digest's name."""
+        try:
+            return self._store._commit(self._fd, self._path, self.digest(), self.size)
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        """Close and remove the temp file (gone already after a commit)."""
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
+        self._path.unlink(missing_ok=True)
 
 
 def _write_all(fd: int, data: bytes | memoryview) -> None:

@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "logs": "labledger.cli.recorder_observe:logs",
     "ls": "labledger.cli.recorder_observe:ls",
     "compare": "labledger.cli.recorder_observe:compare",
+    "metrics": "labledger.cli.recorder_metrics:metrics",
     "list": "labledger.cli.recorder_query:list_runs",
     "export": "labledger.cli.recorder_query:export",
     "verify": "labledger.cli.recorder_store:verify",
@@ -39,6 +40,8 @@ COMMANDS: dict[str, str] = {
     "checkout": "labledger.cli.recorder_store:checkout",
     "rerun": "labledger.cli.recorder_store:rerun",
     "push": "labledger.cli.recorder_push:push",
+    # other trackers
+    "import": "labledger.cli.import_command:import_group",
 }
 
 

@@ -65,6 +65,17 @@ def show(run_ref: str | None, directory: Path | None, as_json: bool) -> None:
     out(f"observations: {rec.observations or '-'}")
     if rec.variables:
         out("variables:    " + ", ".join(f"{k}={v!r}" for k, v in rec.variables.items()))
+    if rec.results:
+        out("results:      " + ", ".join(f"{k}={v!r}" for k, v in rec.results.items()))
+    if rec.metrics:
+        out("metrics:")
+        metric_rows = [
+            [name, f"{m.last:g}", f"{m.min:g}", f"{m.max:g}", str(m.count), str(m.last_step)]
+            for name, m in rec.metrics.items()
+        ]
+        header = ["metric", "last", "min", "max", "points", "last step"]
+        for line in text_table(header, metric_rows):
+            out("  " + line)
     if rec.phases:
         out("phases:")
         rows = [

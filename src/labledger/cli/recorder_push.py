@@ -29,6 +29,30 @@ class PushResult:
     outcome: str  # "new", "updated" or "unchanged"
 
 
+def _push_outcomes(client: ExperimentClient, item: PushItem) -> None:
+    """Send the run's results (when the server's differ) and its metric series (every point
+    with its step, so a repeat stores nothing twice)."""
+    from labledger.runner.outcomes import read_metrics_file
+
+    record = item.record
+    if record.results:
+        held = {r.name: r.value for r in client.get_results(record.run_id)}
+        changed = {k: v for k, v in record.results.items() if held.get(k) != v}
+        if changed:
+            client.add_results(record.run_id, changed)
+    for entry in record.files.get("metrics") or []:
+        path = item.blobs.get(entry.digest) if entry.digest else None
+        if path is None:
+            continue
+        points = [
+            {"name": name, "value": value, "step": step}
+            for name, series in read_metrics_file(path).series.items()
+            for step, value in series
+        ]
+        if points:
+            client.add_metric_points(record.run_id, points)
+
+
 def push_run(client: ExperimentClient, item: PushItem) -> PushResult:
     """Upload the blobs the server lacks, then the run's record; safe to repeat."""
     from labledger.errors import ExperimentNotFound, IntegrityError, LabledgerError
@@ -59,6 +83,7 @@ def push_run(client: ExperimentClient, item: PushItem) -> PushResult:
         before = None
     recorder = item.experiment.metadata.get("recorder", {})
     stored = client.import_experiment(item.experiment, item.events, recorder)
+    _push_outcomes(client, item)
     changed = "unchanged" if stored.version == before else "updated"
     return PushResult(
         run_id=record.run_id,

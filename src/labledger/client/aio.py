@@ -16,6 +16,7 @@ import httpx
 
 from labledger.client.calls import Call, DesignLike, calls, status_value
 from labledger.client.lab_aio import AsyncLabMethods
+from labledger.client.metrics import AsyncMetricMethods
 from labledger.client.wire import (
     RetryPolicy,
     async_chunks,
@@ -33,7 +34,7 @@ __all__ = ["AsyncExperimentClient"]
 T = TypeVar("T")
 
 
-class AsyncExperimentClient(AsyncLabMethods):
+class AsyncExperimentClient(AsyncLabMethods, AsyncMetricMethods):
     """A client of a labledger (or MADSci-compatible) experiment server.
 
     Use it as a context manager, or call :meth:`aclose`. ``transport`` is handed to httpx, so
@@ -81,8 +82,11 @@ class AsyncExperimentClient(AsyncLabMethods):
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
-        await self._http.aclose()
+        """Send the metric points still buffered, then close the connection pool."""
+        try:
+            await self._close_metrics()
+        finally:
+            await self._http.aclose()
 
     @property
     def http(self) -> httpx.AsyncClient:
@@ -147,6 +151,7 @@ class AsyncExperimentClient(AsyncLabMethods):
         self, experiment_id: str, status: ExperimentStatus | str | None = None
     ) -> Experiment:
         """End an experiment: completed, or the terminal ``status`` given."""
+        await self.flush_metrics()
         return await self._run(calls.action(str(experiment_id), "end", status=status_value(status)))
 
     async def continue_experiment(self, experiment_id: str) -> Experiment:

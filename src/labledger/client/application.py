@@ -130,6 +130,14 @@ class ExperimentApplication:
         worker running it no longer holds it)."""
         return self.client.add_results(self.experiment_id, values, worker_id=self._worker_id())
 
+    def log_metric(self, name: str, value: float, step: int | None = None) -> None:
+        """Log a point of the metric series ``name`` (buffered, sent in the background)."""
+        self.client.log_metric(self.experiment_id, name, value, step)
+
+    def log_metrics(self, values: Mapping[str, float], step: int | None = None) -> None:
+        """Log a point of each series named in ``values``, at the same ``step``."""
+        self.client.log_metrics(self.experiment_id, values, step)
+
     def attach(self, name: str, path: str | Path) -> Result:
         """Upload a file result for the running experiment (refused as :meth:`record` is)."""
         return self.client.upload_file(self.experiment_id, name, path, worker_id=self._worker_id())

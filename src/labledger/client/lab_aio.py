@@ -36,6 +36,8 @@ class AsyncLabMethods:
 
         async def _run(self, call: Call[T]) -> T: ...
 
+        async def flush_metrics(self, timeout: float | None = 30.0) -> None: ...
+
     # ------------------------------------------------------------------ campaigns
 
     async def create_campaign(self, spec: CampaignSpecLike) -> ExperimentalCampaign:
@@ -87,6 +89,7 @@ class AsyncLabMethods:
         reason: str | None = None,
     ) -> Experiment:
         """Record the outcome (a failure with its error and traceback)."""
+        await self.flush_metrics()
         return await self._run(
             lab_calls.finish(experiment_id, status, worker_id=worker_id, error=error, reason=reason)
         )

@@ -37,6 +37,8 @@ class LabMethods:
 
         def _run(self, call: Call[T]) -> T: ...
 
+        def flush_metrics(self, timeout: float | None = 30.0) -> None: ...
+
     # ------------------------------------------------------------------ campaigns
 
     def create_campaign(self, spec: CampaignSpecLike) -> ExperimentalCampaign:
@@ -88,6 +90,7 @@ class LabMethods:
         reason: str | None = None,
     ) -> Experiment:
         """Record the outcome (a failure with its error and traceback)."""
+        self.flush_metrics()
         return self._run(
             lab_calls.finish(experiment_id, status, worker_id=worker_id, error=error, reason=reason)
         )

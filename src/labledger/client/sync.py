@@ -17,6 +17,7 @@ import httpx
 
 from labledger.client.calls import Call, DesignLike, calls, status_value
 from labledger.client.lab_sync import LabMethods
+from labledger.client.metrics import MetricMethods
 from labledger.client.wire import (
     RetryPolicy,
     base_url,
@@ -34,7 +35,7 @@ __all__ = ["ExperimentClient"]
 T = TypeVar("T")
 
 
-class ExperimentClient(LabMethods):
+class ExperimentClient(LabMethods, MetricMethods):
     """A client of a labledger (or MADSci-compatible) experiment server.
 
     Use it as a context manager, or call :meth:`close`. ``transport`` is handed to httpx, so
@@ -82,8 +83,11 @@ class ExperimentClient(LabMethods):
         self.close()
 
     def close(self) -> None:
-        """Close the connection pool."""
-        self._http.close()
+        """Send the metric points still buffered, then close the connection pool."""
+        try:
+            self._close_metrics()
+        finally:
+            self._http.close()
 
     @property
     def http(self) -> httpx.Client:
@@ -148,6 +152,7 @@ class ExperimentClient(LabMethods):
         self, experiment_id: str, status: ExperimentStatus | str | None = None
     ) -> Experiment:
         """End an experiment: completed, or the terminal ``status`` given."""
+        self.flush_metrics()
         return self._run(calls.action(str(experiment_id), "end", status=status_value(status)))
 
     def continue_experiment(self, experiment_id: str) -> Experiment:

@@ -21,8 +21,9 @@ class Lab:
     """The lab's use cases sharing one :class:`Store`.
 
     ``experiments``, ``campaigns``, ``queue``, ``results`` and ``reports`` are the use cases;
-    ``events``, ``tokens`` and ``idempotency`` are the store's repositories that need no rule
-    of their own (reading the event log, managing API tokens, remembering idempotent answers).
+    ``events``, ``tokens``, ``idempotency`` and ``metrics`` are the store's repositories that
+    need no rule of their own (reading the event log, managing API tokens, remembering idempotent
+    answers, keeping metric series).
 
     Campaigns follow their experiments: every change made through the experiment or queue
     service refreshes the experiment's campaign (active when one starts, completed when all
@@ -56,6 +57,7 @@ class Lab:
         self.events = store.events
         self.tokens = store.tokens
         self.idempotency = store.idempotency
+        self.metrics = store.metrics
         self.experiments.observers.append(self._experiment_changed)
 
     def _experiment_changed(self, experiment: Experiment) -> None:

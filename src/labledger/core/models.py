@@ -27,6 +27,7 @@ from labledger.core.lifecycle import (
     ExperimentStatus,
     madsci_status,
 )
+from labledger.core.where import FieldFilter, parse_field_sort
 
 __all__ = [
     "MAX_NAME",
@@ -399,14 +400,22 @@ class ExperimentQuery(LabModel):
     limit: int = Field(default=10, ge=0, le=10_000)
     offset: int = Field(default=0, ge=0)
     deleted: bool = False
-    sort: str = Field(default="-created_at", description="A SORT_KEYS name, '-' first = descending")
+    sort: str = Field(
+        default="-created_at",
+        description="A SORT_KEYS name or results.<name>, metrics.<name>, parameters.<name>; "
+        "'-' first = descending",
+    )
+    where: list[FieldFilter] = Field(
+        default_factory=list, description="Conditions on results, metrics and parameters (AND)"
+    )
 
     @field_validator("sort")
     @classmethod
     def _sort_key(cls, value: str) -> str:
-        if value.removeprefix("-") not in SORT_KEYS:
+        if value.removeprefix("-") not in SORT_KEYS and parse_field_sort(value) is None:
             raise ValueError(
-                f"sort: expected one of {', '.join(SORT_KEYS)} (prefix '-' for descending), "
+                f"sort: expected one of {', '.join(SORT_KEYS)}, results.<name>, "
+                f"metrics.<name> or parameters.<name> (prefix '-' for descending), "
                 f"got {value!r}"
             )
         return value

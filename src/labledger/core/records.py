@@ -8,6 +8,7 @@ A resource use records a sample, consumable or instrument an experiment used.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime
 from enum import StrEnum
@@ -40,9 +41,15 @@ MAX_VALUE_BYTES = 1 << 20
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$")
 
 
+@functools.lru_cache(maxsize=4096)
+def _usable(name: str) -> bool:
+    # cached: a batch of metric points repeats a few names many times
+    return _NAME.match(name) is not None
+
+
 def check_result_name(name: str, *, field: str = "name") -> str:
     """``name`` if it is a usable result or milestone name, else ValueError saying why."""
-    if not _NAME.match(name):
+    if not _usable(name):
         raise ValueError(
             f"{field}: expected 1-200 characters of letters, digits, '_', '.', '-' "
             f"starting with a letter or digit, got {name!r}"

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from labledger.core.access import ApiToken, Scope
 from labledger.core.idempotency import IdempotencyClaim, StoredAnswer
+from labledger.core.metrics import MetricStore
 from labledger.core.models import Event, Experiment, ExperimentalCampaign, ExperimentQuery
 from labledger.core.records import Milestone, ResourceUse, Result
 
@@ -317,6 +318,8 @@ class Store(Protocol):
     def tokens(self) -> Tokens: ...
     @property
     def idempotency(self) -> IdempotencyKeys: ...
+    @property
+    def metrics(self) -> MetricStore: ...
 
     def ping(self) -> None:
         """Raise :class:`labledger.errors.StorageError` when the database cannot be reached."""

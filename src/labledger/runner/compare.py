@@ -23,6 +23,8 @@ class CompareReport:
     a: RunRecord
     b: RunRecord
     variables: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    #: every result and metric (last value) of either run, side by side, differing or not
+    outcomes: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     fields: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     script_diffs: dict[str, str] = field(default_factory=dict)
     outputs: OutputsDiff = field(default_factory=OutputsDiff)
@@ -33,6 +35,7 @@ class CompareReport:
             "a": self.a.run_id,
             "b": self.b.run_id,
             "variables": {k: {"a": va, "b": vb} for k, (va, vb) in self.variables.items()},
+            "outcomes": {k: {"a": va, "b": vb} for k, (va, vb) in self.outcomes.items()},
             "fields": {k: {"a": va, "b": vb} for k, (va, vb) in self.fields.items()},
             "scripts": self.script_diffs,
             "outputs": {
@@ -51,6 +54,11 @@ class CompareReport:
         lines.append("variables:" if self.variables else "variables: same")
         for name, (va, vb) in self.variables.items():
             lines.append(f"  {name}: {_show(va)} -> {_show(vb)}")
+        if self.outcomes:
+            lines.append("results and metrics:")
+        for name, (va, vb) in self.outcomes.items():
+            mark = "" if va == vb else "   (differs)"
+            lines.append(f"  {name}: {_show(va)} | {_show(vb)}{mark}")
         for name, (va, vb) in self.fields.items():
             lines.append(f"{name}: {_show(va)} -> {_show(vb)}")
         lines.append("scripts:" if self.script_diffs else "scripts: same")
@@ -87,6 +95,16 @@ def compare_runs(ws: Workspace, a: RunRecord, b: RunRecord) -> CompareReport:
         va, vb = a.variables.get(name), b.variables.get(name)
         if va != vb:
             report.variables[name] = (va, vb)
+    for kind, of_a, of_b in (
+        ("", a.results, b.results),
+        (
+            "metric ",
+            {k: m.last for k, m in a.metrics.items()},
+            {k: m.last for k, m in b.metrics.items()},
+        ),
+    ):
+        for name in sorted(of_a.keys() | of_b.keys()):
+            report.outcomes[f"{kind}{name}"] = (of_a.get(name), of_b.get(name))
     ca, cb = a.code, b.code
     candidates = {
         "status": (a.status.value, b.status.value),

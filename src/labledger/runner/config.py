@@ -129,6 +129,10 @@ class RunConfig(_Strict):
     variables: dict[str, Value] = Field(default_factory=dict)
     runners: Runners
     observations: Annotated[str, Field(max_length=MAX_TEXT)] = ""
+    #: files the run writes whose values become its results (JSON, TOML or CSV)
+    results: list[Annotated[str, Field(min_length=1, max_length=1000)]] = Field(
+        default_factory=list, max_length=100
+    )
 
     _vars = field_validator("variables")(_check_variables)
 

@@ -52,10 +52,19 @@ CREATE TABLE IF NOT EXISTS variables (
     PRIMARY KEY (run_id, name)
 );
 CREATE INDEX IF NOT EXISTS variables_name ON variables(name, value_num);
+CREATE TABLE IF NOT EXISTS outcomes (
+    run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    value_text TEXT NOT NULL,
+    value_num REAL,
+    PRIMARY KEY (run_id, kind, name)
+);
+CREATE INDEX IF NOT EXISTS outcomes_name ON outcomes(name, value_num);
 """
 
 _OPS = {"=": "=", "==": "=", "!=": "!=", ">": ">", ">=": ">=", "<": "<", "<=": "<=", "~": "LIKE"}
-_FILTER = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*(==|!=|>=|<=|=|>|<|~)\s*(.*?)\s*\Z", re.S)
+_FILTER = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_.\-]*)\s*(==|!=|>=|<=|=|>|<|~)\s*(.*?)\s*\Z", re.S)
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,14 @@ def parse_var_filter(text: str) -> VarFilter:
     return VarFilter(name, op, value.strip("'\""))
 
 
+#: the number a run sorts by: a variable, else a result, else a metric's last value
+_VALUE_OF = (
+    "SELECT COALESCE((SELECT value_num FROM variables WHERE run_id = r.run_id AND name = ?), "
+    "(SELECT value_num FROM outcomes WHERE run_id = r.run_id AND name = ? ORDER BY kind DESC "
+    "LIMIT 1))"
+)
+
+
 @dataclass
 class RunQuery:
     """Filters for listing runs; all optional and combined with AND."""
@@ -88,6 +105,8 @@ class RunQuery:
     text: str | None = None
     where: list[VarFilter] = field(default_factory=list)
     limit: int | None = None
+    #: a variable, result or metric name, '-' first for descending (runs without it last)
+    sort: str | None = None
 
 
 def _num(value: Any) -> float | None:
@@ -166,6 +185,12 @@ class RunIndex:
             "INSERT INTO variables VALUES (?,?,?,?)",
             [(rec.run_id, k, _text(v), _num(v)) for k, v in rec.variables.items()],
         )
+        # results and the last value of each metric series, queryable like variables
+        outcomes = [(rec.run_id, k, "result", _text(v), _num(v)) for k, v in rec.results.items()]
+        outcomes += [
+            (rec.run_id, k, "metric", _text(m.last), m.last) for k, m in rec.metrics.items()
+        ]
+        conn.executemany("INSERT INTO outcomes VALUES (?,?,?,?,?)", outcomes)
 
     def sync(self) -> None:
         """Bring the index up to date with the record files (reads only changed records).
@@ -224,7 +249,7 @@ class RunIndex:
         with self._connect() as conn:
             return {
                 table: sorted(conn.execute(f"SELECT * FROM {table}").fetchall())
-                for table in ("runs", "variables")
+                for table in ("runs", "variables", "outcomes")
             }
 
     def query_numbers(self) -> list[int]:
@@ -255,7 +280,13 @@ class RunIndex:
             clause, values = self._var_clause(f)
             sql.append(clause)
             args.extend(values)
-        sql.append("ORDER BY r.number DESC")
+        if q.sort:
+            name = q.sort.removeprefix("-")
+            order = "DESC" if q.sort.startswith("-") else "ASC"
+            sql.append(f"ORDER BY ({_VALUE_OF}) IS NULL, ({_VALUE_OF}) {order}, r.number DESC")
+            args.extend([name, name, name, name])
+        else:
+            sql.append("ORDER BY r.number DESC")
         if q.limit is not None:
             sql.append("LIMIT ?")
             args.append(q.limit)
@@ -265,21 +296,36 @@ class RunIndex:
             by_id: dict[str, dict[str, Any]] = {}
             for row in rows:
                 row["variables"] = by_id[row["run_id"]] = {}
+                row["results"], row["metrics"] = {}, {}
             ids = list(by_id)
+            rows_by_id = {row["run_id"]: row for row in rows}
             # One query per 500 runs rather than one per run.
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
                 for run_id, name, text, num in conn.execute(
                     "SELECT run_id, name, value_text, value_num FROM variables "
-                    f"WHERE run_id IN ({','.join('?' * len(chunk))}) ORDER BY run_id, name",
+                    f"WHERE run_id IN ({marks}) ORDER BY run_id, name",
                     chunk,
                 ):
                     by_id[run_id][name] = json.loads(text) if num is not None else text
+                for run_id, kind, name, text, num in conn.execute(
+                    "SELECT run_id, kind, name, value_text, value_num FROM outcomes "
+                    f"WHERE run_id IN ({marks}) ORDER BY run_id, name",
+                    chunk,
+                ):
+                    key = "results" if kind == "result" else "metrics"
+                    rows_by_id[run_id][key][name] = json.loads(text) if num is not None else text
         return rows
 
     @staticmethod
     def _var_clause(f: VarFilter) -> tuple[str, list[Any]]:
-        base = "AND EXISTS (SELECT 1 FROM variables v WHERE v.run_id = r.run_id AND v.name = ? AND "
+        # a name is looked up among the variables, then the results and metrics
+        base = (
+            "AND EXISTS (SELECT 1 FROM (SELECT run_id, name, value_text, value_num FROM variables "
+            "UNION ALL SELECT run_id, name, value_text, value_num FROM outcomes) v "
+            "WHERE v.run_id = r.run_id AND v.name = ? AND "
+        )
         op = _OPS[f.op]
         if op == "LIKE":
             return base + "v.value_text LIKE ?)", [f.name, f"%{f.value}%"]

@@ -57,6 +57,17 @@ class PhaseResult(_Model):
     note: str | None = None
 
 
+class MetricSummary(_Model):
+    """A metric series of a run: its points, range of steps, last, lowest and highest value."""
+
+    count: int
+    first_step: int
+    last_step: int
+    last: float
+    min: float
+    max: float
+
+
 class CodeVersion(_Model):
     """The code the run used: git commit and branch, and a patch of uncommitted changes."""
 
@@ -118,6 +129,10 @@ class RunRecord(_Model):
     rerun_of: str | None = None
     rerun_outputs_match: bool | None = None
     recorder_pid: int | None = None
+    #: values from the result files run.toml names (dotted names for nested objects)
+    results: dict[str, Any] = Field(default_factory=dict)
+    #: the series written to $LABLEDGER_METRICS (their points are the ``metrics`` file)
+    metrics: dict[str, MetricSummary] = Field(default_factory=dict)
 
     @property
     def run_id(self) -> str:

@@ -21,7 +21,7 @@ from labledger.archive.store import no_space_is_storage_full
 from labledger.core.ids import utcnow
 from labledger.core.lifecycle import ExperimentStatus as S
 from labledger.core.models import EventType, Experiment, ExperimentDesign
-from labledger.errors import AlreadyExists, ConfigError, Conflict, StorageFull
+from labledger.errors import AlreadyExists, ConfigError, Conflict, LabledgerError, StorageFull
 from labledger.runner import templates
 from labledger.runner.capture import capture_code, capture_environment
 from labledger.runner.closing import seal
@@ -37,8 +37,9 @@ from labledger.runner.config import (
     render_run_config,
     validate_config,
 )
+from labledger.runner.outcomes import read_metrics_file, read_result_file
 from labledger.runner.phases import GRACE_S, SignalGuard, command_for, run_phase
-from labledger.runner.record import CodeVersion, PhaseResult, RunRecord
+from labledger.runner.record import CodeVersion, MetricSummary, PhaseResult, RunRecord
 from labledger.runner.workspace import STATE_DIR, Workspace
 
 __all__ = [
@@ -207,7 +208,14 @@ def _phase_env(ws: Workspace, record: RunRecord) -> dict[str, str]:
     env["LABLEDGER_RUN_NUMBER"] = str(record.number)
     env["LABLEDGER_EXPERIMENT_DIR"] = str(ws.root)
     env["LABLEDGER_OUTPUTS_DIR"] = str(ws.outputs)
+    # scripts append JSON lines of metric points here; read live by `labledger metrics`
+    env["LABLEDGER_METRICS"] = str(metrics_path(ws, record))
     return env
+
+
+def metrics_path(ws: Workspace, record: RunRecord) -> Path:
+    """Where a running run's scripts write metric points (``$LABLEDGER_METRICS``)."""
+    return ws.live_dir / record.run_id / "metrics.jsonl"
 
 
 def execute_run(
@@ -367,6 +375,7 @@ def _finalize(ws: Workspace, record: RunRecord, status: S, *, note: str | None) 
                 FileEntry(path=f"logs/{result.phase}.log", size=blob.size, digest=blob.digest)
             )
     record.files["logs"] = logs
+    _collect_outcomes(ws, record, live)
     if record.code and record.code.patch_digest:
         patch = FileEntry(
             path="code/patch.diff", size=record.code.patch_size, digest=record.code.patch_digest
@@ -375,10 +384,45 @@ def _finalize(ws: Workspace, record: RunRecord, status: S, *, note: str | None) 
     ws.store.sync_dirs({ws.store.path_of(d).parent for d in record.digests() if ws.store.has(d)})
     record.set_status(status, note=note)
     ws.save(record)
-    for log in live.glob("*.log"):
-        log.unlink()
+    for leftover in live.iterdir():
+        leftover.unlink()
     live.rmdir()
     ws.index.sync()
+
+
+def _collect_outcomes(ws: Workspace, record: RunRecord, live: Path) -> None:
+    """Keep the run's metric series (summaries in the record, points as a file) and read the
+    result files run.toml names. A bad file is noted on the run, never fatal: the run ran."""
+    metrics_file = live / "metrics.jsonl"
+    parsed = read_metrics_file(metrics_file)
+    record.metrics = {
+        name: MetricSummary(
+            count=len(points),
+            first_step=min(s for s, _ in points),
+            last_step=max(s for s, _ in points),
+            last=max(points, key=lambda p: p[0])[1],
+            min=min(v for _, v in points),
+            max=max(v for _, v in points),
+        )
+        for name, points in parsed.series.items()
+    }
+    if metrics_file.is_file():
+        blob = ws.store.put_file(metrics_file)
+        record.files["metrics"] = [
+            FileEntry(path="metrics/metrics.jsonl", size=blob.size, digest=blob.digest)
+        ]
+    if parsed.skipped:
+        note = f"{parsed.skipped} metric values in $LABLEDGER_METRICS were not finite numbers"
+        record.add_event(EventType.UPDATED, data={"note": note})
+    try:
+        cfg = load_run_config(ws.run_config_path)
+    except LabledgerError:
+        return
+    for name in cfg.results:
+        try:
+            record.results.update(read_result_file(ws.root / name, root=ws.root))
+        except LabledgerError as exc:
+            record.add_event(EventType.UPDATED, data={"note": exc.message})
 
 
 def recover_orphan(ws: Workspace) -> RunRecord | None:

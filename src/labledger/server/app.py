@@ -23,11 +23,13 @@ from labledger.server.limits import BodyLimitMiddleware, RateLimitMiddleware
 from labledger.server.openapi import document_errors
 from labledger.server.routes import (
     campaigns,
+    docs,
     events,
     experiments,
     imports,
     lab_records,
     meta,
+    metrics,
     queue,
     reports,
     results,
@@ -49,10 +51,14 @@ ROUTERS: list[APIRouter] = [meta.router, experiments.router, experiments.trash, 
 ROUTERS += [summaries.router, ui.router]
 # the queue, results, progress, resources, event log and reports
 ROUTERS += [queue.router, results.router, events.router, reports.router]
+# metric series
+ROUTERS += [metrics.router]
 # runs pushed from recorders (labledger push), and API tokens
 ROUTERS += [imports.router, tokens.router]
 # the lab record read from the MADSci managers (workflows, data points, resources, events)
 ROUTERS += [lab_records.router]
+# /docs and /redoc from assets shipped with a package (no CDN)
+ROUTERS += [docs.router]
 
 DESCRIPTION = """\
 Record and control experiments. Wire-compatible with the MADSci Experiment Manager 0.8.1
@@ -93,6 +99,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         description=DESCRIPTION,
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.lab = lab
     install_error_handlers(app)

@@ -4,7 +4,8 @@ A backup is a folder ``labledger-<time>/`` holding::
 
     backup.json          what is in it: database kind, schema version, files and bytes
     database.sqlite3     SQLite's online backup (or database.pgdump: pg_dump --format=custom)
-    files/objects/...    every result file and pushed blob, by content digest
+    files/objects/...    every result file and pushed blob, by content digest, copied out of
+                         the result store (the local folder, or the S3 store ``blob_url``)
 
 The database is copied first, then the files: files are written before the rows that refer to
 them and never change, so every file the copied database refers to is in the backup.
@@ -42,12 +43,14 @@ class BackupSummary:
     schema: str | None
     files: int
     size: int
+    store: str | None = None
 
     def describe(self) -> str:
         """One line for the terminal."""
+        source = f"; result store {self.store}" if self.store else ""
         return (
             f"{self.path}: the {self.database} database (schema {self.schema or 'none'}) and "
-            f"{self.files} result files ({self.size / 1e6:.1f} MB)"
+            f"{self.files} result files ({self.size / 1e6:.1f} MB){source}"
         )
 
 
@@ -66,18 +69,24 @@ def make_backup(settings: Settings, backup_dir: Path) -> BackupSummary:
     dumped = schema.backup(url, partial, engine=None)
     database = partial / ("database.sqlite3" if is_sqlite(url) else "database.pgdump")
     os.replace(dumped, database)
-    copied = back_up_files(result_store(settings), partial / "files")
+    store = result_store(settings)
+    copied = back_up_files(store, partial / "files")
     kind = "SQLite" if is_sqlite(url) else "PostgreSQL"
     about: dict[str, Any] = {
         "format": 1,
         "created_at": datetime.now(UTC).isoformat(),
         "labledger_version": version("labledger"),
         "database": {"kind": kind, "file": database.name, "schema": current},
-        "files": {"count": copied.count, "bytes": copied.size, "folder": "files"},
+        "files": {
+            "count": copied.count,
+            "bytes": copied.size,
+            "folder": "files",
+            "store": store.location,
+        },
     }
     (partial / BACKUP_FILE).write_text(json.dumps(about, indent=2) + "\n", encoding="utf-8")
     os.replace(partial, target)
-    return BackupSummary(target, kind, current, copied.count, copied.size)
+    return BackupSummary(target, kind, current, copied.count, copied.size, store.location)
 
 
 def read_backup(path: Path) -> dict[str, Any]:
@@ -112,5 +121,8 @@ def restore_backup(settings: Settings, path: Path) -> BackupSummary:
             field="backup",
         )
     schema.restore(url, path / database["file"])
-    copied = restore_files(path / about["files"]["folder"], result_store(settings))
-    return BackupSummary(path, database["kind"], database["schema"], copied.count, copied.size)
+    store = result_store(settings)
+    copied = restore_files(path / about["files"]["folder"], store)
+    return BackupSummary(
+        path, database["kind"], database["schema"], copied.count, copied.size, store.location
+    )

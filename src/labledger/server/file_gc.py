@@ -3,21 +3,21 @@
 Files are content-addressed, so one file can belong to many experiments: a file is removed only
 when no record refers to it. An upload stores (or finds) its file before it commits the record
 that refers to it, so a file written or found by an upload in the last :data:`GRACE_S` seconds
-is kept too (finding it touches it). A file being removed is first moved aside, checked again,
-and put back if an upload touched it meanwhile.
+is kept too (finding it claims it). Each store removes a file in its own safe way
+(:meth:`~labledger.archive.objects.ObjectStore.sweep`): the local folder moves it aside, checks
+again and puts it back if an upload touched it meanwhile; an S3 store does the same with a
+copy and the claims uploads leave next to the objects.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import time
+import functools
 from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
-from labledger.archive.store import BlobStore
+from labledger.archive.objects import ObjectStore, Sweep
 from labledger.storage.file_refs import referenced_digests
 
 __all__ = ["GRACE_S", "FilesCollected", "collect_files"]
@@ -37,7 +37,7 @@ class FilesCollected:
 
 def collect_files(
     engine: Engine,
-    blobs: BlobStore,
+    blobs: ObjectStore,
     *,
     candidates: Collection[str] | None = None,
     grace_s: float = GRACE_S,
@@ -46,20 +46,14 @@ def collect_files(
     digests = set(blobs.iter_digests()) if candidates is None else set(candidates)
     unreferenced = digests - referenced_digests(engine, digests)
     removed = freed = recent = 0
-    blobs.create()
     for digest in sorted(unreferenced):
-        path = blobs.path_of(digest)
-        aside = blobs.tmp / f"gc-{digest}"
-        try:
-            os.replace(path, aside)  # from now on an upload finding it stores it anew
-        except FileNotFoundError:
-            continue
-        stat = aside.stat()
-        if time.time() - stat.st_mtime < grace_s or referenced_digests(engine, [digest]):
-            with contextlib.suppress(OSError):
-                os.replace(aside, path)
+        outcome, size = blobs.sweep(digest, functools.partial(_unused, engine, digest), grace_s)
+        if outcome is Sweep.REMOVED:
+            removed, freed = removed + 1, freed + size
+        elif outcome is Sweep.KEPT:
             recent += 1
-            continue
-        aside.unlink()
-        removed, freed = removed + 1, freed + stat.st_size
     return FilesCollected(removed, freed, recent)
+
+
+def _unused(engine: Engine, digest: str) -> bool:
+    return not referenced_digests(engine, [digest])

@@ -1,7 +1,8 @@
 """The composition root: one :class:`ServerLab` per app, the only object routes depend on.
 
 It is the core's :class:`~labledger.core.lab.Lab` (every use case over one store) plus what
-serving needs besides: the settings, the content-addressed store of result files, access
+serving needs besides: the settings, the content-addressed store of result files (a local
+folder or an S3-compatible bucket, :func:`result_store`), access
 control, the event forwarder, and the gateway to the MADSci lab around the experiments.
 :func:`~labledger.server.app.create_app` builds it once from the settings;
 :meth:`ServerLab.running` runs its background tasks while the app lives: the lease sweeper
@@ -20,7 +21,7 @@ from collections.abc import AsyncIterator
 import anyio
 from sqlalchemy import Engine
 
-from labledger.archive.store import BlobStore
+from labledger.archive.objects import ObjectStore, open_object_store
 from labledger.core.lab import Lab
 from labledger.core.models import OwnershipInfo
 from labledger.server.file_gc import collect_files
@@ -36,13 +37,22 @@ __all__ = ["ServerLab", "result_store"]
 log = logging.getLogger("labledger.server")
 
 
-def result_store(settings: Settings) -> BlobStore:
+def result_store(settings: Settings) -> ObjectStore:
     """The store of result files (uploads and pushed blobs) of the server of ``settings``.
 
-    The one place that says where that store is: the app, backups and ``labledger db gc``
-    all open it here.
+    That is the S3-compatible store ``blob_url`` names when set, else the folder
+    ``results_path``. The one place that says where that store is: the app, backups and
+    ``labledger db gc`` all open it here.
     """
-    return BlobStore(settings.results_path)
+    secret = settings.s3_secret_access_key
+    return open_object_store(
+        settings.results_path,
+        settings.blob_url,
+        endpoint_url=settings.s3_endpoint_url,
+        region=settings.s3_region,
+        access_key_id=settings.s3_access_key_id,
+        secret_access_key=secret.get_secret_value() if secret else None,
+    )
 
 
 class ServerLab(Lab):

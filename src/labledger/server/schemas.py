@@ -16,7 +16,31 @@ __all__ = [
     "EventPublic",
     "HealthPublic",
     "SettingsPublic",
+    "inline_schema",
 ]
+
+
+def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The JSON schema of ``model`` with its nested models written in place.
+
+    For a body documented by hand (``openapi_extra``): pydantic's own schema points into a local
+    ``$defs`` that an OpenAPI document does not resolve, and ReDoc refuses such a reference.
+    """
+    schema = model.model_json_schema()
+    defs: dict[str, Any] = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return resolve(defs[ref.removeprefix("#/$defs/")])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
 
 
 class ErrorDetail(BaseModel):

@@ -12,11 +12,14 @@ from labledger.core.idempotency import IdempotencyClaim
 from labledger.core.ids import utcnow
 from labledger.core.lifecycle import ExperimentStatus
 from labledger.core.models import Event, Experiment, ExperimentQuery
+from labledger.core.where import parse_field_sort
 from labledger.errors import AlreadyExists, ExperimentNotFound
 from labledger.storage.engine import single_statement, write_transaction
 from labledger.storage.idempotency_sql import record_key
+from labledger.storage.metrics_sql import delete_metrics
 from labledger.storage.rows import append_events, experiment_row, row_to_experiment
 from labledger.storage.tables import events, experiments, milestones, resource_uses, results
+from labledger.storage.where_sql import field_condition, field_order_by, metric_walk
 
 __all__ = ["ExperimentStore"]
 
@@ -118,6 +121,7 @@ class ExperimentStore:
             conn.execute(delete(events).where(events.c.experiment_id == experiment_id))
             for table in (results, milestones, resource_uses):
                 conn.execute(delete(table).where(table.c.experiment_id == experiment_id))
+            delete_metrics(conn, experiment_id)
             conn.execute(delete(experiments).where(E.id == experiment_id))
             append_events(conn, [event])
 
@@ -153,11 +157,18 @@ def _filtered(stmt: Select[Any], q: ExperimentQuery) -> Select[Any]:
                 E.run_description.ilike(pattern, escape="\\"),
             )
         )
+    conds.extend(field_condition(f) for f in q.where)
     return stmt.where(and_(*conds))
 
 
 def _list_statement(q: ExperimentQuery) -> Select[Any]:
     """The SELECT of a list: filters, order, page."""
+    walk = metric_walk(select(experiments), q.where, parse_field_sort(q.sort))
+    if walk is not None:
+        joined, rest, order = walk
+        stmt = _filtered(joined, q.model_copy(update={"where": rest})).order_by(*order)
+        stmt = stmt.offset(q.offset)
+        return stmt.limit(q.limit) if q.limit else stmt
     statuses = list(dict.fromkeys(q.statuses))
     if len(statuses) > 1 and q.limit and q.sort.removeprefix("-") == "created_at":
         # A status IN (...) list cannot walk (status, created_at, id) in ORDER BY order, so SQLite
@@ -189,6 +200,9 @@ def _list_statement(q: ExperimentQuery) -> Select[Any]:
 
 def _order_by(sort: str) -> list[Any]:
     """ORDER BY for a sort key such as ``-created_at``; ties broken by id, empty values last."""
+    field = parse_field_sort(sort)
+    if field is not None:
+        return field_order_by(field)
     descending = sort.startswith("-")
     column = experiments.c[sort.removeprefix("-")]
     if column.key == "created_at":

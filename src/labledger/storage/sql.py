@@ -15,6 +15,7 @@ from labledger.storage.events_sql import EventStore
 from labledger.storage.experiments_sql import ExperimentStore
 from labledger.storage.forwarding_sql import ForwardCursorStore
 from labledger.storage.idempotency_sql import IdempotencyStore
+from labledger.storage.metrics_sql import MetricSqlStore
 from labledger.storage.queue_sql import QueueStore
 from labledger.storage.records_sql import RecordStore
 
@@ -34,6 +35,7 @@ class SqlStore:
         self.forward_cursors = ForwardCursorStore(engine)
         self.tokens = TokenStore(engine)
         self.idempotency = IdempotencyStore(engine)
+        self.metrics = MetricSqlStore(engine)
 
     def ping(self) -> None:
         """Raise :class:`labledger.errors.StorageError` when the database cannot be reached."""

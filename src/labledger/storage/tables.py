@@ -36,6 +36,9 @@ __all__ = [
     "forward_cursors",
     "idempotency_keys",
     "metadata",
+    "metric_blocks",
+    "metric_points",
+    "metric_series",
     "milestones",
     "resource_uses",
     "results",
@@ -255,4 +258,55 @@ idempotency_keys = Table(
     Column("response_body", Text),
     Column("created_at", UTCDateTime, nullable=False),
     Index("ix_idempotency_keys_created", "created_at"),
+)
+
+
+# --------------------------------------------------------------------------- metric series
+
+metric_series = Table(
+    "metric_series",
+    metadata,
+    Column("id", BIGID, primary_key=True, autoincrement=True),
+    Column("experiment_id", ID, nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("point_count", BigInteger, nullable=False),
+    Column("first_step", BigInteger),
+    Column("last_step", BigInteger, doc="the highest step"),
+    Column("last_value", Float, doc="the value at the highest step, queryable like a result"),
+    Column("last_at", Float, doc="seconds since the epoch of the last point"),
+    Column("min_value", Float),
+    Column("max_value", Float),
+    Index("ix_metric_series_experiment_name", "experiment_id", "name", unique=True),
+    # filters and sorts on a metric's last value walk this index (metrics.<name> in queries)
+    Index("ix_metric_series_name_last", "name", "last_value", "experiment_id"),
+    sqlite_autoincrement=True,
+)
+
+metric_points = Table(
+    "metric_points",
+    metadata,
+    Column("series_id", BigInteger, primary_key=True),
+    Column("step", BigInteger, primary_key=True),
+    Column("value", Float, nullable=False),
+    Column("at", Float, nullable=False, doc="seconds since the epoch"),
+    # clustered by (series, step) on SQLite: a series is read as one range of the table
+    sqlite_with_rowid=False,
+)
+
+metric_blocks = Table(
+    "metric_blocks",
+    metadata,
+    Column("series_id", BigInteger, primary_key=True),
+    Column("level", Integer, primary_key=True, doc="1, 2, 3: blocks of 16, 256, 4096 steps"),
+    Column("block", BigInteger, primary_key=True, doc="step >> (4 * level)"),
+    Column("count", BigInteger, nullable=False),
+    Column("lo_step", BigInteger, nullable=False),
+    Column("lo_value", Float, nullable=False),
+    Column("lo_at", Float, nullable=False),
+    Column("hi_step", BigInteger, nullable=False),
+    Column("hi_value", Float, nullable=False),
+    Column("hi_at", Float, nullable=False),
+    # the lowest and highest point of each block, so a downsampled read of a long series
+    # aggregates a few thousand blocks instead of every point
+    sqlite_with_rowid=False,
 )

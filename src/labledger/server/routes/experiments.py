@@ -16,6 +16,7 @@ from labledger.core.models import (
     ExperimentRegistration,
     ExperimentUpdate,
 )
+from labledger.core.where import parse_field_sort, parse_where
 from labledger.errors import InvalidInput
 from labledger.server.deps import Actor, Claim, LabDep
 from labledger.server.rendering import (
@@ -38,6 +39,8 @@ MAX_EVENT_ID = 2**63 - 1
 #: the largest offset a query takes: a list of several statuses asks each status for
 #: offset + number rows, which must still fit a 64-bit integer
 MAX_OFFSET = MAX_EVENT_ID - MAX_PAGE
+#: the most ``where`` conditions one query takes
+MAX_CONDITIONS = 20
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -77,21 +80,33 @@ async def experiment_query(
     sort: Annotated[
         str,
         Query(
-            max_length=40,
+            max_length=240,
             description="Order: created_at, updated_at, started_at, ended_at, name, run_name, "
-            "status, priority or progress; prefix '-' for descending",
+            "status, priority, progress, results.<name>, metrics.<name> (last value) or "
+            "parameters.<name>; prefix '-' for descending",
         ),
     ] = "-created_at",
+    where: Annotated[
+        list[str] | None,
+        Query(
+            description="Conditions, repeat for AND: FIELD OP VALUE with FIELD results.<name>, "
+            "metrics.<name> (last value) or parameters.<name> and OP one of = != > >= < <= ~ "
+            "(contains), e.g. metrics.loss<0.1",
+        ),
+    ] = None,
 ) -> ExperimentQuery:
     """The filters shared by the list, count and UI routes (``async``: no I/O, no thread hop)."""
     if since is not None and until is not None and until <= since:
         raise InvalidInput("until: must be later than since", field="until")
-    if sort.removeprefix("-") not in SORT_KEYS:
+    if sort.removeprefix("-") not in SORT_KEYS and parse_field_sort(sort) is None:
         raise InvalidInput(
-            f"sort: expected one of {', '.join(SORT_KEYS)} (prefix '-' for descending), "
-            f"got {sort!r}",
+            f"sort: expected one of {', '.join(SORT_KEYS)}, results.<name>, metrics.<name> or "
+            f"parameters.<name> (prefix '-' for descending), got {sort!r}",
             field="sort",
         )
+    if len(where or []) > MAX_CONDITIONS:
+        raise InvalidInput(f"where: at most {MAX_CONDITIONS} conditions", field="where")
+    conditions = [parse_where(w) for w in where or []]
     return ExperimentQuery(
         statuses=_statuses(status),
         campaign_id=campaign_id,
@@ -102,6 +117,7 @@ async def experiment_query(
         limit=number or MAX_PAGE,
         offset=offset,
         sort=sort,
+        where=conditions,
     )
 
 

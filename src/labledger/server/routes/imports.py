@@ -7,26 +7,25 @@ A push is idempotent end to end: ``POST /blobs/missing`` says which digests the 
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import tempfile
-from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
-import blake3
 from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from labledger.archive.objects import Receiver
 from labledger.archive.store import UPLOAD_NOT_STORED, no_space_is_storage_full
 from labledger.core.models import Event, Experiment, ExperimentPublic
 from labledger.errors import InvalidInput, NotFound
 from labledger.server.deps import Actor, Claim, LabDep
 from labledger.server.limits import too_large
-from labledger.server.rendering import Download, JSONBody, experiment_json, json_response
+from labledger.server.objects import blob_response
+from labledger.server.rendering import JSONBody, experiment_json, json_response
 from labledger.server.schemas import ERRORS
+from labledger.server.uploads import PIECE
 
 __all__ = ["router"]
 
@@ -78,9 +77,7 @@ def missing_blobs(query: MissingQuery, lab: LabDep) -> JSONBody:
             f"digests: expected 64-character lowercase hex BLAKE3 digests, got {bad!r}",
             field="digests",
         )
-    return json_response(
-        {"missing": [d for d in dict.fromkeys(query.digests) if not lab.files.has(d)]}
-    )
+    return json_response({"missing": lab.files.missing(list(dict.fromkeys(query.digests)))})
 
 
 @router.put(
@@ -90,53 +87,59 @@ def missing_blobs(query: MissingQuery, lab: LabDep) -> JSONBody:
 )
 async def put_blob(digest: Digest, request: Request, lab: LabDep) -> JSONBody:
     """Store the request body under its BLAKE3 digest; a mismatch stores nothing (422)."""
-    files = lab.files
-    if files.touch(digest):
-        return json_response(
-            {"digest": digest, "size": files.path_of(digest).stat().st_size, "added": False}
-        )
+    known = await anyio.to_thread.run_sync(lab.files.claim, digest)
+    if known is not None:
+        return json_response({"digest": digest, "size": known, "added": False})
     limit = lab.settings.max_upload_bytes
-    with no_space_is_storage_full(files.root, UPLOAD_NOT_STORED):
-        await anyio.to_thread.run_sync(files.create)
-        fd, name = tempfile.mkstemp(dir=files.tmp, prefix="push-")
-    tmp = Path(name)
+    receiver: Receiver | None = None
     try:
-        hasher = blake3.blake3()
-        size = 0
-        with no_space_is_storage_full(files.root, UPLOAD_NOT_STORED):
-            with os.fdopen(fd, "wb") as out:
-                async for chunk in request.stream():
-                    size += len(chunk)
-                    if size > limit:
-                        raise too_large("The uploaded blob", limit, "max_upload_bytes")
-                    hasher.update(chunk)
-                    out.write(chunk)
-            got = hasher.hexdigest()
+        with no_space_is_storage_full(lab.files.tmp, UPLOAD_NOT_STORED):
+            await anyio.to_thread.run_sync(lab.files.create)
+            receiver = await anyio.to_thread.run_sync(lab.files.receive, digest)
+            buffer = bytearray()
+            async for chunk in request.stream():
+                buffer += chunk
+                if receiver.size + len(buffer) > limit:
+                    raise too_large("The uploaded blob", limit, "max_upload_bytes")
+                if len(buffer) >= PIECE:
+                    await anyio.to_thread.run_sync(receiver.write, bytes(buffer))
+                    buffer.clear()
+            await anyio.to_thread.run_sync(receiver.write, bytes(buffer))
+            got = receiver.digest()
             if got != digest:
                 raise InvalidInput(
                     f"digest: the body's BLAKE3 is {got}, not {digest}; nothing was stored",
                     field="digest",
                 )
-            stored = await anyio.to_thread.run_sync(files.adopt, tmp, digest)
-        return json_response(
-            {"digest": digest, "size": stored.size, "added": stored.added},
-            status_code=201 if stored.added else 200,
-        )
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+            stored = await anyio.to_thread.run_sync(receiver.commit)
+    except BaseException:
+        if receiver is not None:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(receiver.abort)
+        raise
+    return json_response(
+        {"digest": digest, "size": stored.size, "added": stored.added},
+        status_code=201 if stored.added else 200,
+    )
 
 
 @router.get(
     "/blobs/{digest}",
     responses={**ERRORS, 200: {"content": {"application/octet-stream": {}}}},
 )
-def get_blob(digest: Digest, lab: LabDep) -> Download:
-    """A stored blob's bytes (logs, scripts and outputs of pushed runs)."""
-    path = lab.files.path_of(digest)
-    if not path.is_file():
+def get_blob(digest: Digest, request: Request, lab: LabDep) -> Response:
+    """A stored blob's bytes (logs, scripts and outputs of pushed runs); ``Range`` honoured."""
+    size = lab.files.size_of(digest)
+    if size is None:
         raise NotFound(f"No blob {digest} on this server", digest=digest)
-    return Download(path, media_type="application/octet-stream", headers={"ETag": f'"{digest}"'})
+    return blob_response(
+        lab.files,
+        digest,
+        size,
+        request,
+        media_type="application/octet-stream",
+        headers={"ETag": f'"{digest}"'},
+    )
 
 
 @router.put(

@@ -1,23 +1,19 @@
 """Results (values and files), progress, milestones and resources of an experiment.
 
-File results are uploaded as multipart (field ``file``), streamed to disk in chunks while their
+File results are uploaded as multipart (field ``file``), streamed into the store while their
 BLAKE3 digest is computed, and kept content-addressed (one copy per content). A download
 carries the digest in ``X-Content-BLAKE3`` and the ``ETag``, so the receiver can check it.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
-import blake3
-from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
 
-from labledger.archive.store import UPLOAD_NOT_STORED, BlobStore, no_space_is_storage_full
 from labledger.core.records import (
     Milestone,
     MilestoneCreate,
@@ -32,9 +28,10 @@ from labledger.core.records import (
 from labledger.core.strict import text_problem
 from labledger.errors import InvalidInput, NotFound
 from labledger.server.deps import Actor, Claim, LabDep
-from labledger.server.limits import too_large
-from labledger.server.rendering import Download, JSONBody, experiment_json, json_response
+from labledger.server.objects import blob_response
+from labledger.server.rendering import JSONBody, experiment_json, json_response
 from labledger.server.schemas import ERRORS
+from labledger.server.uploads import UPLOAD_BODY, receive_file
 
 __all__ = ["DIGEST_HEADER", "router"]
 
@@ -73,103 +70,68 @@ def get_result(experiment_id: str, name: str, lab: LabDep) -> JSONBody:
     return json_response(result_wire(lab.results.get_result(experiment_id, name)))
 
 
-def _store_upload(files: BlobStore, upload: UploadFile, limit: int) -> tuple[str, int]:
-    """Copy the upload in chunks to a temp file while hashing, then into the blob store.
-
-    A full disk answers 507 (:class:`StorageFull`) and leaves nothing behind.
-    """
-    with no_space_is_storage_full(files.root, UPLOAD_NOT_STORED):
-        return _copy_upload(files, upload, limit)
-
-
-def _copy_upload(files: BlobStore, upload: UploadFile, limit: int) -> tuple[str, int]:
-    files.create()
-    hasher = blake3.blake3()
-    size = 0
-    fd, name = tempfile.mkstemp(dir=files.tmp, prefix="upload-")
-    tmp = Path(name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            while chunk := upload.file.read(CHUNK):
-                size += len(chunk)
-                if size > limit:
-                    raise too_large("The uploaded file", limit, "max_upload_bytes")
-                hasher.update(chunk)
-                out.write(chunk)
-        digest = hasher.hexdigest()
-        files.adopt(tmp, digest)
-        return digest, size
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-
-
 @router.post(
     "/experiment/{experiment_id}/files/{name}",
     response_model=Result,
     responses=ERRORS,
     status_code=201,
+    openapi_extra=UPLOAD_BODY,
 )
 async def upload_file(
     experiment_id: str,
     name: str,
+    request: Request,
     lab: LabDep,
     actor: Actor,
     claim: Claim,
-    file: Annotated[UploadFile, File(description="The file (multipart field 'file').")],
-    digest: Annotated[
-        str | None,
-        Form(description="Expected BLAKE3 hex digest; a mismatch stores nothing (422)."),
-    ] = None,
-    worker_id: Annotated[
-        str | None,
-        Form(
-            max_length=200,
-            description="A worker reporting: it must still hold the experiment (else 409 "
-            "lease_lost).",
-        ),
-    ] = None,
 ) -> JSONBody:
-    """Upload a file result (multipart). Stored content-addressed; answers its digest and size."""
+    """Upload a file result (multipart field ``file``, optional field ``digest``). Streamed into
+    the store while it arrives; stored content-addressed; answers its digest and size."""
     try:
         check_result_name(name)
     except ValueError as exc:
         raise InvalidInput(str(exc), field="name") from None
-    fields = {"digest": digest, "worker_id": worker_id, "file.filename": file.filename}
-    for field, value in fields.items():
-        if value is not None and (why := text_problem(value)) is not None:
-            raise InvalidInput(f"{field}: {why}; nothing was stored", field=field)
     await anyio.to_thread.run_sync(lab.store.experiments.get, experiment_id)  # 404 before upload
-    limit = lab.settings.max_upload_bytes
-    got, size = await anyio.to_thread.run_sync(_store_upload, lab.files, file, limit)
-    if digest is not None and digest.lower() != got:
-        raise InvalidInput(
-            f"digest: the upload's BLAKE3 is {got}, the client said {digest}; "
-            "the file was corrupted in transit and was not recorded",
-            field="digest",
-        )
+    received = await receive_file(
+        request, lab.files, lab.settings.max_upload_bytes, check=_check_fields
+    )
     result = await anyio.to_thread.run_sync(
         lambda: lab.results.add_file(
             experiment_id,
             name,
-            digest=got,
-            size=size,
-            media_type=file.content_type,
-            filename=Path(file.filename or name).name[:1000],
+            digest=received.digest,
+            size=received.size,
+            media_type=received.media_type,
+            filename=Path(received.filename or name).name[:1000],
             actor=actor,
-            worker_id=worker_id,
+            worker_id=received.fields.get("worker_id"),
             claim=claim,
         )
     )
     return JSONBody(result_wire(result), status_code=201)
 
 
+def _check_fields(fields: dict[str, str]) -> None:
+    """Refuse form fields that cannot be stored (checked before the content becomes visible)."""
+    worker_id = fields.get("worker_id")
+    if worker_id is not None and len(worker_id) > 200:
+        raise InvalidInput(
+            "worker_id: expected at most 200 characters; nothing was stored", field="worker_id"
+        )
+    for field, value in fields.items():
+        if (why := text_problem(value)) is not None:
+            raise InvalidInput(f"{field}: {why}; nothing was stored", field=field)
+
+
 @router.get(
     "/experiment/{experiment_id}/files/{name}",
     responses={**ERRORS, 200: {"content": {"application/octet-stream": {}}}},
 )
-def download_file(experiment_id: str, name: str, lab: LabDep) -> Download:
-    """Download a file result; its BLAKE3 digest is in ``X-Content-BLAKE3`` and the ETag."""
+def download_file(experiment_id: str, name: str, request: Request, lab: LabDep) -> Response:
+    """Download a file result; its BLAKE3 digest is in ``X-Content-BLAKE3`` and the ETag.
+
+    ``Range`` is honoured (206), so an interrupted download of a large file can resume.
+    """
     result = lab.results.get_result(experiment_id, name)
     if result.kind is not ResultKind.FILE or result.digest is None:
         raise InvalidInput(
@@ -177,16 +139,19 @@ def download_file(experiment_id: str, name: str, lab: LabDep) -> Download:
             f"read it at /experiment/{experiment_id}/results/{name}",
             field="name",
         )
-    path = lab.files.path_of(result.digest)
-    if not path.is_file():
+    size = lab.files.size_of(result.digest)
+    if size is None:
         raise NotFound(
             f"The content of file result {name!r} (blake3 {result.digest}) is missing from "
-            f"the result store at {lab.files.root}",
+            f"the result store at {lab.files.location}",
             experiment_id=experiment_id,
             name=name,
         )
-    return Download(
-        path,
+    return blob_response(
+        lab.files,
+        result.digest,
+        size,
+        request,
         media_type=result.media_type or "application/octet-stream",
         filename=result.filename or name,
         headers={DIGEST_HEADER: result.digest, "ETag": f'"{result.digest}"'},

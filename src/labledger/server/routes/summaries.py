@@ -23,7 +23,7 @@ __all__ = ["MAX_COMPARE", "parse_ids", "router", "status_counts"]
 router = APIRouter(tags=["views"])
 
 #: the most experiments one comparison takes
-MAX_COMPARE = 20
+MAX_COMPARE = 50
 
 
 def parse_ids(raw: list[str] | None) -> list[str]:

@@ -17,16 +17,24 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from labledger.core.lab import Lab
 from labledger.core.labrecord import datapoint_columns
 from labledger.core.lifecycle import ExperimentStatus, parse_status
-from labledger.core.models import SORT_KEYS, ExperimentQuery
-from labledger.core.service import ExperimentService
+from labledger.core.models import SORT_KEYS, Experiment, ExperimentQuery
+from labledger.core.where import parse_field, parse_field_sort, parse_where
 from labledger.errors import CampaignNotFound, InvalidInput, LabledgerError
 from labledger.server.deps import LabDep
 from labledger.server.routes.experiments import MAX_OFFSET
 from labledger.server.routes.summaries import MAX_COMPARE, comparison, parse_ids, status_counts
 from labledger.server.ui import STATIC_DIR, charts
 from labledger.server.ui.labview import lab_context, read_record_from_thread
+from labledger.server.ui.metric_views import compare_charts, metric_charts, metrics_fragment
+from labledger.server.ui.multivariate import (
+    choose_axes,
+    group_scatter,
+    parallel_chart,
+    scatter_of,
+)
 from labledger.server.ui.pages import campaign_context, experiment_context, queue_context
 from labledger.server.ui.templating import templates
 from labledger.server.ui.views import status_bars, status_spans, timeline_end
@@ -107,9 +115,31 @@ def experiments_filters(params: Any) -> tuple[ExperimentQuery, dict[str, Any]]:
         "since": params.get("since", "").strip(),
         "until": params.get("until", "").strip(),
         "sort": params.get("sort", "-created_at").strip() or "-created_at",
+        # conditions on results, metrics, parameters: repeated, or ';'-separated in one box
+        "where": "; ".join(w.strip() for w in params.getlist("where") if w.strip()),
+        # extra columns: results.<name>, metrics.<name>, parameters.<name>, comma-separated
+        "columns": ", ".join(
+            c.strip() for item in params.getlist("columns") for c in item.split(",") if c.strip()
+        ),
     }
-    if form["sort"].removeprefix("-") not in SORT_KEYS:
-        raise InvalidInput(f"sort: expected one of {', '.join(SORT_KEYS)}", field="sort")
+    if form["sort"].removeprefix("-") not in SORT_KEYS and parse_field_sort(form["sort"]) is None:
+        raise InvalidInput(
+            f"sort: expected one of {', '.join(SORT_KEYS)}, results.<name>, metrics.<name> or "
+            "parameters.<name>",
+            field="sort",
+        )
+    where = [parse_where(w) for w in form["where"].split(";") if w.strip()]
+    columns = []
+    for column in form["columns"].split(","):
+        if column.strip():
+            if parse_field(column.strip()) is None:
+                raise InvalidInput(
+                    f"columns: expected results.<name>, metrics.<name> or parameters.<name>, "
+                    f"got {column.strip()!r}",
+                    field="columns",
+                )
+            columns.append(column.strip())
+    form["column_list"] = columns[:20]
     for key in ("campaign_id", "owner"):
         if len(form[key]) > 26:
             raise InvalidInput(f"{key}: expected an id of at most 26 characters", field=key)
@@ -138,6 +168,7 @@ def experiments_filters(params: Any) -> tuple[ExperimentQuery, dict[str, Any]]:
         limit=size,
         offset=(page - 1) * size,
         sort=form["sort"],
+        where=where,
     )
     return query, form
 
@@ -155,10 +186,39 @@ def api_params(query: ExperimentQuery) -> list[tuple[str, str]]:
             out.append((key, value.isoformat().replace("+00:00", "Z")))
     if query.sort != "-created_at":
         out.append(("sort", query.sort))
+    out += [("where", f"{f.namespace}.{f.name}{f.op}{f.text}") for f in query.where]
     return out
 
 
-def _experiments_page(experiments_: ExperimentService, params: Any) -> dict[str, Any]:
+def _column_values(
+    lab: Lab, experiments: list[Experiment], columns: list[str]
+) -> dict[str, dict[str, Any]]:
+    """experiment id -> column -> value, for the chosen extra columns of the table."""
+    ids = [e.experiment_id for e in experiments]
+    wanted = [(c, parse_field(c)) for c in columns]
+    last = lab.metrics.last_values(ids) if any(f and f[0] == "metrics" for _, f in wanted) else {}
+    results: dict[str, dict[str, Any]] = {}
+    if any(f and f[0] == "results" for _, f in wanted):
+        for exp_id in ids:
+            results[exp_id] = {r.name: r.value for r in lab.results.list_results(exp_id)}
+    out: dict[str, dict[str, Any]] = {}
+    for exp in experiments:
+        row: dict[str, Any] = {}
+        for column, field in wanted:
+            if field is None:
+                continue
+            namespace, name = field
+            source = {
+                "parameters": exp.parameters,
+                "metrics": last.get(exp.experiment_id, {}),
+                "results": results.get(exp.experiment_id, {}),
+            }[namespace]
+            row[column] = source.get(name)
+        out[exp.experiment_id] = row
+    return out
+
+
+def _experiments_page(lab: Lab, params: Any) -> dict[str, Any]:
     context: dict[str, Any] = {
         "statuses": [s.value for s in ExperimentStatus],
         "sort_keys": SORT_KEYS,
@@ -167,24 +227,35 @@ def _experiments_page(experiments_: ExperimentService, params: Any) -> dict[str,
     try:
         query, form = experiments_filters(params)
     except InvalidInput as exc:
-        empty = {"status": [], "sort": "-created_at", "size": 50, "page": 1}
+        empty = {
+            "status": [],
+            "sort": "-created_at",
+            "size": 50,
+            "page": 1,
+            "where": params.get("where", ""),
+            "columns": params.get("columns", ""),
+            "column_list": [],
+        }
         return {**context, "error": exc.message, "form": empty, "experiments": [], "total": 0}
-    total = experiments_.count_experiments(query)
+    total = lab.experiments.count_experiments(query)
     pages = max((total + query.limit - 1) // query.limit, 1)
-    experiments = experiments_.list_experiments(query)
+    experiments = lab.experiments.list_experiments(query)
     api = api_params(query)
     campaign_names: dict[str, str] = {}
     for campaign_id in {e.campaign_id for e in experiments if e.campaign_id}:
         with contextlib.suppress(CampaignNotFound):  # a dangling id shows as the id
-            campaign_names[campaign_id] = experiments_.get_campaign(campaign_id).campaign_name
+            campaign_names[campaign_id] = lab.experiments.get_campaign(campaign_id).campaign_name
     no_page = [(k, v) for k, v in api if k not in ("number", "offset")]
     form_params = [
-        (k, v) for k, v in form.items() if k not in ("status", "page") and v not in ("", None)
+        (k, v)
+        for k, v in form.items()
+        if k not in ("status", "page", "column_list") and v not in ("", None)
     ] + [("status", s) for s in form["status"]]
     return {
         **context,
         "form": form,
         "experiments": experiments,
+        "column_values": _column_values(lab, experiments, form["column_list"]),
         "campaign_names": campaign_names,
         "total": total,
         "pages": pages,
@@ -203,8 +274,9 @@ def _experiments_page(experiments_: ExperimentService, params: Any) -> dict[str,
 
 @router.get("/ui/experiments", name="ui-experiments")
 def experiments_page(request: Request, lab: LabDep) -> HTMLResponse:
-    """The experiments table: filters, sorting, paging, live status badges."""
-    context = _experiments_page(lab.experiments, request.query_params)
+    """The experiments table: filters (also on results, metrics and parameters), sorting,
+    paging, chosen parameter, result and metric columns, live status badges."""
+    context = _experiments_page(lab, request.query_params)
     return _render(
         request, "experiments.html", lambda: context, 422 if context.get("error") else 200
     )
@@ -212,15 +284,35 @@ def experiments_page(request: Request, lab: LabDep) -> HTMLResponse:
 
 @router.get("/ui/experiments/{experiment_id}", name="ui-experiment")
 def experiment_page(experiment_id: str, request: Request, lab: LabDep) -> HTMLResponse:
-    """One experiment: design, parameters, timeline, progress, results, recorder data, controls,
-    and its workflows, data points, resources and events in the MADSci lab."""
+    """One experiment: design, parameters, timeline, progress, metrics, results, recorder data,
+    controls, and its workflows, data points, resources and events in the MADSci lab."""
 
     def build() -> dict[str, Any]:
         context = experiment_context(lab, experiment_id)
         record = read_record_from_thread(lab.gateway, [experiment_id])
-        return {**context, "lab": lab_context(record, experiment_id), "exp_page": True}
+        exp = context["exp"]
+        charts = metric_charts(lab.metrics, exp.experiment_id, _run_title(exp))
+        return {
+            **context,
+            "lab": lab_context(record, experiment_id),
+            "exp_page": True,
+            "metrics_html": metrics_fragment(charts),
+            "metrics_url": f"{context['json_url']}/metrics",
+        }
 
     return _render(request, "experiment.html", build)
+
+
+@router.get("/ui/experiments/{experiment_id}/metrics.html")
+def experiment_metrics(experiment_id: str, lab: LabDep) -> HTMLResponse:
+    """The metric charts of an experiment (swapped into its page while it runs)."""
+    exp = lab.experiments.get_experiment(experiment_id)
+    charts = metric_charts(lab.metrics, exp.experiment_id, _run_title(exp))
+    return HTMLResponse(metrics_fragment(charts))
+
+
+def _run_title(exp: Experiment) -> str:
+    return exp.run_name or exp.name or exp.experiment_id
 
 
 @router.get("/ui/experiments/{experiment_id}/timeline.svg")
@@ -251,8 +343,13 @@ def campaigns_page(request: Request, lab: LabDep) -> HTMLResponse:
 
 
 @router.get("/ui/campaigns/{campaign_id}", name="ui-campaign")
-def campaign_page(campaign_id: str, request: Request, lab: LabDep) -> HTMLResponse:
-    """A campaign: progress, status breakdown, results against a chosen parameter, report."""
+def campaign_page(
+    campaign_id: str,
+    request: Request,
+    lab: LabDep,
+) -> HTMLResponse:
+    """A campaign: progress, status breakdown, results against a chosen parameter, parallel
+    coordinates and a grouped scatter of its runs, report."""
     params = request.query_params
 
     def build() -> dict[str, Any]:
@@ -266,7 +363,9 @@ def campaign_page(campaign_id: str, request: Request, lab: LabDep) -> HTMLRespon
         context = campaign_context(
             lab.reports, campaign_id, params.get("x"), params.get("y"), columns
         )
-        return {**context, "lab": lab_context(record, None)}
+        runs = [(r["id"], r["run_name"] or r["id"]) for r in context["rows"]]
+        many = _many_runs(lab, runs, params, CAMPAIGN_AXES) if len(runs) > 1 else {}
+        return {**context, **many, "lab": lab_context(record, None)}
 
     return _render(request, "campaign.html", build)
 
@@ -297,15 +396,95 @@ def campaign_results_chart(
 # ---------------------------------------------------------------------------- compare, queue
 
 
+def _run_fields(lab: Lab, ids: list[str]) -> list[dict[str, Any]]:
+    """Each run's parameters, results and metric last values under dotted field names."""
+    last = lab.metrics.last_values(ids)
+    rows = []
+    for exp_id in ids:
+        exp = lab.experiments.get_experiment(exp_id)
+        row: dict[str, Any] = {f"parameters.{k}": v for k, v in sorted(exp.parameters.items())}
+        for result in lab.results.list_results(exp_id):
+            if result.value is not None:
+                row[f"results.{result.name}"] = result.value
+        row.update({f"metrics.{k}": v for k, v in sorted(last.get(exp_id, {}).items())})
+        rows.append(row)
+    return rows
+
+
+COMPARE_AXES = {"x": "x", "y": "y", "color": "color"}
+CAMPAIGN_AXES = {"x": "scatter_x", "y": "scatter_y", "color": "color"}
+
+
+def _many_runs(
+    lab: Lab,
+    runs: list[tuple[str, str]],
+    params: Any,
+    names: dict[str, str] = COMPARE_AXES,
+) -> dict[str, Any]:
+    """The parallel coordinates and the scatter of many runs (compare and campaign pages);
+    ``names`` are the query parameters choosing the scatter's x, y and colour."""
+    rows = _run_fields(lab, [run_id for run_id, _ in runs])
+    fields = list(dict.fromkeys(k for row in rows for k in row))
+    chosen = {k: (params.get(names[k]) or None) for k in ("x", "y", "color")}
+    for key, value in chosen.items():
+        if value is not None and value not in fields:
+            expected = ", ".join(fields) or "no fields"
+            field = names[key]
+            raise InvalidInput(f"{field}: expected one of {expected}, got {value!r}", field=field)
+    x, y, color = choose_axes(rows, chosen["x"], chosen["y"], chosen["color"])
+    differing = [
+        k for k in fields if k.startswith("parameters.") and len({repr(r.get(k)) for r in rows}) > 1
+    ]
+    outcomes = [
+        k
+        for k in fields
+        if k.startswith(("metrics.", "results."))
+        and not any(isinstance(r.get(k), dict | list) for r in rows)
+    ]
+    axes = (differing + outcomes)[:12]
+    labelled = [(label, row) for (_, label), row in zip(runs, rows, strict=True)]
+    scatter = ""
+    if x and y:
+        named = [(i, name, r) for (i, name), r in zip(runs, rows, strict=True)]
+        dots = scatter_of(named, x, y, color)
+        scatter = group_scatter(f"{y} against {x}", dots, x_label=x, y_label=y, group_label=color)
+    return {
+        "fields_all": fields,
+        "axes": {"x": x, "y": y, "color": color},
+        "parallel_svg": parallel_chart(
+            f"{len(runs)} runs across {len(axes)} fields", axes, labelled
+        ),
+        "scatter_svg": scatter,
+        "differing_params": differing,
+        "axis_names": names,
+    }
+
+
 @router.get("/ui/compare", name="ui-compare")
 def compare_page(request: Request, lab: LabDep) -> HTMLResponse:
-    """Two or more experiments side by side, differences highlighted."""
+    """Two or more experiments side by side, differences highlighted, metric curves overlaid."""
     raw = request.query_params.getlist("ids")
+
+    params = request.query_params
 
     def build() -> dict[str, Any]:
         ids = parse_ids(raw)
         data = comparison(lab, ids)
-        return {**data, "json_url": "/experiments/compare?ids=" + ",".join(ids)}
+        runs = [
+            (
+                e["_id"],
+                e.get("run_name")
+                or (e.get("experiment_design") or {}).get("experiment_name")
+                or e["_id"],
+            )
+            for e in data["experiments"]
+        ]
+        return {
+            **data,
+            **_many_runs(lab, runs, params),
+            "metric_charts": compare_charts(lab.metrics, runs),
+            "json_url": "/experiments/compare?ids=" + ",".join(ids),
+        }
 
     return _render(request, "compare.html", build)
 

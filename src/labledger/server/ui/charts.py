@@ -185,6 +185,11 @@ class _Scale:
         span = self.hi - self.lo or 1.0
         return self.px_lo + (value - self.lo) / span * (self.px_hi - self.px_lo)
 
+    def affine(self) -> tuple[float, float]:
+        """``(a, b)`` with ``self(v) == a * v + b`` (up to rounding)."""
+        a = (self.px_hi - self.px_lo) / (self.hi - self.lo or 1.0)
+        return a, self.px_lo - a * self.lo
+
 
 def _empty(frame: _Frame, message: str) -> str:
     return (

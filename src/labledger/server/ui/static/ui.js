@@ -123,8 +123,16 @@
         .then(function (svg) { if (svg) $("#timeline").innerHTML = svg; });
     }
 
+    function refreshMetrics() {
+      return fetch("/ui/experiments/" + id + "/metrics.html", { cache: "no-store" })
+        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (html) { if (html !== null) $("#metrics").innerHTML = html; });
+    }
+
     function apply(exp) {
       var changed = current !== null && current.lifecycle_status !== exp.lifecycle_status;
+      // metric charts follow a running experiment (and catch its last points when it ends)
+      if (current !== null && (exp.lifecycle_status === "in_progress" || changed)) refreshMetrics();
       if (setBadge($("#status"), exp.lifecycle_status) && current !== null) {
         announce("Status is now " + exp.lifecycle_status.replace(/_/g, " "));
       }

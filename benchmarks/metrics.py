@@ -1,0 +1,316 @@
+"""Metric series: ingest, downsampling, and lists filtered and sorted on a metric.
+
+ingest      points/s through ``POST /experiment/{id}/metrics`` of a real ``labledger serve``
+            on SQLite, batches of 5,000 points (step, value, timestamp), one client; and
+            MLflow's ``log_batch`` (its own batch limit, 1,000 metrics) into a SQLite
+            tracking store on the same machine in the same run, when an MLflow venv is
+            given with ``--mlflow-python``
+downsample  one series of 1,000,000 points read back as 1,000 (the store's query: bucket
+            extremes from the block table), median and worst of 20 reads
+list        ``GET /experiments?where=metrics.loss<0.5&sort=metrics.loss&number=20`` over
+            100,000 experiments with a loss series each, p50/p99 of 200 requests
+
+python benchmarks/metrics.py               # full sizes
+python benchmarks/metrics.py --quick       # small sizes (CI)
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from _common import heading, labledger_server, machine, percentile, table, workdir
+
+from labledger.core.metrics import MetricPointIn
+from labledger.core.models import ExperimentQuery
+from labledger.core.where import parse_where
+from labledger.storage.engine import create_db_engine, write_transaction
+from labledger.storage.metrics_sql import MetricSqlStore
+from labledger.storage.schema import ensure_ready
+from labledger.storage.sql import SqlStore
+from labledger.storage.tables import experiments, metric_series
+
+BATCH = 5_000
+
+MLFLOW_SCRIPT = r"""
+import sys, time
+import mlflow
+from mlflow.entities import Metric
+from mlflow.tracking import MlflowClient
+
+uri, total = sys.argv[1], int(sys.argv[2])
+client = MlflowClient(tracking_uri=uri)
+exp = client.create_experiment("bench")
+run = client.create_run(exp)
+now = int(time.time() * 1000)
+started = time.perf_counter()
+for start in range(0, total, 1000):
+    metrics = [Metric("loss", 1.0 / (i + 1), now, i) for i in range(start, start + 1000)]
+    client.log_batch(run.info.run_id, metrics=metrics)
+print(total / (time.perf_counter() - started))
+"""
+
+
+def _post(conn: http.client.HTTPConnection, path: str, body: Any) -> Any:
+    conn.request("POST", path, body=json.dumps(body), headers={"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    data = resp.read()
+    if resp.status != 200:
+        raise RuntimeError(f"POST {path}: {resp.status} {data[:300]!r}")
+    return json.loads(data)
+
+
+def ingest(total: int) -> float:
+    """Points per second through the HTTP route (request building included)."""
+    with workdir("metrics-ingest") as folder:
+        url = f"sqlite:///{folder}/labledger.sqlite3"
+        with labledger_server(url, folder) as server:
+            host, port = server.url.removeprefix("http://").split(":")
+            conn = http.client.HTTPConnection(host, int(port), timeout=60)
+            exp = _post(conn, "/experiment", {"experiment_design": {"experiment_name": "b"}})
+            path = f"/experiment/{exp['_id']}/metrics"
+            now = datetime.now(UTC).isoformat()
+            started = time.perf_counter()
+            for start in range(0, total, BATCH):
+                points = [
+                    {"name": "loss", "value": 1.0 / (i + 1), "step": i, "timestamp": now}
+                    for i in range(start, min(total, start + BATCH))
+                ]
+                _post(conn, path, {"metrics": points})
+            seconds = time.perf_counter() - started
+            conn.close()
+    return total / seconds
+
+
+def mlflow_ingest(python: Path, total: int) -> float:
+    with workdir("metrics-mlflow") as folder:
+        script = folder / "bench.py"
+        script.write_text(MLFLOW_SCRIPT)
+        uri = f"sqlite:///{folder}/mlflow.db"
+        out = subprocess.run(
+            [str(python), str(script), uri, str(total)],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=folder,
+        )
+        return float(out.stdout.strip().splitlines()[-1])
+
+
+def downsample(total: int, reads: int) -> tuple[float, float]:
+    with workdir("metrics-downsample") as folder:
+        url = f"sqlite:///{folder}/labledger.sqlite3"
+        engine = create_db_engine(url)
+        ensure_ready(engine, url)
+        exp_id = _experiments(engine, 1)[0]
+        store = MetricSqlStore(engine)
+        rng = random.Random(1)
+        for start in range(0, total, 20_000):
+            points = [
+                MetricPointIn.model_construct(
+                    name="loss", value=rng.random() + i / total, step=i, timestamp=None
+                )
+                for i in range(start, min(total, start + 20_000))
+            ]
+            store.add_points(exp_id, points, time.time())
+        times = []
+        for _ in range(reads):
+            started = time.perf_counter()
+            series = store.read_series(exp_id, "loss", 1000)
+            times.append(time.perf_counter() - started)
+            assert len(series.points) <= 1000
+        engine.dispose()
+    times.sort()
+    return percentile(times, 50) * 1000, times[-1] * 1000
+
+
+def _experiments(engine: Any, count: int) -> list[str]:
+    from labledger.core.ids import new_ulid
+
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    rows = []
+    for i in range(count):
+        at = base + timedelta(seconds=i)
+        rows.append(
+            {
+                "id": new_ulid(),
+                "status": "completed",
+                "name": f"run {i}",
+                "ownership": {},
+                "parameters": {"lr": 10 ** -(i % 4)},
+                "metadata": {},
+                "priority": 0,
+                "attempts": 0,
+                "version": 1,
+                "created_at": at,
+                "updated_at": at,
+            }
+        )
+    with write_transaction(engine) as conn:
+        for start in range(0, count, 20_000):
+            conn.execute(experiments.insert(), rows[start : start + 20_000])
+    return [r["id"] for r in rows]
+
+
+def filtered_list(count: int, requests: int) -> tuple[float, float, float, float]:
+    """(store p50, store p99, http p50, http p99) in ms."""
+    with workdir("metrics-list") as folder:
+        url = f"sqlite:///{folder}/labledger.sqlite3"
+        engine = create_db_engine(url)
+        ensure_ready(engine, url)
+        ids = _experiments(engine, count)
+        rng = random.Random(2)
+        with write_transaction(engine) as conn:
+            rows = [
+                {
+                    "experiment_id": exp_id,
+                    "name": "loss",
+                    "point_count": 1,
+                    "first_step": 0,
+                    "last_step": 0,
+                    "last_value": rng.random(),
+                    "last_at": 0.0,
+                    "min_value": 0.0,
+                    "max_value": 1.0,
+                }
+                for exp_id in ids
+            ]
+            for start in range(0, count, 20_000):
+                conn.execute(metric_series.insert(), rows[start : start + 20_000])
+            conn.exec_driver_sql("ANALYZE")
+        store = SqlStore(engine)
+        query = ExperimentQuery(
+            where=[parse_where("metrics.loss<0.5")], sort="metrics.loss", limit=20
+        )
+        store_times = []
+        for _ in range(requests):
+            started = time.perf_counter()
+            store.experiments.find(query)
+            store_times.append(time.perf_counter() - started)
+        engine.dispose()
+        http_times = []
+        with labledger_server(url, folder) as server:
+            host, port = server.url.removeprefix("http://").split(":")
+            conn = http.client.HTTPConnection(host, int(port), timeout=60)
+            path = "/experiments?number=20&where=metrics.loss%3C0.5&sort=metrics.loss"
+            for _ in range(requests):
+                started = time.perf_counter()
+                conn.request("GET", path)
+                resp = conn.getresponse()
+                body = resp.read()
+                http_times.append(time.perf_counter() - started)
+                assert resp.status == 200 and len(json.loads(body)) == 20
+            conn.close()
+    store_times.sort()
+    http_times.sort()
+    return (
+        percentile(store_times, 50) * 1000,
+        percentile(store_times, 99) * 1000,
+        percentile(http_times, 50) * 1000,
+        percentile(http_times, 99) * 1000,
+    )
+
+
+def compare_page(runs: int, metrics: int, points: int, renders: int) -> tuple[float, float]:
+    """(p50, max) in ms of rendering the compare page over a real server."""
+    with workdir("metrics-compare") as folder:
+        url = f"sqlite:///{folder}/labledger.sqlite3"
+        engine = create_db_engine(url)
+        ensure_ready(engine, url)
+        ids = _experiments(engine, runs)
+        store = MetricSqlStore(engine)
+        rng = random.Random(3)
+        for exp_id in ids:
+            batch = [
+                MetricPointIn.model_construct(
+                    name=f"m{k}", value=rng.random() / (i + 1), step=i, timestamp=None
+                )
+                for k in range(metrics)
+                for i in range(points)
+            ]
+            store.add_points(exp_id, batch, time.time())
+        engine.dispose()
+        times = []
+        with labledger_server(url, folder) as server:
+            host, port = server.url.removeprefix("http://").split(":")
+            conn = http.client.HTTPConnection(host, int(port), timeout=60)
+            path = "/ui/compare?ids=" + ",".join(ids)
+            for _ in range(renders):
+                started = time.perf_counter()
+                conn.request("GET", path)
+                resp = conn.getresponse()
+                body = resp.read()
+                times.append(time.perf_counter() - started)
+                curves = body.count(b'<g class="curve"')
+                assert resp.status == 200 and curves == runs * metrics, (resp.status, curves)
+            conn.close()
+    times.sort()
+    return percentile(times, 50) * 1000, times[-1] * 1000
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, for CI")
+    parser.add_argument(
+        "--mlflow-python", type=Path, default=None, help="python of a venv with mlflow installed"
+    )
+    args = parser.parse_args()
+    if args.mlflow_python is None:
+        # the venv the tests build (tests/labledger_fixtures.py cached_venv_python)
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        found = sorted((cache / "labledger-tests").glob("mlflow-*/bin/python"))
+        args.mlflow_python = found[-1] if found else None
+    points = 20_000 if args.quick else 500_000
+    series = 50_000 if args.quick else 1_000_000
+    count = 2_000 if args.quick else 100_000
+    print(f"machine: {machine()}")
+
+    heading("Metric ingest (SQLite, one client, batches of 5,000)")
+    ours = ingest(points)
+    rows: list[list[Any]] = [
+        ["labledger POST /experiment/{id}/metrics", points, f"{ours:,.0f}", ""]
+    ]
+    if args.mlflow_python is not None:
+        theirs = mlflow_ingest(args.mlflow_python, points // 10)
+        rows.append(["MLflow log_batch (SQLite store)", points // 10, f"{theirs:,.0f}", "1.0x"])
+        rows[0][3] = f"{ours / theirs:.1f}x MLflow"
+    else:
+        print("MLflow not found: pass --mlflow-python (a venv with mlflow) for the comparison")
+    print(table(["writer", "points", "points/s", "ratio"], rows))
+
+    heading(f"Downsample a series of {series:,} points to 1,000")
+    p50, worst = downsample(series, 20)
+    print(table(["points", "p50 ms", "max ms"], [[f"{series:,}", f"{p50:.1f}", f"{worst:.1f}"]]))
+
+    heading(f"Filtered and sorted on a metric, {count:,} experiments")
+    sp50, sp99, hp50, hp99 = filtered_list(count, 200)
+    print(
+        table(
+            ["experiments", "store p50 ms", "store p99 ms", "http p50 ms", "http p99 ms"],
+            [[f"{count:,}", f"{sp50:.1f}", f"{sp99:.1f}", f"{hp50:.1f}", f"{hp99:.1f}"]],
+        )
+    )
+
+    runs, per = (4, 1_000) if args.quick else (20, 10_000)
+    heading(f"Compare page, {runs} runs x 5 metrics x {per:,} points")
+    p50, worst = compare_page(runs, 5, per, 10)
+    print(
+        table(
+            ["runs", "metrics", "points each", "p50 ms", "max ms"],
+            [[runs, 5, f"{per:,}", f"{p50:.0f}", f"{worst:.0f}"]],
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,454 @@
+"""Metric series over SQLAlchemy Core: summaries in ``metric_series``, points in ``metric_points``.
+
+Appending (every step after the series' last one, the usual case) inserts the points and updates
+the summary from the batch alone. Replacing or back-filling steps upserts them and recomputes the
+summary from the points. Either way one transaction holds the series row, locked on PostgreSQL,
+so concurrent batches of one series serialise and its summary stays exact.
+
+Downsampling reads, in one ordered range scan per block level, the per-block extremes of every
+series asked for (a few thousand rows for a million-point series, never its points) and keeps
+each bucket's lowest and highest in one pass; many series (the compare page) share the scans.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, case, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from labledger.core.idempotency import IdempotencyClaim
+from labledger.core.metrics import (
+    LEVELS,
+    Block,
+    MetricPoint,
+    MetricPointIn,
+    MetricSeries,
+    MetricSeriesPoints,
+    Point,
+    all_levels,
+    block_extremes,
+    block_size,
+    bucket_width,
+    level_for,
+    reduce_buckets,
+)
+from labledger.errors import ExperimentNotFound, NotFound
+from labledger.storage.engine import read_transaction, single_statement, write_transaction
+from labledger.storage.idempotency_sql import record_key
+from labledger.storage.tables import experiments, metric_blocks, metric_points, metric_series
+
+__all__ = ["MetricSqlStore", "delete_metrics"]
+
+S = metric_series.c
+P = metric_points.c
+K = metric_blocks.c
+
+
+def _when(seconds: float | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+
+def _series(row: Any) -> MetricSeries:
+    return MetricSeries(
+        name=row.name,
+        count=row.point_count,
+        first_step=row.first_step,
+        last_step=row.last_step,
+        last_value=row.last_value,
+        last_timestamp=_when(row.last_at),
+        min_value=row.min_value,
+        max_value=row.max_value,
+    )
+
+
+def delete_metrics(conn: Connection, experiment_id: str) -> None:
+    """Remove an experiment's series and points (inside the caller's transaction)."""
+    ids = select(S.id).where(S.experiment_id == experiment_id).scalar_subquery()
+    conn.execute(metric_points.delete().where(P.series_id.in_(ids)))
+    conn.execute(metric_blocks.delete().where(K.series_id.in_(ids)))
+    conn.execute(metric_series.delete().where(S.experiment_id == experiment_id))
+
+
+def _block_row(series_id: int, level: int, number: int, block: Block) -> dict[str, Any]:
+    return {
+        "series_id": series_id,
+        "level": level,
+        "block": number,
+        "count": block.count,
+        "lo_step": block.low.step,
+        "lo_value": block.low.value,
+        "lo_at": block.low.at,
+        "hi_step": block.high.step,
+        "hi_value": block.high.value,
+        "hi_at": block.high.at,
+    }
+
+
+def _raw_rows(conn: Connection, stmt: Any) -> list[Any]:
+    """The rows of ``stmt`` straight from the driver's cursor: tens of thousands of bucket
+    extremes come back several times faster than through SQLAlchemy's result rows."""
+    compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    params = compiled.construct_params()
+    if compiled.positiontup is not None:
+        params = [params[name] for name in compiled.positiontup]
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(str(compiled), params)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
+def bucket_extremes(
+    rows: Sequence[Any], widths: dict[int, tuple[int, int]]
+) -> list[tuple[int, tuple[Point, Point]]]:
+    """``(series id, (earlier, later) extreme)`` per bucket, from rows ``(series id, start step,
+    low step, low value, low at[, high step, high value, high at])`` ordered by series and step
+    (blocks, or points whose low and high are the point itself); ``widths`` maps a series to
+    ``(first step, steps per bucket)``. One pass, no sorting or grouping in the database."""
+    out: list[tuple[int, tuple[Point, Point]]] = []
+    key: tuple[int, int] | None = None
+    low: tuple[Any, ...] = ()
+    high: tuple[Any, ...] = ()
+
+    def flush() -> None:
+        if key is not None:
+            a, b = Point(*low), Point(*high)
+            out.append((key[0], (a, b) if a.step <= b.step else (b, a)))
+
+    for row in rows:
+        series_id, start = row[0], row[1]
+        first, width = widths[series_id]
+        # a block starting before first_step belongs to the first bucket
+        here = (series_id, max(0, (start - first) // width))
+        lo = row[2:5]
+        hi = row[5:8] if len(row) > 5 else lo
+        if here != key:
+            flush()
+            key, low, high = here, lo, hi
+            continue
+        if lo[1] < low[1]:
+            low = lo
+        if hi[1] > high[1]:
+            high = hi
+    flush()
+    return out
+
+
+def _check_experiment(conn: Connection, experiment_id: str) -> None:
+    live = conn.execute(
+        select(experiments.c.id).where(
+            experiments.c.id == experiment_id, experiments.c.deleted_at.is_(None)
+        )
+    ).first()
+    if live is None:
+        raise ExperimentNotFound(experiment_id)
+
+
+class MetricSqlStore:
+    """The :class:`~labledger.core.metrics.MetricStore` over one SQL database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._postgres = engine.dialect.name == "postgresql"
+        #: the driver's placeholder, for inserts sent to it directly
+        self._mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+
+    # ------------------------------------------------------------------ writing
+
+    def add_points(
+        self,
+        experiment_id: str,
+        points: Sequence[MetricPointIn],
+        now: float,
+        *,
+        claim: IdempotencyClaim | None = None,
+    ) -> int:
+        by_name: dict[str, list[MetricPointIn]] = {}
+        for point in points:
+            by_name.setdefault(point.name, []).append(point)
+        with write_transaction(self.engine) as conn:
+            _check_experiment(conn, experiment_id)
+            series = self._lock_series(conn, experiment_id, list(by_name))
+            for name, given in by_name.items():
+                self._add_to_series(conn, series[name], given, now)
+            record_key(conn, claim, "metrics", experiment_id)
+        return len(points)
+
+    def _lock_series(
+        self, conn: Connection, experiment_id: str, names: list[str]
+    ) -> dict[str, Any]:
+        """The series rows of ``names``, created when new, locked until the transaction ends."""
+        dialect = postgresql if self._postgres else sqlite
+        new = [{"experiment_id": experiment_id, "name": n, "point_count": 0} for n in names]
+        conn.execute(dialect.insert(metric_series).on_conflict_do_nothing(), new)
+        stmt = select(metric_series).where(S.experiment_id == experiment_id, S.name.in_(names))
+        if self._postgres:
+            stmt = stmt.order_by(S.id).with_for_update()
+        return {row.name: row for row in conn.execute(stmt)}
+
+    def _add_to_series(
+        self, conn: Connection, row: Any, given: list[MetricPointIn], now: float
+    ) -> None:
+        by_step: dict[int, Point] = {}
+        next_step = 0 if row.last_step is None else row.last_step + 1
+        for p in given:
+            step = p.step
+            if step is None:
+                step = next_step
+            next_step = max(next_step, step + 1)
+            at = p.timestamp.timestamp() if p.timestamp is not None else now
+            by_step[step] = Point(step, p.value, at)  # a step given twice: the later one wins
+        appending = row.last_step is None or min(by_step) > row.last_step
+        if appending:
+            # straight to the driver: SQLAlchemy's per-row parameter processing cost more than
+            # the insert itself for batches of thousands
+            marks = ", ".join([self._mark] * 4)
+            conn.exec_driver_sql(
+                f"INSERT INTO metric_points (series_id, step, value, at) VALUES ({marks})",
+                [(row.id, pt.step, pt.value, pt.at) for pt in by_step.values()],
+            )
+            self._merge_blocks(conn, row.id, list(by_step.values()))
+            values = [pt.value for pt in by_step.values()]
+            last = by_step[max(by_step)]
+            low, high = min(values), max(values)
+            conn.execute(
+                update(metric_series)
+                .where(S.id == row.id)
+                .values(
+                    point_count=row.point_count + len(by_step),
+                    first_step=row.first_step if row.first_step is not None else min(by_step),
+                    last_step=last.step,
+                    last_value=last.value,
+                    last_at=last.at,
+                    min_value=low if row.min_value is None else min(low, row.min_value),
+                    max_value=high if row.max_value is None else max(high, row.max_value),
+                )
+            )
+            return
+        dialect = postgresql if self._postgres else sqlite
+        upsert = dialect.insert(metric_points)
+        upsert = upsert.on_conflict_do_update(
+            index_elements=[P.series_id, P.step],
+            set_={"value": upsert.excluded.value, "at": upsert.excluded.at},
+            # the same value again is a retry: the point keeps its first timestamp
+            where=upsert.excluded.value != P.value,
+        )
+        rows = [
+            {"series_id": row.id, "step": pt.step, "value": pt.value, "at": pt.at}
+            for pt in by_step.values()
+        ]
+        conn.execute(upsert, rows)
+        self._recompute(conn, row.id)
+        self._rebuild_blocks(conn, row.id, list(by_step))
+
+    def _dialect_insert(self) -> Any:
+        return (postgresql if self._postgres else sqlite).insert(metric_blocks)
+
+    def _merge_blocks(self, conn: Connection, series_id: int, points: list[Point]) -> None:
+        """Fold appended points into their blocks (a block may hold earlier points)."""
+        rows = [
+            _block_row(series_id, level, number, block)
+            for level, blocks in all_levels(points).items()
+            for number, block in blocks.items()
+        ]
+        stmt = self._dialect_insert()
+        new = stmt.excluded
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[K.series_id, K.level, K.block],
+            set_={
+                "count": K["count"] + new["count"],
+                "lo_step": case((new.lo_value < K.lo_value, new.lo_step), else_=K.lo_step),
+                "lo_at": case((new.lo_value < K.lo_value, new.lo_at), else_=K.lo_at),
+                "lo_value": case((new.lo_value < K.lo_value, new.lo_value), else_=K.lo_value),
+                "hi_step": case((new.hi_value > K.hi_value, new.hi_step), else_=K.hi_step),
+                "hi_at": case((new.hi_value > K.hi_value, new.hi_at), else_=K.hi_at),
+                "hi_value": case((new.hi_value > K.hi_value, new.hi_value), else_=K.hi_value),
+            },
+        )
+        conn.execute(stmt, rows)
+
+    def _rebuild_blocks(self, conn: Connection, series_id: int, steps: list[int]) -> None:
+        """Recompute the blocks holding ``steps`` from their points (after replacing points)."""
+        for level in LEVELS:
+            shift = 4 * level
+            for number in sorted({step >> shift for step in steps}):
+                lo, hi = number << shift, ((number + 1) << shift) - 1
+                points = [
+                    Point(s, v, a)
+                    for s, v, a in conn.execute(
+                        select(P.step, P.value, P.at)
+                        .where(P.series_id == series_id, P.step.between(lo, hi))
+                        .order_by(P.step)
+                    )
+                ]
+                conn.execute(
+                    metric_blocks.delete().where(
+                        K.series_id == series_id, K.level == level, K.block == number
+                    )
+                )
+                block = block_extremes(points, level)[number]
+                conn.execute(insert(metric_blocks), [_block_row(series_id, level, number, block)])
+
+    def _recompute(self, conn: Connection, series_id: int) -> None:
+        summary = conn.execute(
+            select(
+                func.count(),
+                func.min(P.step),
+                func.max(P.step),
+                func.min(P.value),
+                func.max(P.value),
+            ).where(P.series_id == series_id)
+        ).one()
+        count, first_step, last_step, low, high = summary
+        last = conn.execute(
+            select(P.value, P.at).where(P.series_id == series_id, P.step == last_step)
+        ).one()
+        conn.execute(
+            update(metric_series)
+            .where(S.id == series_id)
+            .values(
+                point_count=count,
+                first_step=first_step,
+                last_step=last_step,
+                last_value=last.value,
+                last_at=last.at,
+                min_value=low,
+                max_value=high,
+            )
+        )
+
+    # ------------------------------------------------------------------ reading
+
+    def list_series(self, experiment_id: str) -> list[MetricSeries]:
+        stmt = select(metric_series).where(S.experiment_id == experiment_id).order_by(S.name)
+        with read_transaction(self.engine) as conn:
+            rows = conn.execute(stmt).all()
+            if not rows:
+                _check_experiment(conn, experiment_id)
+        return [_series(r) for r in rows if r.point_count > 0]
+
+    def last_values(self, experiment_ids: Sequence[str]) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        if not experiment_ids:
+            return out
+        stmt = (
+            select(S.experiment_id, S.name, S.last_value)
+            .where(S.experiment_id.in_(list(experiment_ids)), S.point_count > 0)
+            .order_by(S.experiment_id, S.name)
+        )
+        with single_statement(self.engine) as conn:
+            for experiment_id, name, value in conn.execute(stmt):
+                out.setdefault(experiment_id, {})[name] = value
+        return out
+
+    def read_series(self, experiment_id: str, name: str, max_points: int) -> MetricSeriesPoints:
+        with read_transaction(self.engine) as conn:
+            row = conn.execute(
+                select(metric_series).where(S.experiment_id == experiment_id, S.name == name)
+            ).first()
+            if row is None or row.point_count == 0:
+                raise NotFound(
+                    f"Experiment {experiment_id} has no metric series named {name!r}",
+                    field="name",
+                )
+            if row.point_count <= max_points:
+                points = self._all_points(conn, [row.id])[row.id]
+            else:
+                points = self._downsampled(conn, [row], max_points)[row.id]
+        return MetricSeriesPoints(
+            **_series(row).model_dump(),
+            max_points=max_points,
+            downsampled=row.point_count > max_points,
+            points=[MetricPoint(step=p.step, value=p.value, timestamp=_when(p.at)) for p in points],
+        )
+
+    def _all_points(self, conn: Connection, series_ids: list[int]) -> dict[int, list[Point]]:
+        out: dict[int, list[Point]] = {i: [] for i in series_ids}
+        stmt = (
+            select(P.series_id, P.step, P.value, P.at)
+            .where(P.series_id.in_(series_ids))
+            .order_by(P.series_id, P.step)
+        )
+        for i, s, v, a in conn.execute(stmt):
+            out[i].append(Point(s, v, a))
+        return out
+
+    def read_many(
+        self, experiment_ids: Sequence[str], max_points: int
+    ) -> dict[str, dict[str, list[Point]]]:
+        out: dict[str, dict[str, list[Point]]] = {i: {} for i in experiment_ids}
+        if not experiment_ids:
+            return out
+        stmt = (
+            select(metric_series)
+            .where(S.experiment_id.in_(list(experiment_ids)), S.point_count > 0)
+            .order_by(S.experiment_id, S.name)
+        )
+        with read_transaction(self.engine) as conn:
+            rows = conn.execute(stmt).all()
+            short = [r for r in rows if r.point_count <= max_points]
+            long = [r for r in rows if r.point_count > max_points]
+            points = self._all_points(conn, [r.id for r in short]) if short else {}
+            if long:
+                points.update(self._downsampled(conn, long, max_points))
+        for row in rows:
+            out[row.experiment_id][row.name] = points[row.id]
+        return out
+
+    def _downsampled(
+        self, conn: Connection, rows: Sequence[Any], max_points: int
+    ) -> dict[int, list[Point]]:
+        """Series id -> its kept points, for series ``rows`` longer than ``max_points``: per
+        block level in use, one query over the blocks (or points) of all those series."""
+        by_level: dict[int, list[Any]] = {}
+        for row in rows:
+            width = bucket_width(row.first_step, row.last_step, max_points)
+            by_level.setdefault(level_for(width), []).append(row)
+        ends = self._ends(conn, [row.id for row in rows])
+        extremes: dict[int, list[tuple[Point, Point]]] = {row.id: [] for row in rows}
+        for level, chosen in by_level.items():
+            ids = [row.id for row in chosen]
+            if level:
+                stmt = (
+                    select(K.series_id, K.block * block_size(level), K.lo_step, K.lo_value)
+                    .add_columns(K.lo_at, K.hi_step, K.hi_value, K.hi_at)
+                    .where(K.series_id.in_(ids), K.level == level)
+                    .order_by(K.series_id, K.block)
+                )
+            else:
+                stmt = (
+                    select(P.series_id, P.step, P.step.label("s"), P.value, P.at)
+                    .where(P.series_id.in_(ids))
+                    .order_by(P.series_id, P.step)
+                )
+            widths = {
+                r.id: (r.first_step, bucket_width(r.first_step, r.last_step, max_points))
+                for r in chosen
+            }
+            for series_id, pair in bucket_extremes(_raw_rows(conn, stmt), widths):
+                extremes[series_id].append(pair)
+        return {
+            row.id: reduce_buckets(
+                ends[(row.id, row.first_step)],
+                ends[(row.id, row.last_step)],
+                extremes[row.id],
+                max_points,
+            )
+            for row in rows
+        }
+
+    def _ends(self, conn: Connection, series_ids: list[int]) -> dict[tuple[int, int], Point]:
+        """(series id, step) -> the first and the last point of each series."""
+        stmt = (
+            select(P.series_id, P.step, P.value, P.at)
+            .join(metric_series, S.id == P.series_id)
+            .where(
+                P.series_id.in_(series_ids),
+                (P.step == S.first_step) | (P.step == S.last_step),
+            )
+        )
+        return {(i, s): Point(s, v, a) for i, s, v, a in conn.execute(stmt)}
