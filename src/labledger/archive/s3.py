@@ -19,6 +19,7 @@ ask the store for just the byte range wanted.
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -351,7 +352,8 @@ class S3Receiver:
             base = f"{store.prefix}/uploads/" if store.prefix else "uploads/"
             self._key = base + os.urandom(16).hex()
         self._hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
-        self._buffer = bytearray()
+        self._part: mmap.mmap | None = None
+        self._filled = 0
         self._upload_id: str | None = None
         self._parts: list[Any] = []
         self._pool: Any = None
@@ -363,12 +365,26 @@ class S3Receiver:
         self.size += len(data)
         if self._known:
             return
-        self._buffer += data
-        while len(self._buffer) >= _RECEIVED_PART:
-            with memoryview(self._buffer) as view:
-                part = bytes(view[:_RECEIVED_PART])
-            del self._buffer[:_RECEIVED_PART]
-            self._send(part)
+        with memoryview(data) as view:
+            while view:
+                if self._part is None:
+                    self._part, self._filled = mmap.mmap(-1, _RECEIVED_PART), 0
+                taken = min(len(view), _RECEIVED_PART - self._filled)
+                self._part[self._filled : self._filled + taken] = view[:taken]
+                self._filled += taken
+                view = view[taken:]
+                if self._filled == _RECEIVED_PART:
+                    part, self._part = self._part, None
+                    self._send(part)
+
+    def _rest(self) -> bytes:
+        """What was written after the last full part (and releases its buffer)."""
+        if self._part is None:
+            return b""
+        rest = self._part[: self._filled]
+        self._part.close()
+        self._part = None
+        return rest
 
     def digest(self) -> str:
         """The BLAKE3 digest of what was written."""
@@ -378,7 +394,10 @@ class S3Receiver:
         meta = {"Metadata": {"blake3": self._expected}} if self._expected else {}
         return {"ContentType": "application/octet-stream", **meta}
 
-    def _send(self, part: bytes) -> None:
+    def _send(self, part: mmap.mmap | bytes) -> None:
+        """Send ``part`` as the next part; a full part is an anonymous memory map, handed back
+        to the system as soon as it is sent (large ``bytes`` freed by the upload threads stay
+        in the allocator's arenas and would grow the server with every upload)."""
         from concurrent.futures import ThreadPoolExecutor
 
         client, bucket = self._store.client, self._store.bucket
@@ -395,14 +414,18 @@ class S3Receiver:
         number = len(self._parts) + 1
 
         def upload() -> dict[str, Any]:
-            with _translated(self._store):
-                sent = client.upload_part(
-                    Bucket=bucket,
-                    Key=self._key,
-                    UploadId=self._upload_id,
-                    PartNumber=number,
-                    Body=part,
-                )
+            try:
+                with _translated(self._store):
+                    sent = client.upload_part(
+                        Bucket=bucket,
+                        Key=self._key,
+                        UploadId=self._upload_id,
+                        PartNumber=number,
+                        Body=part,
+                    )
+            finally:
+                if isinstance(part, mmap.mmap):
+                    part.close()
             return {"PartNumber": number, "ETag": sent["ETag"]}
 
         self._parts.append(self._pool.submit(upload))
@@ -422,14 +445,15 @@ class S3Receiver:
                 store.client.put_object(
                     Bucket=store.bucket,
                     Key=store.key_of(digest),
-                    Body=bytes(self._buffer),
+                    Body=self._rest(),
                     ContentType="application/octet-stream",
                     Metadata={"blake3": digest},
                 )
             return StoredBlob(digest, self.size, added=True)
         try:
-            if self._buffer or not self._parts:
-                self._send(bytes(self._buffer))
+            rest = self._rest()
+            if rest or not self._parts:
+                self._send(rest)
             parts = [f.result() for f in self._parts]
             with _translated(store):
                 store.client.complete_multipart_upload(
@@ -466,6 +490,7 @@ class S3Receiver:
 
     def abort(self) -> None:
         """Abort the multipart upload, if one was started; nothing of it becomes visible."""
+        self._rest()
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
         if self._upload_id is not None:

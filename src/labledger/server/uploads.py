@@ -26,7 +26,7 @@ from labledger.server.limits import too_large
 __all__ = ["PIECE", "UPLOAD_BODY", "ReceivedFile", "receive_file"]
 
 #: bytes handed to the store at a time
-PIECE = 4 << 20
+PIECE = 1 << 20
 
 #: the OpenAPI description of the body :func:`receive_file` reads
 UPLOAD_BODY: dict[str, Any] = {
