@@ -378,65 +378,52 @@ def _cache_home() -> Path:
     return Path(base) / "labledger-tests"
 
 
-def _build_madsci_venv(target: Path) -> None:
-    staging = target.with_name(target.name + ".building")
-    shutil.rmtree(staging, ignore_errors=True)
-    subprocess.run(
-        [sys.executable, "-m", "venv", str(staging)],
-        check=True,
-        capture_output=True,
-        stdin=subprocess.DEVNULL,
-        timeout=300,
-    )
-    python = staging / "bin" / "python"
-    install = subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", *MADSCI_REQUIREMENTS],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=900,
-        check=False,
-    )
-    if install.returncode != 0:
-        shutil.rmtree(staging, ignore_errors=True)
-        tail = "\n".join((install.stdout + install.stderr).strip().splitlines()[-15:])
-        raise RuntimeError(
-            f"pip install {' '.join(MADSCI_REQUIREMENTS)} failed "
-            f"(exit {install.returncode}):\n{tail}"
-        )
-    check = subprocess.run(
-        [str(python), "-c", "import madsci.client.experiment_client"],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=120,
-        check=False,
-    )
-    if check.returncode != 0:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise RuntimeError(f"the installed madsci client does not import:\n{check.stderr}")
-    # venvs hard-code their path in scripts, but `python -m`/`python script.py` work from anywhere;
-    # still, rename before first use so nothing ever ran from the staging path.
-    staging.rename(target)
+def cached_venv_python(label: str, requirements: tuple[str, ...], check: str) -> Path:
+    """Build (once, cached, under a lock) a venv holding ``requirements``; return its python.
+
+    The cache is ``~/.cache/labledger-tests/<label>-<hash of the requirements>``; ``check`` is
+    Python code that must run in it. Raises RuntimeError (or OSError, SubprocessError) when it
+    cannot be built.
+    """
+    key = hashlib.sha256(" ".join(requirements).encode()).hexdigest()[:12]
+    cache = _cache_home()
+    cache.mkdir(parents=True, exist_ok=True)
+    target = cache / f"{label}-{key}"
+    python = target / "bin" / "python"
+    with (cache / f"{label}-{key}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not python.exists():
+            staging = target.with_name(target.name + ".building")
+            shutil.rmtree(staging, ignore_errors=True)
+            subprocess.run(
+                [sys.executable, "-m", "venv", str(staging)],
+                check=True,
+                capture_output=True,
+                stdin=subprocess.DEVNULL,
+                timeout=300,
+            )
+            for args in (["-m", "pip", "install", "--quiet", *requirements], ["-c", check]):
+                done = subprocess.run(
+                    [str(staging / "bin" / "python"), *args],
+                    capture_output=True,
+                    text=True,
+                    stdin=subprocess.DEVNULL,
+                    timeout=1800,
+                    check=False,
+                )
+                if done.returncode != 0:
+                    shutil.rmtree(staging, ignore_errors=True)
+                    tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
+                    raise RuntimeError(f"building the {label} venv failed:\n{tail}")
+            staging.rename(target)
+    return python
 
 
 def madsci_venv_python() -> Path:
-    """Build (once, cached, under a lock) the MADSci client venv and return its python.
-
-    The cache is ``~/.cache/labledger-tests/madsci-0.8.1-<hash of the requirements>``. Raises
-    RuntimeError (or OSError, SubprocessError) when it cannot be built.
-    """
-    key = hashlib.sha256(" ".join(MADSCI_REQUIREMENTS).encode()).hexdigest()[:12]
-    cache = _cache_home()
-    cache.mkdir(parents=True, exist_ok=True)
-    target = cache / f"madsci-0.8.1-{key}"
-    python = target / "bin" / "python"
-    with (cache / f"madsci-0.8.1-{key}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one builder at a time, across processes
-        if not python.exists():
-            shutil.rmtree(target, ignore_errors=True)
-            _build_madsci_venv(target)
-    return python
+    """The python of the official MADSci client's venv (built once, cached)."""
+    return cached_venv_python(
+        "madsci-0.8.1", MADSCI_REQUIREMENTS, "import madsci.client.experiment_client"
+    )
 
 
 def migrate(engine: Engine, target: str, *, down: bool = False) -> None:
@@ -529,44 +516,3 @@ def start_s3_server(root: Path) -> S3Server:
 
 #: MLflow for the import test (its own venv: MLflow's dependencies never meet ours)
 MLFLOW_REQUIREMENTS = ("mlflow==3.17.2",)
-
-
-def cached_venv_python(label: str, requirements: tuple[str, ...], check: str) -> Path:
-    """Build (once, cached, under a lock) a venv holding ``requirements``; return its python.
-
-    The cache is ``~/.cache/labledger-tests/<label>-<hash of the requirements>``; ``check`` is
-    Python code that must run in it. Raises RuntimeError (or OSError, SubprocessError) when it
-    cannot be built.
-    """
-    key = hashlib.sha256(" ".join(requirements).encode()).hexdigest()[:12]
-    cache = _cache_home()
-    cache.mkdir(parents=True, exist_ok=True)
-    target = cache / f"{label}-{key}"
-    python = target / "bin" / "python"
-    with (cache / f"{label}-{key}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not python.exists():
-            staging = target.with_name(target.name + ".building")
-            shutil.rmtree(staging, ignore_errors=True)
-            subprocess.run(
-                [sys.executable, "-m", "venv", str(staging)],
-                check=True,
-                capture_output=True,
-                stdin=subprocess.DEVNULL,
-                timeout=300,
-            )
-            for args in (["-m", "pip", "install", "--quiet", *requirements], ["-c", check]):
-                done = subprocess.run(
-                    [str(staging / "bin" / "python"), *args],
-                    capture_output=True,
-                    text=True,
-                    stdin=subprocess.DEVNULL,
-                    timeout=1800,
-                    check=False,
-                )
-                if done.returncode != 0:
-                    shutil.rmtree(staging, ignore_errors=True)
-                    tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
-                    raise RuntimeError(f"building the {label} venv failed:\n{tail}")
-            staging.rename(target)
-    return python

@@ -9,20 +9,16 @@ requirements, like the official client's venv), with MADSci's in-memory backends
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import hashlib
 import json
 import os
-import shutil
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
-from labledger_fixtures import _cache_home, free_port
+from labledger_fixtures import cached_venv_python, free_port
 
 LAB_REQUIREMENTS = (
     "madsci-workcell-manager==0.8.1",
@@ -42,45 +38,13 @@ MANAGERS = ("event", "data", "resource", "location", "workcell")
 START_TIMEOUT = 120.0
 
 
-def _build_venv(target: Path) -> None:
-    staging = target.with_name(target.name + ".building")
-    shutil.rmtree(staging, ignore_errors=True)
-    subprocess.run(
-        [sys.executable, "-m", "venv", str(staging)],
-        check=True,
-        capture_output=True,
-        stdin=subprocess.DEVNULL,
-        timeout=300,
-    )
-    python = staging / "bin" / "python"
-    install = subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", *LAB_REQUIREMENTS],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=1800,
-        check=False,
-    )
-    if install.returncode != 0:
-        shutil.rmtree(staging, ignore_errors=True)
-        tail = "\n".join((install.stdout + install.stderr).strip().splitlines()[-15:])
-        raise RuntimeError(f"pip install of the MADSci managers failed:\n{tail}")
-    staging.rename(target)
-
-
 def lab_venv_python() -> Path:
-    """Build (once, cached, under a lock) the venv of the MADSci managers; its python."""
-    key = hashlib.sha256(" ".join(LAB_REQUIREMENTS).encode()).hexdigest()[:12]
-    cache = _cache_home()
-    cache.mkdir(parents=True, exist_ok=True)
-    target = cache / f"madsci-lab-0.8.1-{key}"
-    python = target / "bin" / "python"
-    with (cache / f"madsci-lab-0.8.1-{key}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not python.exists():
-            shutil.rmtree(target, ignore_errors=True)
-            _build_venv(target)
-    return python
+    """The python of the MADSci managers' venv (built once, cached)."""
+    return cached_venv_python(
+        "madsci-lab-0.8.1",
+        LAB_REQUIREMENTS,
+        "import madsci.workcell_manager, madsci.data_manager, madsci.node_module",
+    )
 
 
 @dataclass
