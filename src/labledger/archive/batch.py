@@ -2,10 +2,12 @@
 
 A :class:`BlobBatch` stores files on a few threads (hashing and copying release the GIL). A
 small file is read whole once: its bytes are hashed and, when the digest is new, written to a
-temp file, so what is stored always matches its digest. A large file is hashed, then copied to
-a temp file inside the kernel (``copy_file_range``, which shares the blocks on file systems
-that can, else ``sendfile``), and checked unchanged afterwards. With a :class:`StatCache`, a
-file whose stat is unchanged since it was last hashed is not read at all.
+temp file, so what is stored always matches its digest. A large file is copied to a temp file
+inside the kernel (``copy_file_range``, which shares the blocks on file systems that can, else
+``sendfile``), the disk is asked to start writing it, and the copy (our own file, which nobody
+else writes) is hashed through a read-only mapping: the stored bytes are the hashed bytes, read
+from memory once. A copy whose content is stored already is dropped. With a
+:class:`StatCache`, a file whose stat is unchanged since it was last hashed is not read at all.
 
 Leaving the batch flushes every temp file to disk (one ``syncfs`` for many files on Linux, else
 an ``fsync`` each on a few threads), then renames each to its final name and syncs the folders.
@@ -17,20 +19,24 @@ caller saves a record referring to the blobs only after the batch is closed.
 
 from __future__ import annotations
 
+import functools
+import itertools
+import mmap
 import os
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
+from typing import cast
 
 import blake3
 
 from labledger.archive.statcache import StatCache
-from labledger.archive.store import CHUNK, BlobStore, StoredBlob, _write_all, hash_fd
+from labledger.archive.store import CHUNK, BlobStore, StoredBlob, _write_all
 
 __all__ = ["BlobBatch"]
 
@@ -57,6 +63,7 @@ class BlobBatch:
         self._pending: dict[str, Path | None] = {}  # None: being copied by some thread
         self._lock = threading.Lock()
         self._shards: set[Path] = set()
+        self._names = itertools.count()  # next() on it is atomic: no two threads share a name
 
     def __enter__(self) -> BlobBatch:
         self.store.create()
@@ -87,8 +94,16 @@ class BlobBatch:
             del self._pending[digest]
 
     def _temp(self) -> tuple[int, Path]:
-        out, name = tempfile.mkstemp(dir=self.store.tmp, prefix="blob-")
-        return out, Path(name)
+        # Created read-only (blobs are immutable; the mode guards against slips) under a name
+        # unique to this batch: cheaper than mkstemp's random names, and O_EXCL still
+        # refuses a name that a crashed process with the same pid left behind.
+        name = self.store.tmp / f"blob-{os.getpid()}-{id(self):x}-{next(self._names)}"
+        try:
+            return os.open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o444), name
+        except FileExistsError:
+            out, other = tempfile.mkstemp(dir=self.store.tmp, prefix="blob-")  # read-write
+            os.fchmod(out, 0o444)
+            return out, Path(other)
 
     def _cached(self, path: Path) -> StoredBlob | None:
         """The stored blob of ``path`` when the cache vouches it is unchanged, else None."""
@@ -114,39 +129,39 @@ class BlobBatch:
             before = os.fstat(src)
             if before.st_size <= SMALL_FILE:
                 return self._put_small(key, src, before, hashed_at)
-            digest, size = hash_fd(src)
-            if not self._reserve(digest):
-                self._remember(key, before, src, digest, hashed_at)
-                return StoredBlob(digest, size, added=False)
-            tmp: Path | None = None
-            try:
-                out, tmp = self._temp()
-                try:
-                    _copy_fd(src, out, size)
-                    os.fchmod(out, 0o444)  # blobs are immutable; read-only guards against slips
-                    copied = os.fstat(out).st_size
-                finally:
-                    os.close(out)
-                now = os.fstat(src)
-                same = (before.st_size, before.st_mtime_ns) == (now.st_size, now.st_mtime_ns)
-                if copied == size and same:
-                    self._pending[digest] = tmp
-                    self._remember(key, before, src, digest, hashed_at)
-                    return StoredBlob(digest, size, added=True)
-            except BaseException:
-                self._release(digest)
-                if tmp is not None:
-                    tmp.unlink(missing_ok=True)
-                raise
+            return self._put_large(key, src, before, hashed_at)
         finally:
             os.close(src)
+
+    def _put_large(self, key: str, src: int, before: os.stat_result, hashed_at: int) -> StoredBlob:
+        # Copied first, inside the kernel, then the copy is hashed: what is stored always
+        # matches its digest, and the bytes are read from the page cache once (the copy's
+        # pages, mapped) instead of once per pass.
+        out, tmp = self._temp()
+        try:
+            try:
+                _copy_fd(src, out, before.st_size)
+                _start_writeback(out)  # the disk writes while the next files are copied
+                digest, size = _hash_own_file(out)
+            finally:
+                os.close(out)
+            if size == before.st_size and _same_file(before, os.fstat(src)):
+                if not self._reserve(digest):
+                    tmp.unlink()
+                    self._remember(key, before, src, digest, hashed_at, size)
+                    return StoredBlob(digest, size, added=False)
+                self._pending[digest] = tmp
+                self._remember(key, before, src, digest, hashed_at, size)
+                return StoredBlob(digest, size, added=True)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         # The file changed while we copied it, or the kernel copied less than all of it (a
-        # full tmpfs does that without an error): what we copied may not match the digest.
-        # Store it the slow, always-consistent way (hashing exactly the bytes written), which
-        # also raises the real error when the disk is full.
-        self._release(digest)
+        # full tmpfs does that without an error). Store it the slow, always-consistent way
+        # (hashing exactly the bytes written), which also raises the real error when the
+        # disk is full.
         tmp.unlink()
-        return self.store.put_file(path)
+        return self.store.put_file(Path(key))
 
     def _put_small(self, key: str, src: int, before: os.stat_result, hashed_at: int) -> StoredBlob:
         # The bytes hashed are the bytes written, so the blob always matches its digest even
@@ -159,7 +174,6 @@ class BlobBatch:
                 out, tmp = self._temp()
                 try:
                     _write_all(out, data)
-                    os.fchmod(out, 0o444)
                 finally:
                     os.close(out)
             except BaseException:
@@ -171,14 +185,15 @@ class BlobBatch:
             added = True
         else:
             added = False
-        self._remember(key, before, src, digest, hashed_at)
+        self._remember(key, before, src, digest, hashed_at, len(data))
         return StoredBlob(digest, len(data), added=added)
 
     def _remember(
-        self, key: str, before: os.stat_result, src: int, digest: str, hashed_at: int
+        self, key: str, before: os.stat_result, src: int, digest: str, hashed_at: int, size: int
     ) -> None:
-        # Only a file that did not change while it was read is worth remembering.
-        if self.cache is not None and _same_file(before, os.fstat(src)):
+        # Only a file that did not change while it was read, and was read whole, is worth
+        # remembering (a file that shrank or grew is stored as read, and hashed next time).
+        if self.cache is not None and size == before.st_size and _same_file(before, os.fstat(src)):
             self.cache.record(key, before, digest, hashed_at)
 
     def put_many(self, paths: Sequence[Path]) -> list[StoredBlob]:
@@ -303,3 +318,46 @@ def _syncfs(folder: Path) -> bool:
         return bool(syncfs(fd) == 0)
     finally:
         os.close(fd)
+
+
+def _hash_own_file(fd: int) -> tuple[str, int]:
+    """The digest and size of our own temp file ``fd`` (open for reading), through a mapping.
+
+    Only a file nobody else writes is mapped: a source file truncated by another process
+    while mapped would kill this one with SIGBUS.
+    """
+    size = os.fstat(fd).st_size
+    if size == 0:
+        return blake3.blake3().hexdigest(), 0
+    with mmap.mmap(fd, size, access=mmap.ACCESS_READ) as view:
+        hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)  # releases the GIL
+        hasher.update(view)
+        return hasher.hexdigest(), size
+
+
+@functools.cache
+def _load_sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        func = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    func.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    func.restype = ctypes.c_int
+    return cast("Callable[[int, int, int, int], int]", func)
+
+
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+def _start_writeback(fd: int) -> None:
+    """Ask the kernel to start writing ``fd``'s dirty pages to disk, without waiting.
+
+    Only a head start: durability still comes from the sync before a blob is named.
+    """
+    sync_file_range = _load_sync_file_range()
+    if sync_file_range is not None:
+        sync_file_range(fd, 0, 0, _SYNC_FILE_RANGE_WRITE)
