@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import click
 
@@ -47,70 +48,119 @@ def show(run_ref: str | None, directory: Path | None, as_json: bool) -> None:
     """
     # Plain click output: importing Rich would cost more than everything else `show` does.
     ws = open_workspace(directory, reading=True)
-    rec = ws.resolve(run_ref)
+    run_id = ws.resolve_id(run_ref)
     if as_json:
-        print_json(rec.model_dump(mode="json"))
+        print_json(ws.load(run_id).model_dump(mode="json"))
         return
-    out = click.echo
-    exp = rec.experiment
-    bold_status = click.style(exp.status.value, bold=True)
-    out(f"{click.style(f'Run {rec.number}', bold=True)}  {rec.run_id}  {bold_status}")
-    out(f"name:         {rec.name}")
-    out(f"started:      {exp.started_at or '-'}    ended: {exp.ended_at or '-'}")
-    out(f"sealed:       {rec.sealed_at or 'no (end it with `labledger end`)'}")
-    if rec.rerun_of:
+    # The record file is printed from its JSON, without building the record's models (most
+    # of the command's time); a record that does not read that way is read through them,
+    # which names the file and what is wrong with it when it is damaged.
+    try:
+        lines = _show_lines(ws.load_json(run_id))
+    except (LookupError, TypeError, ValueError, AttributeError):
+        lines = _show_lines(ws.load(run_id).model_dump(mode="json"))
+    for line in lines:
+        click.echo(line)
+
+
+def _when(value: str | None) -> str:
+    """A timestamp of the record's JSON as the record shows it (``str`` of the datetime)."""
+    return str(datetime.fromisoformat(value)) if value else "-"
+
+
+def _show_lines(rec: dict[str, Any]) -> list[str]:
+    """What ``show`` prints for the record ``rec`` (in its JSON form)."""
+    from labledger.core.lifecycle import ExperimentStatus
+
+    out: list[str] = []
+    exp = rec["experiment"]
+    number = rec["number"]
+    status = ExperimentStatus(exp["status"]).value
+    if not isinstance(number, int) or not isinstance(exp["experiment_id"], str):
+        raise TypeError("not a record")
+    bold_status = click.style(status, bold=True)
+    out.append(f"{click.style(f'Run {number}', bold=True)}  {exp['experiment_id']}  {bold_status}")
+    out.append(f"name:         {exp.get('run_name') or f'run {number}'}")
+    out.append(
+        f"started:      {_when(exp.get('started_at'))}    ended: {_when(exp.get('ended_at'))}"
+    )
+    sealed = rec.get("sealed_at")
+    out.append(f"sealed:       {_when(sealed) if sealed else 'no (end it with `labledger end`)'}")
+    if rec.get("rerun_of"):
         match = {True: "outputs match", False: "outputs differ", None: "not compared"}
-        out(f"rerun of:     {rec.rerun_of} ({match[rec.rerun_outputs_match]})")
-    out(f"hypothesis:   {rec.hypothesis or '-'}")
-    out(f"observations: {rec.observations or '-'}")
-    if rec.variables:
-        out("variables:    " + ", ".join(f"{k}={v!r}" for k, v in rec.variables.items()))
-    if rec.results:
-        out("results:      " + ", ".join(f"{k}={v!r}" for k, v in rec.results.items()))
-    if rec.metrics:
-        out("metrics:")
+        out.append(f"rerun of:     {rec['rerun_of']} ({match[rec.get('rerun_outputs_match')]})")
+    out.append(f"hypothesis:   {rec.get('hypothesis') or '-'}")
+    out.append(f"observations: {rec.get('observations') or '-'}")
+    variables = exp.get("parameters") or {}
+    if variables:
+        out.append("variables:    " + ", ".join(f"{k}={v!r}" for k, v in variables.items()))
+    results = rec.get("results") or {}
+    if results:
+        out.append("results:      " + ", ".join(f"{k}={v!r}" for k, v in results.items()))
+    metrics = rec.get("metrics") or {}
+    if metrics:
+        out.append("metrics:")
         metric_rows = [
-            [name, f"{m.last:g}", f"{m.min:g}", f"{m.max:g}", str(m.count), str(m.last_step)]
-            for name, m in rec.metrics.items()
+            [
+                name,
+                f"{float(m['last']):g}",
+                f"{float(m['min']):g}",
+                f"{float(m['max']):g}",
+                str(m["count"]),
+                str(m["last_step"]),
+            ]
+            for name, m in metrics.items()
         ]
         header = ["metric", "last", "min", "max", "points", "last step"]
-        for line in text_table(header, metric_rows):
-            out("  " + line)
-    if rec.phases:
-        out("phases:")
+        out.extend("  " + line for line in text_table(header, metric_rows))
+    phases = rec.get("phases") or []
+    if phases:
+        out.append("phases:")
         rows = [
             [
-                p.phase,
-                p.script,
-                p.status,
-                "" if p.exit_code is None else str(p.exit_code),
-                "" if p.duration_s is None else f"{p.duration_s:.2f}",
+                p["phase"],
+                p["script"],
+                p["status"],
+                "" if p.get("exit_code") is None else str(p["exit_code"]),
+                "" if p.get("duration_s") is None else f"{p['duration_s']:.2f}",
             ]
-            for p in rec.phases
+            for p in phases
         ]
-        for line in text_table(["phase", "script", "status", "exit", "seconds"], rows):
-            out("  " + line)
-    if rec.code:
-        c = rec.code
-        dirty = f", dirty: {len(c.changed_files)} changed files" if c.dirty else ", clean"
+        header = ["phase", "script", "status", "exit", "seconds"]
+        out.extend("  " + line for line in text_table(header, rows))
+    code = rec.get("code")
+    if code:
+        dirty = (
+            f", dirty: {len(code.get('changed_files') or [])} changed files"
+            if code.get("dirty")
+            else ", clean"
+        )
         where = (
-            f"{(c.commit or 'no commit')[:12]} on {c.branch or '-'}{dirty}"
-            if c.vcs == "git"
+            f"{(code.get('commit') or 'no commit')[:12]} on {code.get('branch') or '-'}{dirty}"
+            if code.get("vcs") == "git"
             else "not a git repository"
         )
-        out(f"code:         {where}")
-    if rec.environment:
-        e = rec.environment
-        out(f"environment:  {e.host}, {e.os}, Python {e.python_version}, {e.cpu_count} CPUs")
-        for gpu in e.gpus:
-            out(f"              GPU {gpu}")
-    for section, entries in rec.files.items():
-        total = sum(e.size for e in entries)
-        out(f"{section + ':':<14}{len(entries)} files, {_human_size(total)}")
-    for event in rec.events[-5:]:
-        note = event.data.get("note") if event.data else None
-        change = f"{event.from_status} -> {event.to_status}" if event.to_status else ""
-        out(f"  {event.at:%Y-%m-%d %H:%M:%S} {event.type.value} {change} {note or ''}".rstrip())
+        out.append(f"code:         {where}")
+    env = rec.get("environment")
+    if env:
+        out.append(
+            f"environment:  {env.get('host', '')}, {env.get('os', '')}, "
+            f"Python {env.get('python_version', '')}, {env.get('cpu_count')} CPUs"
+        )
+        out.extend(f"              GPU {gpu}" for gpu in env.get("gpus") or [])
+    for section, entries in (rec.get("files") or {}).items():
+        total = sum(e.get("size", 0) for e in entries)
+        out.append(f"{section + ':':<14}{len(entries)} files, {_human_size(total)}")
+    for event in (rec.get("events") or [])[-5:]:
+        data = event.get("data")
+        note = data.get("note") if data else None
+        to_status = event.get("to_status")
+        change = f"{event.get('from_status')} -> {to_status}" if to_status else ""
+        at = datetime.fromisoformat(event["at"])
+        if not isinstance(event["type"], str):
+            raise TypeError("not an event")
+        out.append(f"  {at:%Y-%m-%d %H:%M:%S} {event['type']} {change} {note or ''}".rstrip())
+    return out
 
 
 def _open_log(ws: Workspace, rec: RunRecord, phase: str) -> BinaryIO | None:

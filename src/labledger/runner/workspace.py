@@ -27,7 +27,7 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from labledger.archive.store import BlobStore
 from labledger.errors import ConfigError, Conflict, InvalidInput, RunNotFound
@@ -133,16 +133,22 @@ class Workspace:
 
     def resolve(self, ref: str | None) -> RunRecord:
         """The run ``ref`` names: an id or unique id prefix, a number, ``last``; None = current."""
+        return self.load(self.resolve_id(ref))
+
+    def resolve_id(self, ref: str | None) -> str:
+        """The id of the run ``ref`` names (see :meth:`resolve`), without reading its record."""
         if ref is None:
             current = self.current_id()
             if current is not None:
-                return self.load(current)
+                if not self.record_path(current).is_file():
+                    raise RunNotFound(current)
+                return current
             ref = "last"
         ids = self.run_ids()
         if not ids:
             raise RunNotFound(ref, hint="no runs yet; start one with `labledger new`")
         if ref in ("last", "latest"):
-            return self.load(ids[-1])
+            return ids[-1]
         number = ref.lstrip("#")
         if number.isdigit():
             self.index.sync()
@@ -154,17 +160,28 @@ class Workspace:
                     field="run",
                 )
             if found:
-                return self.load(found[0])
+                return found[0]
             raise RunNotFound(ref, hint="no run has this number; see `labledger list`")
         matches = [i for i in ids if i.startswith(ref.upper())]
         if len(matches) == 1:
-            return self.load(matches[0])
+            return matches[0]
         if len(matches) > 1:
             raise InvalidInput(
                 f"Run id prefix {ref!r} matches {len(matches)} runs; give more characters",
                 field="run",
             )
         raise RunNotFound(ref, hint="see `labledger list` for the ids")
+
+    def load_json(self, run_id: str) -> Any:
+        """The record of ``run_id`` as parsed JSON, unchecked; None when it cannot be parsed.
+
+        For commands that only print a record: reading it as JSON costs a fraction of building
+        the record's models. Anything unexpected in it is for :meth:`load` to report.
+        """
+        try:
+            return json.loads(self.record_path(run_id).read_bytes())
+        except (OSError, ValueError):
+            return None
 
     # ------------------------------------------------------------------ current run
 
