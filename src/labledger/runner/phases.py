@@ -27,7 +27,15 @@ from pathlib import Path
 from types import FrameType
 from typing import BinaryIO
 
-__all__ = ["GRACE_S", "STOP_SIGNALS", "PhaseExit", "SignalGuard", "command_for", "run_phase"]
+__all__ = [
+    "GRACE_S",
+    "STOP_SIGNALS",
+    "PhaseExit",
+    "SignalGuard",
+    "Watchdog",
+    "command_for",
+    "run_phase",
+]
 
 #: seconds a phase gets to exit after a forwarded Ctrl-C before it is terminated, then killed
 GRACE_S = 5.0
@@ -35,19 +43,20 @@ GRACE_S = 5.0
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _READ = 65536
 
-# The watchdog: reads the phase's process group id, then waits for "done" or end of file.
-# End of file without "done" means the recorder died: end the group. It ignores the signals
-# that stop a run, so a closed terminal cannot take it down before it has done its job.
+# The watchdog: reads lines, each the process group id of a phase that started or "done" when
+# it ended. End of file while a phase runs means the recorder died: end that group. It ignores
+# the signals that stop a run, so a closed terminal cannot take it down before it has done its
+# job. One watchdog serves every phase of a run.
 _WATCHDOG = r"""
 import os, signal, sys, time
 for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
     signal.signal(s, signal.SIG_IGN)
-src = sys.stdin.buffer
-line = src.readline()
-if not line.endswith(b"\n"):
-    sys.exit(0)
-group = int(line)
-if src.read(4) == b"done":
+group = None
+for line in sys.stdin.buffer:
+    if not line.endswith(b"\n"):
+        break  # cut short: the recorder died while writing
+    group = None if line == b"done\n" else int(line)
+if group is None:
     sys.exit(0)
 try:
     os.killpg(group, signal.SIGTERM)
@@ -144,10 +153,26 @@ def run_phase(
     echo: Callable[[bytes], None],
     guard: SignalGuard,
     on_start: Callable[[int], None] | None = None,
+    watchdog: Watchdog | None = None,
 ) -> PhaseExit:
-    """Run ``argv``; copy its merged stdout/stderr to ``log_path`` and ``echo`` as it comes."""
+    """Run ``argv``; copy its merged stdout/stderr to ``log_path`` and ``echo`` as it comes.
+
+    ``watchdog`` is the run's (see :class:`Watchdog`); without one, the phase gets its own.
+    """
+    if watchdog is None:
+        with Watchdog() as own:
+            return run_phase(
+                argv,
+                cwd=cwd,
+                env=env,
+                log_path=log_path,
+                echo=echo,
+                guard=guard,
+                on_start=on_start,
+                watchdog=own,
+            )
     start = time.monotonic()
-    with log_path.open("ab", buffering=0) as log, _Watchdog() as watchdog:
+    with log_path.open("ab", buffering=0) as log:
         try:
             proc = subprocess.Popen(
                 argv,
@@ -183,23 +208,31 @@ def run_phase(
                         _pump(fd, log, echo)
                         break
                     guard.escalate()
-            while (exit_code := proc.poll()) is None:
-                time.sleep(0.05)
-                guard.escalate()
+            while True:
+                try:  # returns as soon as the phase has exited (it polls from 0.5 ms up)
+                    exit_code = proc.wait(timeout=0.05)
+                    break
+                except subprocess.TimeoutExpired:
+                    guard.escalate()
         finally:
             guard._child = None
             proc.stdout.close()
+            watchdog.release()
     return PhaseExit(exit_code, time.monotonic() - start, guard.cancelled)
 
 
-class _Watchdog:
-    """The process that ends a phase's process group if the recorder dies (module docstring)."""
+class Watchdog:
+    """The process that ends a phase's process group if the recorder dies (module docstring).
+
+    Use as a context manager around the phases of a run: started once, it watches each phase
+    from :meth:`watch` to :meth:`release`.
+    """
 
     def __init__(self) -> None:
         self._proc: subprocess.Popen[bytes] | None = None
         self._pipe: int | None = None
 
-    def __enter__(self) -> _Watchdog:
+    def __enter__(self) -> Watchdog:
         read_end, self._pipe = os.pipe()  # not inheritable: phases never hold the writing end
         try:
             self._proc = subprocess.Popen(
@@ -215,14 +248,20 @@ class _Watchdog:
 
     def watch(self, group: int) -> None:
         """Tell the watchdog which process group to end if we die."""
+        self._say(f"{group}\n".encode())
+
+    def release(self) -> None:
+        """The watched phase ended: nothing to end if we die now."""
+        self._say(b"done\n")
+
+    def _say(self, line: bytes) -> None:
         assert self._pipe is not None
         with suppress(OSError):  # a watchdog that could not start must not stop the run
-            os.write(self._pipe, f"{group}\n".encode())
+            os.write(self._pipe, line)
 
     def __exit__(self, *exc: object) -> None:
         assert self._pipe is not None and self._proc is not None
-        with suppress(OSError):
-            os.write(self._pipe, b"done")
+        self.release()
         os.close(self._pipe)
         self._proc.wait()
 

@@ -38,7 +38,7 @@ from labledger.runner.config import (
     validate_config,
 )
 from labledger.runner.outcomes import read_metrics_file, read_result_file
-from labledger.runner.phases import GRACE_S, SignalGuard, command_for, run_phase
+from labledger.runner.phases import GRACE_S, SignalGuard, Watchdog, command_for, run_phase
 from labledger.runner.record import CodeVersion, MetricSummary, PhaseResult, RunRecord
 from labledger.runner.workspace import STATE_DIR, Workspace
 
@@ -278,7 +278,9 @@ def _run_phases(
     env = _phase_env(ws, record)
     guard = SignalGuard()
     failed: str | None = None
-    with guard.installed():
+    # One watchdog serves every phase. A phase's outcome is saved with the next phase's start,
+    # which follows at once, or after the last phase: one save per phase rather than two.
+    with guard.installed(), Watchdog() as watchdog:
         for result in record.phases:
             # fetch runs after a failure, and after a stop (time-bounded), to keep what exists
             stopped = guard.count
@@ -303,6 +305,7 @@ def _run_phases(
                 log_path=live / f"{result.phase}.log",
                 echo=echo,
                 guard=guard,
+                watchdog=watchdog,
             )
             result.exit_code, result.duration_s = outcome.exit_code, round(outcome.duration_s, 3)
             result.ended_at = utcnow()
@@ -314,7 +317,7 @@ def _run_phases(
                 failed = failed or result.phase
             else:
                 result.status = "ok"
-            ws.save(record)
+        ws.save(record)
         if guard.cancelled:
             status, note = S.CANCELLED, _stop_note(guard.signal)
         elif failed:
