@@ -4,10 +4,10 @@ A :class:`BlobBatch` stores files on a few threads (hashing and copying release 
 small file is read whole once: its bytes are hashed and, when the digest is new, written to a
 temp file, so what is stored always matches its digest. A large file is copied to a temp file
 inside the kernel (``copy_file_range``, which shares the blocks on file systems that can, else
-``sendfile``), the disk is asked to start writing it, and the copy (our own file, which nobody
-else writes) is hashed through a read-only mapping: the stored bytes are the hashed bytes, read
-from memory once. A copy whose content is stored already is dropped. With a
-:class:`StatCache`, a file whose stat is unchanged since it was last hashed is not read at all.
+``sendfile``), and the copy (our own file, which nobody else writes) is hashed through a
+read-only mapping: the stored bytes are the hashed bytes, read from memory once. A copy whose
+content is stored already is dropped. With a :class:`StatCache`, a file whose stat is
+unchanged since it was last hashed is not read at all.
 
 Leaving the batch flushes every temp file to disk (one ``syncfs`` for many files on Linux, else
 an ``fsync`` each on a few threads), then renames each to its final name and syncs the folders.
@@ -19,7 +19,6 @@ caller saves a record referring to the blobs only after the batch is closed.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import mmap
 import os
@@ -27,11 +26,10 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
-from typing import cast
 
 import blake3
 
@@ -141,7 +139,6 @@ class BlobBatch:
         try:
             try:
                 _copy_fd(src, out, before.st_size)
-                _start_writeback(out)  # the disk writes while the next files are copied
                 digest, size = _hash_own_file(out)
             finally:
                 os.close(out)
@@ -333,31 +330,3 @@ def _hash_own_file(fd: int) -> tuple[str, int]:
         hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)  # releases the GIL
         hasher.update(view)
         return hasher.hexdigest(), size
-
-
-@functools.cache
-def _load_sync_file_range() -> Callable[[int, int, int, int], int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    import ctypes
-
-    try:
-        func = ctypes.CDLL(None, use_errno=True).sync_file_range
-    except (OSError, AttributeError):
-        return None
-    func.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    func.restype = ctypes.c_int
-    return cast("Callable[[int, int, int, int], int]", func)
-
-
-_SYNC_FILE_RANGE_WRITE = 2
-
-
-def _start_writeback(fd: int) -> None:
-    """Ask the kernel to start writing ``fd``'s dirty pages to disk, without waiting.
-
-    Only a head start: durability still comes from the sync before a blob is named.
-    """
-    sync_file_range = _load_sync_file_range()
-    if sync_file_range is not None:
-        sync_file_range(fd, 0, 0, _SYNC_FILE_RANGE_WRITE)
