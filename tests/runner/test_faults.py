@@ -24,6 +24,7 @@ from runner.recorder_support import (
     make_experiment,
     start_labledger,
     wait_for,
+    write_script,
 )
 
 # every test here drives several real labledger processes: seconds each
@@ -146,6 +147,27 @@ def test_killed_recorder_is_found_by_the_next_command_and_recorded_unknown(
     # the orphan is recovered once; the folder is usable again
     assert labledger(exp, "end", "-o", "killed on purpose").returncode == 0
     assert labledger_json(exp, "new")["number"] == 2
+
+
+def test_a_later_phase_is_ended_when_its_recorder_is_killed(tmp_path: Path) -> None:
+    # One watchdog serves every phase of a run: it must end the phase running when the
+    # recorder dies, not the first one it was told about.
+    exp = make_experiment(tmp_path / "exp", run="echo quick\n")
+    write_script(exp / "post-run.sh", SLOW_RUN)
+    labledger_json(exp, "new", "--var", "lr=0.1")
+    proc = start_labledger(exp, "run")
+    try:
+        wait_for(exp / "started")
+        phase_pid = int((exp / "phase.pid").read_text())
+        assert alive(phase_pid)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=10)
+        wait_until_gone(phase_pid)  # before anything here kills it
+    finally:
+        kill_group_of(exp / "phase.pid")
+    shown = labledger_json(exp, "show")
+    phases = {p["phase"]: p["status"] for p in shown["phases"]}
+    assert phases == {"pre-run": "ok", "run": "ok", "post-run": "interrupted", "fetch": "skipped"}
 
 
 @pytest.mark.parametrize("missing", ["run", "fetch"])
