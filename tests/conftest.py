@@ -61,6 +61,7 @@ from labledger_fixtures import (
     stop_cluster,
     unavailable,
 )
+from runner.mlflow_support import MlflowServer, mlflow_server, write_store
 
 # --------------------------------------------------------------------------------------------
 # Ctrl-C
@@ -316,6 +317,18 @@ def mlflow_python() -> Path:
         return cached_venv_python("mlflow", MLFLOW_REQUIREMENTS, "import mlflow")
     except (RuntimeError, subprocess.SubprocessError, OSError) as exc:
         unavailable(f"cannot install MLflow: {exc}")
+
+
+@pytest.fixture(scope="session")
+def mlflow_tracking_server(
+    mlflow_python: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[MlflowServer]:
+    """A running ``mlflow server`` (SQLite backend store) holding runs MLflow's own client
+    logged into it (``runner/mlflow_support.py``), for the session; nothing else writes to it."""
+    folder = tmp_path_factory.mktemp("mlflow-server")
+    with mlflow_server(mlflow_python, folder) as server:
+        write_store(mlflow_python, folder, server.url)
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -1,12 +1,11 @@
-"""``labledger import mlflow`` against stores MLflow itself wrote (MLflow in its own venv),
-into a real ``labledger serve``; importing twice changes nothing."""
+"""``labledger import mlflow`` against stores MLflow itself wrote (MLflow in its own venv) and
+against a running ``mlflow server``, into a real ``labledger serve``; importing twice changes
+nothing."""
 
 from __future__ import annotations
 
 import json
 import math
-import subprocess
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -15,41 +14,9 @@ from click.testing import CliRunner
 
 from labledger.cli.main import cli
 from labledger.client import ExperimentClient
-from labledger_fixtures import LiveServerFactory
+from labledger_fixtures import LiveServerFactory, free_port
+from runner.mlflow_support import write_store
 from runner.recorder_support import labledger
-
-WRITE_STORE = """
-import math, sys
-import mlflow
-
-mlflow.set_tracking_uri(sys.argv[1])
-mlflow.set_experiment("lr sweep")
-for lr in (0.1, 0.01):
-    with mlflow.start_run(run_name=f"lr={lr}"):
-        mlflow.log_params({"lr": lr, "optimizer": "adam", "layers": 3})
-        mlflow.set_tag("team", "vision")
-        for step in range(300):
-            mlflow.log_metric("train/loss", lr / (step + 1), step=step)
-        mlflow.log_metric("accuracy", 0.9 if lr == 0.1 else 0.8)
-        mlflow.log_metric("diverged", math.nan)
-with mlflow.start_run(run_name="crashed") as run:
-    mlflow.log_param("lr", 1.0)
-mlflow.MlflowClient().set_terminated(run.info.run_id, "FAILED")
-"""
-
-
-def _write_store(python: Path, tmp_path: Path, uri: str) -> None:
-    script = tmp_path / "write_store.py"
-    script.write_text(textwrap.dedent(WRITE_STORE))
-    subprocess.run(
-        [str(python), str(script), uri],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env={"MLFLOW_ALLOW_FILE_STORE": "true", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
-        timeout=600,
-    )
 
 
 def _import(source: str, url: str) -> list[dict[str, Any]]:
@@ -59,15 +26,23 @@ def _import(source: str, url: str) -> list[dict[str, Any]]:
     return imported
 
 
-@pytest.mark.parametrize("store", ["sqlite", "folder"])
+@pytest.mark.parametrize("store", ["sqlite", "folder", "server"])
 def test_import_brings_runs_params_tags_and_histories_and_is_idempotent(
-    mlflow_python: Path, live_server: LiveServerFactory, tmp_path: Path, store: str
+    request: pytest.FixtureRequest,
+    mlflow_python: Path,
+    live_server: LiveServerFactory,
+    tmp_path: Path,
+    store: str,
 ) -> None:
-    if store == "sqlite":
+    if store == "server":
+        # the session's mlflow server, written by WRITE_STORE through MLflow's client
+        source = request.getfixturevalue("mlflow_tracking_server").url
+    elif store == "sqlite":
         uri = source = f"sqlite:///{tmp_path}/mlflow.db"
+        write_store(mlflow_python, tmp_path, uri)
     else:
         uri, source = f"file://{tmp_path}/mlruns", str(tmp_path / "mlruns")
-    _write_store(mlflow_python, tmp_path, uri)
+        write_store(mlflow_python, tmp_path, uri)
     server = live_server()
     first = _import(source, server.url)
     assert sorted(r["run_name"] for r in first) == ["crashed", "lr=0.01", "lr=0.1"]
@@ -106,4 +81,25 @@ def test_a_source_that_is_not_an_mlflow_store_is_one_line(tmp_path: Path) -> Non
     empty = labledger(tmp_path, "import", "mlflow", str(tmp_path / "empty"), ok=False)
     assert empty.returncode == 2 and "holds no MLflow experiment" in empty.stderr
     for answer in (missing, empty):
+        assert "Traceback" not in answer.stderr and len(answer.stderr.strip().splitlines()) == 1
+
+
+def test_a_tracking_server_that_cannot_be_reached_or_is_not_mlflow_is_one_line(
+    tmp_path: Path, live_server: LiveServerFactory
+) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"
+    unreachable = labledger(tmp_path, "import", "mlflow", closed, ok=False)
+    assert unreachable.returncode == 2
+    assert f"cannot reach an MLflow tracking server at {closed}" in unreachable.stderr
+    assert "start it (mlflow server --port 5000) or check the URL" in unreachable.stderr
+    # a server that answers HTTP, but not MLflow's API: labledger's own
+    other = live_server().url
+    not_mlflow = labledger(tmp_path, "import", "mlflow", other, ok=False)
+    assert not_mlflow.returncode == 2
+    assert "did not answer /experiments/search as an MLflow tracking server does" in (
+        not_mlflow.stderr
+    )
+    no_host = labledger(tmp_path, "import", "mlflow", "http://", ok=False)
+    assert no_host.returncode == 2 and "expected a tracking server URL like" in no_host.stderr
+    for answer in (unreachable, not_mlflow, no_host):
         assert "Traceback" not in answer.stderr and len(answer.stderr.strip().splitlines()) == 1

@@ -136,23 +136,28 @@ def import_group() -> None:
 def mlflow(source: str, server: str, token: str | None, as_json: bool) -> None:
     """Import an MLflow tracking store: experiments, runs, params, tags, metric histories.
 
-    SOURCE is an mlruns folder or a SQLite store (sqlite:///mlflow.db). Each run keeps one
-    labledger id, so importing again updates instead of duplicating. MLflow is not needed.
+    SOURCE is a running tracking server (http://host:5000, read over its REST API; credentials
+    from MLFLOW_TRACKING_TOKEN or MLFLOW_TRACKING_USERNAME/PASSWORD), an mlruns folder or a
+    SQLite store (sqlite:///mlflow.db). Each run keeps one labledger id, so importing again
+    updates instead of duplicating. MLflow is not needed.
 
     \b
     Examples:
+      labledger import mlflow http://mlflow-host:5000 --server http://lab-server:8002
       labledger import mlflow ./mlruns --server http://lab-server:8002
       labledger import mlflow sqlite:///mlflow.db --json
     """
     import httpx
 
     from labledger.client.sync import ExperimentClient
+    from labledger.runner.mlflow_server import read_mlflow_server
     from labledger.runner.mlflow_store import read_mlflow
 
+    over_http = source.startswith(("http://", "https://"))
     imported: list[dict[str, Any]] = []
     try:
         with ExperimentClient(server, token=token) as client:
-            for run in read_mlflow(source):
+            for run in read_mlflow_server(source) if over_http else read_mlflow(source):
                 imported.append(import_run(client, run))
     except httpx.TransportError as exc:
         raise click.ClickException(

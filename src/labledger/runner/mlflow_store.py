@@ -1,9 +1,11 @@
 """Read an MLflow tracking store without MLflow: its experiments, runs, params, tags and metric
 histories, for ``labledger import mlflow``.
 
-Two stores are read: the database one (``sqlite:///mlflow.db``, MLflow's default since 3.x) and
-the file one (an ``mlruns`` folder: ``<experiment>/meta.yaml``, ``<experiment>/<run>/meta.yaml``
-and one file per param, tag and metric). Deleted runs and experiments are left out.
+Two stores are read directly: the database one (``sqlite:///mlflow.db``, MLflow's default since
+3.x) and the file one (an ``mlruns`` folder: ``<experiment>/meta.yaml``,
+``<experiment>/<run>/meta.yaml`` and one file per param, tag and metric). A running tracking
+server (``http://…``) is read over its REST API by :mod:`labledger.runner.mlflow_server` instead.
+Deleted runs and experiments are left out.
 """
 
 from __future__ import annotations
@@ -62,10 +64,16 @@ def read_mlflow(source: str) -> Iterator[MlflowRun]:
     if parsed.scheme == "file":
         yield from _folder(Path(unquote(parsed.path)))
         return
-    if parsed.scheme in ("http", "https", "databricks", "postgresql", "mysql"):
+    if parsed.scheme in ("http", "https"):
         raise InvalidInput(
-            f"source: {parsed.scheme}:// stores cannot be read directly; export them to a "
-            "SQLite store first (mlflow migrate or mlflow server --backend-store-uri sqlite:///…)",
+            "source: a tracking server is read over HTTP by "
+            "labledger.runner.mlflow_server.read_mlflow_server, not from a store",
+            field="source",
+        )
+    if parsed.scheme in ("databricks", "postgresql", "mysql"):
+        raise InvalidInput(
+            f"source: {parsed.scheme}:// stores cannot be read directly; serve them with "
+            "`mlflow server --backend-store-uri …` and import from its http:// URL",
             field="source",
         )
     path = Path(source)
