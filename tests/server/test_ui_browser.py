@@ -303,3 +303,63 @@ def test_campaign_and_compare_plots_of_a_two_factor_sweep(
     legend = css(browser, 'figure.metric[data-metric="loss"] svg')[0].text
     assert all(f"{opt} {lr}" in legend for opt in ("adam", "sgd") for lr in (0.1, 0.01))
     assert css(browser, '#parallel svg[role="img"]') and css(browser, '#scatter svg[role="img"]')
+
+
+#: every text of an svg whose drawn box leaves the svg's box (by more than half a pixel)
+OUTSIDE = """
+const svg = arguments[0], box = svg.getBoundingClientRect();
+return Array.from(svg.querySelectorAll('text')).filter(t => {
+  const r = t.getBoundingClientRect();
+  return r.width > 0 && (r.left < box.left - 0.5 || r.right > box.right + 0.5 ||
+                         r.top < box.top - 0.5 || r.bottom > box.bottom + 0.5);
+}).map(t => t.textContent);
+"""
+
+#: for each line of a chart, the groups of the points its vertices sit on
+LINE_GROUPS = """
+const svg = arguments[0];
+const groupAt = {};
+for (const c of svg.querySelectorAll('circle.point')) {
+  groupAt[c.getAttribute('cx') + ',' + c.getAttribute('cy')] = c.getAttribute('data-group');
+}
+return Array.from(svg.querySelectorAll('polyline.series')).map(
+  l => Array.from(new Set(l.getAttribute('points').trim().split(/\\s+/).map(v => groupAt[v]))));
+"""
+
+
+def test_chart_labels_stay_inside_their_pictures_and_lines_stay_in_their_groups(
+    browser: Any, server: tuple[str, httpx.Client]
+) -> None:
+    base, api = server
+    campaign_id = api.post("/campaign", json={"campaign_name": "Long names"}).json()["campaign_id"]
+    ids = []
+    for solvent, gain in (("water", 1.5), ("ethanol", 2.5)):
+        for temperature in (10, 20, 30):
+            exp = start(
+                api,
+                run_name=f"{solvent} {temperature}",
+                campaign_id=campaign_id,
+                parameters={"reaction_temperature_celsius": temperature, "solvent": solvent},
+            )["_id"]
+            points = [
+                {"name": "validation_accuracy_top5", "value": 0.5 + temperature / 100 + i / 1e4}
+                for i in range(5)
+            ]
+            assert api.post(f"/experiment/{exp}/metrics", json={"metrics": points}).status_code
+            result = {"values": {"isolated_yield_percent": temperature * gain}}
+            assert api.post(f"/experiment/{exp}/results", json=result).status_code in (200, 201)
+            ids.append(exp)
+    pages = (f"/ui/campaigns/{campaign_id}", f"/ui/compare?ids={','.join(ids)}")
+    for page in pages:
+        browser.get(base + page)
+        svg = css(browser, '#parallel svg[role="img"]')[0]
+        labels = [t.text for t in css(browser, "#parallel text.axis-label")]
+        # the last axis is the metric, with the longest name
+        assert labels[-1] == "metrics.validation_accuracy_top5", (page, labels)
+        assert browser.execute_script(OUTSIDE, svg) == [], page
+    # the older results chart of the campaign: a line per solvent, none across them
+    browser.get(f"{base}/ui/campaigns/{campaign_id}")
+    chart = css(browser, '#results-chart svg[role="img"]')[0]
+    assert browser.execute_script(OUTSIDE, chart) == []
+    line_groups = browser.execute_script(LINE_GROUPS, chart)
+    assert sorted(line_groups) == [["solvent=ethanol"], ["solvent=water"]]

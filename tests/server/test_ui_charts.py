@@ -23,7 +23,7 @@ from labledger.server.ui.charts import (
     timeline_chart,
 )
 from labledger.server.ui.views import allowed_actions, status_spans, timeline_end
-from server.ui_support import act, sweep
+from server.ui_support import act, start, sweep
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -188,3 +188,53 @@ def test_a_finished_experiments_timeline_stops_at_its_end() -> None:
     running_bar, done_mark = marks(root, "span")
     # the run fills the axis; the final state is a small mark, not a bar growing with time
     assert float(running_bar.get("width") or 0) > 20 * float(done_mark.get("width") or 0)
+
+
+def test_campaign_results_chart_never_joins_points_of_different_groups(
+    sqlite_api: TestClient,
+) -> None:
+    # a two-factor sweep: temperature (the x axis) by solvent; a line per solvent
+    campaign = sqlite_api.post("/campaign", json={"campaign_name": "Two factors"}).json()
+    for solvent, gain in (("water", 1.0), ("ethanol", 2.0)):
+        for temperature in (10, 20, 30):
+            exp = start(
+                sqlite_api,
+                "Coupling",
+                campaign_id=campaign["campaign_id"],
+                parameters={"temperature": temperature, "solvent": solvent},
+            )
+            added = sqlite_api.post(
+                f"/experiment/{exp['_id']}/results",
+                json={"values": {"yield": gain * temperature}},
+            )
+            assert added.status_code in (200, 201), added.text
+    url = f"/ui/campaigns/{campaign['campaign_id']}/results.svg?x=parameters.temperature"
+    root = parse(sqlite_api.get(url).text)
+    group_of = {(p.get("cx"), p.get("cy")): p.get("data-group") for p in marks(root, "point")}
+    assert sorted(set(group_of.values())) == ["solvent=ethanol", "solvent=water"]
+    lines = marks(root, "series")
+    assert len(lines) == 2
+    for polyline in lines:
+        vertices = [tuple(v.split(",")) for v in (polyline.get("points") or "").split()]
+        assert len(vertices) == 3
+        # every vertex is a point of the line's own group
+        assert {group_of[v] for v in vertices} == {polyline.get("data-group")}
+    # the groups are told apart in words too, not by colour alone
+    legend = [t.text for g in root.iter() if g.get("class") == "legend" for t in g.iter()]
+    assert "solvent=water" in legend and "solvent=ethanol" in legend
+
+
+def test_scatter_chart_joins_each_group_apart() -> None:
+    points = [
+        Point(x, y, group=group)
+        for group, ys in (("a", (1, 5, 2)), ("b", (4, 0, 3)))
+        for x, y in zip((1, 2, 3), ys, strict=True)
+    ]
+    root = parse(scatter_chart("t", points, x_label="x", y_label="y", line=True))
+    lines = marks(root, "series")
+    assert [line.get("data-group") for line in lines] == ["a", "b"]
+    assert all(len((line.get("points") or "").split()) == 3 for line in lines)
+    one_group = parse(
+        scatter_chart("t", [Point(1, 1), Point(2, 2)], x_label="x", y_label="y", line=True)
+    )
+    assert len(marks(one_group, "series")) == 1 and not marks(one_group, "legend")

@@ -16,11 +16,14 @@ from html import escape
 from itertools import count
 
 __all__ = [
+    "PALETTE",
     "STATUS_COLORS",
     "Bar",
     "Point",
     "Span",
     "bar_chart",
+    "curve_color",
+    "legend",
     "nice_ticks",
     "scatter_chart",
     "timeline_chart",
@@ -39,6 +42,24 @@ STATUS_COLORS: dict[str, str] = {
     "active": "#0072b2",
 }
 
+#: Okabe-Ito, then darker variants: distinguishable with common colour-vision deficiencies
+PALETTE = (
+    "#0072b2",
+    "#d55e00",
+    "#009e73",
+    "#cc79a7",
+    "#e69f00",
+    "#56b4e9",
+    "#000000",
+    "#8a6d00",
+)
+
+
+def curve_color(index: int) -> str:
+    """The colour of the ``index``-th curve."""
+    return PALETTE[index % len(PALETTE)]
+
+
 DEFAULT_COLOR = "#0072b2"
 FONT = "font-family:system-ui,sans-serif;font-size:12px"
 _ids = count(1)
@@ -55,12 +76,14 @@ class Bar:
 
 @dataclass(frozen=True)
 class Point:
-    """One point: x is a number or a category; ``label`` names it; ``href`` links it."""
+    """One point: x is a number or a category; ``label`` names it; ``href`` links it;
+    ``group`` is the series it belongs to (a line joins only points of one group)."""
 
     x: float | str
     y: float
     label: str = ""
     href: str | None = None
+    group: str = ""
 
 
 @dataclass(frozen=True)
@@ -246,16 +269,23 @@ def scatter_chart(
     x_label: str,
     y_label: str,
     line: bool = False,
+    group_label: str | None = None,
     width: int = 640,
     height: int = 340,
 ) -> str:
     """Points of ``y`` against ``x`` (numbers, or categories in first-seen order).
 
-    ``line`` joins the points in x order (for a result that varies smoothly with a parameter).
+    ``line`` joins the points of each group in x order (for a result that varies smoothly with
+    a parameter), never points of different groups. With more than one group each has its own
+    colour and a legend entry naming it (``group_label`` says what the groups are).
     """
-    frame = _Frame(width, height)
+    groups = list(dict.fromkeys(p.group for p in points))
+    grouped = len(groups) > 1
+    legend_rows = (len(groups) + 2) // 3 if grouped else 0
+    frame = _Frame(width, height + 18 * legend_rows, bottom=56 + 18 * legend_rows)
     kind = "Line" if line else "Scatter"
-    desc = f"{kind} chart of {y_label} against {x_label}, {len(points)} points."
+    by = f", one line per {group_label or 'group'} ({', '.join(groups)})" if grouped else ""
+    desc = f"{kind} chart of {y_label} against {x_label}, {len(points)} points{by}."
     out = frame.open(title, desc, "scatter-chart")
     if not points:
         out.append(_empty(frame, "No numeric results to plot yet"))
@@ -277,27 +307,52 @@ def scatter_chart(
     out += frame.y_axis(yt, to_y, y_label)
     out += frame.x_axis(x_ticks, x_label)
     placed = sorted(zip(xs, points, strict=True), key=lambda item: item[0])
-    if line and len(placed) > 1:
-        path = " ".join(f"{to_x(x):.1f},{to_y(p.y):.1f}" for x, p in placed)
-        out.append(
-            f'<polyline class="series" points="{path}" fill="none" stroke="{DEFAULT_COLOR}" '
-            f'stroke-width="2"/>'
-        )
+    colors = {g: curve_color(i) if grouped else DEFAULT_COLOR for i, g in enumerate(groups)}
+    if line:
+        for group in groups:
+            members = [(x, p) for x, p in placed if p.group == group]
+            if len(members) < 2:
+                continue
+            path = " ".join(f"{to_x(x):.1f},{to_y(p.y):.1f}" for x, p in members)
+            out.append(
+                f'<polyline class="series" data-group="{escape(group)}" points="{path}" '
+                f'fill="none" stroke="{colors[group]}" stroke-width="2"/>'
+            )
     out.append('<g class="points">')
     for x, p in placed:
         shown = p.x if isinstance(p.x, str) else _fmt(p.x)
         tip = f"{p.label + ': ' if p.label else ''}{x_label} {shown}, {y_label} {_fmt(p.y)}"
+        if grouped:
+            tip += f" ({p.group})"
         circle = (
             f'<circle class="point" cx="{to_x(x):.1f}" cy="{to_y(p.y):.1f}" r="5" '
-            f'fill="{DEFAULT_COLOR}" stroke="#fff" stroke-width="1.5" '
-            f'data-x="{escape(str(shown))}" '
-            f'data-y="{_fmt(p.y)}"><title>{escape(tip)}</title></circle>'
+            f'fill="{colors[p.group]}" stroke="#fff" stroke-width="1.5" '
+            f'data-x="{escape(str(shown))}" data-y="{_fmt(p.y)}" '
+            f'data-group="{escape(p.group)}"><title>{escape(tip)}</title></circle>'
         )
         if p.href:
             circle = f'<a href="{escape(p.href)}" aria-label="{escape(tip)}">{circle}</a>'
         out.append(circle)
     out.append("</g>")
+    if grouped:
+        out += legend(groups, frame.left, frame.top + frame.inner_h + 44, frame.inner_w, 3)
     return "".join([*out, "</svg>"])
+
+
+def legend(names: Sequence[str], left: float, top: float, width: float, per_row: int) -> list[str]:
+    """A legend of coloured squares named in text, ``per_row`` entries a row of 18 px."""
+    out = ['<g class="legend">']
+    column_w = width / per_row
+    for i, name in enumerate(names):
+        x = left + (i % per_row) * column_w
+        y = top + (i // per_row) * 18
+        label = name if len(name) <= 26 else name[:25] + "…"
+        out.append(
+            f'<rect x="{x:.1f}" y="{y - 10:.1f}" width="12" height="12" fill="{curve_color(i)}"/>'
+            f'<text x="{x + 18:.1f}" y="{y:.1f}" fill="#1b1f24">{escape(label)}</text>'
+        )
+    out.append("</g>")
+    return out
 
 
 def _time_ticks(start: datetime, end: datetime) -> list[tuple[datetime, str]]:

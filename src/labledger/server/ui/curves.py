@@ -12,21 +12,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
-from labledger.server.ui.charts import _empty, _fmt, _Frame, _Scale, nice_ticks
-
-__all__ = ["PALETTE", "Curve", "curve_chart"]
-
-#: Okabe-Ito, then darker variants: distinguishable with common colour-vision deficiencies
-PALETTE = (
-    "#0072b2",
-    "#d55e00",
-    "#009e73",
-    "#cc79a7",
-    "#e69f00",
-    "#56b4e9",
-    "#000000",
-    "#8a6d00",
+from labledger.server.ui.charts import (
+    PALETTE,
+    _empty,
+    _fmt,
+    _Frame,
+    _Scale,
+    curve_color,
+    nice_ticks,
 )
+
+__all__ = ["PALETTE", "Curve", "curve_chart", "curve_color"]
+
 _DASHES = ("", "6 3", "2 3", "8 3 2 3")
 
 
@@ -36,11 +33,6 @@ class Curve:
 
     name: str
     points: Sequence[tuple[float, float]]
-
-
-def curve_color(index: int) -> str:
-    """The colour of the ``index``-th curve."""
-    return PALETTE[index % len(PALETTE)]
 
 
 def _dash(index: int) -> str:

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from labledger.server.ui.charts import _fmt, _Frame, _Scale, nice_ticks
-from labledger.server.ui.curves import curve_color
+from labledger.server.ui.charts import _fmt, _Frame, _Scale, curve_color, legend, nice_ticks
 
 __all__ = ["Dot", "choose_axes", "group_scatter", "parallel_chart", "plottable", "scatter_of"]
 
@@ -42,16 +41,22 @@ class _Axis:
         present = [v for v in values if v is not None]
         numbers = [_number(v) for v in present]
         self.numeric = bool(present) and all(n is not None for n in numbers)
+        self.categories: list[str] = []
+        self.ticks: list[float] = []
         if self.numeric:
             nums = [n for n in numbers if n is not None]
             self.ticks = nice_ticks(min(nums), max(nums), target=4)
-            self.scale = _Scale(self.ticks[0], self.ticks[-1], bottom, top)
-            self.categories: list[str] = []
         else:
             self.categories = list(dict.fromkeys(str(v) for v in present))
+        self.place(top, bottom)
+
+    def place(self, top: float, bottom: float) -> None:
+        """Map the axis' values between pixel rows ``bottom`` (lowest) and ``top``."""
+        if self.numeric:
+            self.scale = _Scale(self.ticks[0], self.ticks[-1], bottom, top)
+        else:
             n = max(len(self.categories), 1)
             self.scale = _Scale(-0.5, n - 0.5, bottom, top)
-            self.ticks = []
 
     def y(self, value: Any) -> float | None:
         if value is None:
@@ -67,6 +72,38 @@ class _Axis:
         return [(self.scale(float(i)), c) for i, c in enumerate(self.categories)]
 
 
+def _text_width(text: str) -> float:
+    """A generous estimate of ``text``'s width in px at the charts' 12 px sans-serif (wide
+    glyphs such as 'm' and 'w' average under 0.65 em; digits and most letters less)."""
+    return 0.65 * 12 * len(text)
+
+
+#: the longest axis name printed whole (a longer one is cut, whole in its tooltip)
+_AXIS_NAME = 40
+
+
+def _shown_name(name: str) -> str:
+    return name if len(name) <= _AXIS_NAME else name[: _AXIS_NAME - 1] + "…"
+
+
+def _whole(name: str, shown: str) -> str:
+    """A tooltip with the whole name when it was cut for printing."""
+    return "" if name == shown else f"<title>{escape(name)}</title>"
+
+
+def _parallel_desc(axes: Sequence[str], runs: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
+    return (
+        f"Parallel coordinates of {len(runs)} runs over {len(axes)} axes: "
+        + "; ".join(
+            f"{a} from {_show(min(vs))} to {_show(max(vs))}"
+            if (vs := [v for _, row in runs if (v := _number(row.get(a))) is not None])
+            else f"{a} (categories)"
+            for a in axes
+        )
+        + "."
+    )
+
+
 def parallel_chart(
     title: str,
     axes: Sequence[str],
@@ -78,44 +115,51 @@ def parallel_chart(
     """One polyline per run across one vertical axis per field (a run lacking a field breaks
     its line there). Runs are coloured as on the curve charts, and named in a legend."""
     legend_rows = (len(runs) + 3) // 4
-    total_h = height + 18 * legend_rows
-    frame = _Frame(width, total_h, left=40, bottom=46 + 18 * legend_rows)
-    frame.right = 40
-    desc = (
-        f"Parallel coordinates of {len(runs)} runs over {len(axes)} axes: "
-        + "; ".join(
-            f"{a} from {_show(min(vs))} to {_show(max(vs))}"
-            if (vs := [v for _, row in runs if (v := _number(row.get(a))) is not None])
-            else f"{a} (categories)"
-            for a in axes
-        )
-        + "."
-    )
-    out = frame.open(title, desc, "parallel-chart")
     if len(axes) < 2 or not runs:
+        frame = _Frame(width, height, left=40, bottom=46)
+        out = frame.open(title, _parallel_desc(axes, runs), "parallel-chart")
         out.append(
-            f'<text x="{width / 2:.0f}" y="{total_h / 2:.0f}" text-anchor="middle" '
+            f'<text x="{width / 2:.0f}" y="{height / 2:.0f}" text-anchor="middle" '
             f'fill="#555">Choose at least two fields that the runs have</text>'
         )
         return "".join([*out, "</svg>"])
+    built = [_Axis(a, [row.get(a) for _, row in runs], 0.0, 1.0) for a in axes]
+    # room for the outer axes' names (centred under them) and the last axis' ticks (beside
+    # it, on its left), so no label leaves the picture
+    names = [_shown_name(a) for a in axes]
+    left = max(40.0, _text_width(names[0]) / 2 + 6)
+    right = max(40.0, _text_width(names[-1]) / 2 + 6)
+    step = (width - left - right) / (len(axes) - 1)
+    # names wider than the gap between axes alternate between two rows
+    staggered = any(_text_width(n) > step - 8 for n in names)
+    extra = 16 if staggered else 0
+    total_h = height + 18 * legend_rows + extra
+    frame = _Frame(width, total_h, left=round(left), bottom=46 + 18 * legend_rows + extra)
+    frame.right = round(right)
+    out = frame.open(title, _parallel_desc(axes, runs), "parallel-chart")
     top, bottom = frame.top + 10, frame.top + frame.inner_h
     step = frame.inner_w / (len(axes) - 1)
-    built = [_Axis(a, [row.get(a) for _, row in runs], top, bottom) for a in axes]
+    for axis in built:
+        axis.place(top, bottom)
     xs = [frame.left + i * step for i in range(len(axes))]
     out.append('<g class="axes">')
-    for x, axis in zip(xs, built, strict=True):
+    for i, (x, axis, name) in enumerate(zip(xs, built, names, strict=True)):
         out.append(
             f'<g class="axis" data-axis="{escape(axis.name)}"><line x1="{x:.1f}" y1="{top:.1f}" '
             f'x2="{x:.1f}" y2="{bottom:.1f}" stroke="#444"/>'
         )
+        # ticks on the right of an axis, except the last one's: on its left, inside the chart
+        last = i == len(axes) - 1
+        tick_x, anchor = (x - 4, "end") if last else (x + 4, "start")
         for tick_y, text in axis.labels():
             out.append(
-                f'<text class="tick" x="{x + 4:.1f}" y="{tick_y + 4:.1f}" fill="#333">'
-                f"{escape(text)}</text>"
+                f'<text class="tick" x="{tick_x:.1f}" y="{tick_y + 4:.1f}" '
+                f'text-anchor="{anchor}" fill="#333">{escape(text)}</text>'
             )
+        label_y = bottom + 18 + (16 if staggered and i % 2 else 0)
         out.append(
-            f'<text class="axis-label" x="{x:.1f}" y="{bottom + 18:.1f}" text-anchor="middle" '
-            f'fill="#1b1f24">{escape(axis.name)}</text></g>'
+            f'<text class="axis-label" x="{x:.1f}" y="{label_y:.1f}" text-anchor="middle" '
+            f'fill="#1b1f24">{_whole(axis.name, name)}{escape(name)}</text></g>'
         )
     out.append('</g><g class="lines">')
     for i, (label, row) in enumerate(runs):
@@ -139,23 +183,9 @@ def parallel_chart(
                 out.append(f'<circle cx="{cx}" cy="{cy}" r="3" fill="{curve_color(i)}"/>')
         out.append("</g>")
     out.append("</g>")
-    out += _legend([label for label, _ in runs], frame.left, bottom + 40, frame.inner_w, 4)
+    labels = [label for label, _ in runs]
+    out += legend(labels, frame.left, bottom + 40 + extra, frame.inner_w, 4)
     return "".join([*out, "</svg>"])
-
-
-def _legend(names: Sequence[str], left: float, top: float, width: float, per_row: int) -> list[str]:
-    out = ['<g class="legend">']
-    column_w = width / per_row
-    for i, name in enumerate(names):
-        x = left + (i % per_row) * column_w
-        y = top + (i // per_row) * 18
-        label = name if len(name) <= 26 else name[:25] + "…"
-        out.append(
-            f'<rect x="{x:.1f}" y="{y - 10:.1f}" width="12" height="12" fill="{curve_color(i)}"/>'
-            f'<text x="{x + 18:.1f}" y="{y:.1f}" fill="#1b1f24">{escape(label)}</text>'
-        )
-    out.append("</g>")
-    return out
 
 
 @dataclass(frozen=True)
@@ -224,7 +254,7 @@ def group_scatter(
             out.append(mark)
         out.append("</g>")
     if group_label:
-        out += _legend(groups, frame.left, frame.top + frame.inner_h + 44, frame.inner_w, 3)
+        out += legend(groups, frame.left, frame.top + frame.inner_h + 44, frame.inner_w, 3)
     return "".join([*out, "</svg>"])
 
 

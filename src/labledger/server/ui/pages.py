@@ -163,13 +163,16 @@ def campaign_context(
     x = x if x in x_options else (x_options[0] if x_options else None)
     y = y if y in y_options else (y_options[0] if y_options else None)
     name = campaign.campaign_name
-    points = plot_points(rows, x, y) if x and y else []
+    # the other swept parameters split the runs into groups: a line joins one group's points
+    others = [k for k in keys if k.startswith("parameters.") and k != x and _varies(rows, k)]
+    points = plot_points(rows, x, y, group_keys=others) if x and y else []
     results_svg = charts.scatter_chart(
         f"{_label(y) if y else 'Results'} against {_label(x) if x else 'a parameter'} ({name})",
         points,
         x_label=_label(x) if x else "parameter",
         y_label=_label(y) if y else "result",
         line=len(points) > 1 and all(not isinstance(p.x, str) for p in points),
+        group_label=", ".join(_label(k) for k in others) or None,
     )
     status_svg = charts.bar_chart(
         f"Experiments of {name} by status",

@@ -126,9 +126,14 @@ def numeric(value: Any) -> float | None:
 
 
 def plot_points(
-    rows: Sequence[dict[str, Any]], x_key: str, y_key: str, href: str = "/ui/experiments/{}"
+    rows: Sequence[dict[str, Any]],
+    x_key: str,
+    y_key: str,
+    href: str = "/ui/experiments/{}",
+    group_keys: Sequence[str] = (),
 ) -> list[Point]:
-    """Points of ``y_key`` against ``x_key`` from flattened rows (see :func:`flatten`)."""
+    """Points of ``y_key`` against ``x_key`` from flattened rows (see :func:`flatten`), each in
+    the group of its values of ``group_keys`` (``"solvent=water, seed=1"``)."""
     points: list[Point] = []
     for row in rows:
         y = numeric(row.get(y_key))
@@ -138,7 +143,10 @@ def plot_points(
         x_num = numeric(x_raw)
         x: float | str = x_num if x_num is not None else value_text(x_raw)
         label = str(row.get("run_name") or row.get("name") or row["id"])
-        points.append(Point(x, y, label, href.format(row["id"])))
+        group = ", ".join(
+            f"{key.split('.', 1)[-1]}={value_text(row.get(key))}" for key in group_keys
+        )
+        points.append(Point(x, y, label, href.format(row["id"]), group))
     return points
 
 
