@@ -116,9 +116,7 @@ def downsample(total: int, reads: int) -> tuple[float, float]:
         rng = random.Random(1)
         for start in range(0, total, 20_000):
             points = [
-                MetricPointIn.model_construct(
-                    name="loss", value=rng.random() + i / total, step=i, timestamp=None
-                )
+                MetricPointIn(name="loss", value=rng.random() + i / total, step=i)
                 for i in range(start, min(total, start + 20_000))
             ]
             store.add_points(exp_id, points, time.time())
@@ -231,9 +229,7 @@ def compare_page(runs: int, metrics: int, points: int, renders: int) -> tuple[fl
         rng = random.Random(3)
         for exp_id in ids:
             batch = [
-                MetricPointIn.model_construct(
-                    name=f"m{k}", value=rng.random() / (i + 1), step=i, timestamp=None
-                )
+                MetricPointIn(name=f"m{k}", value=rng.random() / (i + 1), step=i)
                 for k in range(metrics)
                 for i in range(points)
             ]

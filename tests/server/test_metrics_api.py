@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from labledger.core.metrics import bucket_plan
+
 DESIGN = {"experiment_design": {"experiment_name": "training"}}
 
 
@@ -174,6 +176,52 @@ def test_long_series_is_downsampled_keeping_ends_and_extremes(
     assert _post(api, exp_id, [{"name": "loss", "value": -70.0, "step": low}]).status_code == 200
     answer = api.get(f"/experiment/{exp_id}/metrics/loss", params={"max_points": max_points})
     _check_shape(posted, answer.json(), max_points)
+
+
+def _expected_kept(posted: dict[int, float], max_points: int) -> list[tuple[int, float]]:
+    """The points a downsampled read keeps, worked out from the posted points alone: the first
+    and last, and each bucket's lowest and highest (buckets as :func:`bucket_plan` cuts them)."""
+    first, last = min(posted), max(posted)
+    plan = bucket_plan(first, last, max_points)
+    buckets: dict[int, list[tuple[int, float]]] = {}
+    for step in sorted(posted):
+        buckets.setdefault(plan.bucket(step), []).append((step, posted[step]))
+    kept = {first, last}
+    for members in buckets.values():
+        kept.add(min(members, key=lambda m: m[1])[0])
+        kept.add(max(members, key=lambda m: m[1])[0])
+    return [(step, posted[step]) for step in sorted(kept)]
+
+
+@pytest.mark.parametrize(
+    ("count", "spacing", "max_points"),
+    [(3000, 1, 400), (20000, 1, 1000), (5000, 1, 10), (3000, 1000, 50)],
+    ids=["from-points", "from-16-step-blocks", "from-256-step-blocks", "from-4096-step-blocks"],
+)
+def test_downsampling_keeps_every_buckets_lowest_and_highest_point(
+    api: TestClient, count: int, spacing: int, max_points: int
+) -> None:
+    exp_id = _experiment(api)
+    rng = random.Random(count + max_points)
+    # the first step is off a block boundary, so the buckets start before it
+    posted = {5 + i * spacing: rng.uniform(-1, 1) for i in range(count)}
+    items = [{"name": "loss", "value": v, "step": s} for s, v in posted.items()]
+    for start in range(0, len(items), 7_000):  # batches appending to partly filled blocks
+        assert _post(api, exp_id, items[start : start + 7_000]).status_code == 200
+
+    def read() -> list[tuple[int, float]]:
+        answer = api.get(f"/experiment/{exp_id}/metrics/loss", params={"max_points": max_points})
+        assert answer.status_code == 200
+        points = answer.json()["points"]
+        assert 0 < len(points) <= max_points
+        return [(p["step"], p["value"]) for p in points]
+
+    assert read() == _expected_kept(posted, max_points)
+    # a replaced point (the path that rebuilds blocks from the points) is reflected exactly
+    replaced = rng.choice(list(posted)[1:-1])
+    posted[replaced] = -5.0
+    assert _post(api, exp_id, [{"name": "loss", "value": -5.0, "step": replaced}]).status_code
+    assert read() == _expected_kept(posted, max_points)
 
 
 def test_max_points_out_of_range_is_422(api: TestClient) -> None:

@@ -6,7 +6,9 @@ step goes after the series' last step. Only finite numbers are stored.
 
 Reading a long series gives it downsampled to at most ``max_points``: the step range is cut into
 equal buckets and each bucket keeps its lowest and highest point, plus the very first and last
-point, so spikes and the end of a curve survive (:func:`reduce_buckets`).
+point, so spikes and the end of a curve survive (:func:`bucket_plan`).
+Buckets start on block boundaries and span whole blocks, so the lowest and highest point kept
+for every block as points arrive give each bucket's exactly.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Protocol
+from typing import Annotated, NotRequired, Protocol
 
-from pydantic import Field, StrictFloat, field_validator
+from pydantic import AfterValidator, Field, StrictFloat
+from typing_extensions import TypedDict
 
 from labledger.core.idempotency import IdempotencyClaim
 from labledger.core.models import LabModel
@@ -29,6 +32,7 @@ __all__ = [
     "MAX_MAX_POINTS",
     "MAX_STEP",
     "Block",
+    "BucketPlan",
     "MetricBatch",
     "MetricPoint",
     "MetricPointIn",
@@ -39,9 +43,9 @@ __all__ = [
     "all_levels",
     "block_extremes",
     "block_size",
+    "bucket_plan",
     "bucket_width",
     "level_for",
-    "reduce_buckets",
 ]
 
 #: the most points one POST carries
@@ -55,21 +59,30 @@ MAX_STEP = 2**63 - 1
 Step = Annotated[int, Field(ge=0, le=MAX_STEP)]
 
 
-class MetricPointIn(LabModel):
-    """One point as posted: ``step`` and ``timestamp`` are optional."""
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise ValueError("expected a time with a time zone, e.g. 2026-01-01T00:00:00Z")
+    return value
+
+
+class MetricPointIn(TypedDict):
+    """One point as posted: ``step`` and ``timestamp`` are optional.
+
+    A typed dict rather than a model: a batch of 100,000 points validates several times faster
+    without an object built per point.
+    """
 
     name: ResultName
     #: strict: true/false and numeric strings are not metric values
-    value: StrictFloat = Field(allow_inf_nan=False, description="A finite number.")
-    step: Step | None = None
-    timestamp: datetime | None = Field(default=None, description="ISO 8601 with a time zone.")
-
-    @field_validator("timestamp")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("expected a time with a time zone, e.g. 2026-01-01T00:00:00Z")
-        return value
+    value: Annotated[StrictFloat, Field(allow_inf_nan=False, description="A finite number.")]
+    step: NotRequired[Step | None]
+    timestamp: NotRequired[
+        Annotated[
+            datetime | None,
+            AfterValidator(_aware),
+            Field(description="ISO 8601 with a time zone."),
+        ]
+    ]
 
 
 class MetricBatch(LabModel):
@@ -230,19 +243,27 @@ def bucket_width(first_step: int, last_step: int, max_points: int) -> int:
     return max(1, -(-span // buckets))
 
 
-def reduce_buckets(
-    first: Point, last: Point, extremes: Iterable[tuple[Point, Point]], max_points: int
-) -> list[Point]:
-    """The kept points in step order: first, each bucket's (lowest, highest), last.
+@dataclass(frozen=True, slots=True)
+class BucketPlan:
+    """How a series is cut: bucket ``i`` holds steps ``origin + i * width`` up to the next
+    bucket's start, read from the blocks of ``level`` (0: from the points themselves)."""
 
-    Each bucket gives its two extremes in the order they were taken; a point met twice is kept
-    once. Never more than ``max_points`` (the bucket count is derived from it).
-    """
-    kept: dict[int, Point] = {first.step: first, last.step: last}
-    for low, high in extremes:
-        kept.setdefault(low.step, low)
-        kept.setdefault(high.step, high)
-    points = sorted(kept.values(), key=lambda p: p.step)
-    if len(points) > max_points:  # only when max_points < 4; keep the ends
-        points = [points[0], points[-1]][:max_points]
-    return points
+    level: int
+    origin: int
+    width: int
+
+    def bucket(self, step: int) -> int:
+        return (step - self.origin) // self.width
+
+
+def bucket_plan(first_step: int, last_step: int, max_points: int) -> BucketPlan:
+    """Buckets of whole blocks covering ``[first_step, last_step]``, few enough that two points
+    per bucket plus the ends fit in ``max_points``."""
+    buckets = max(1, (max_points - 2) // 2)
+    level = level_for(bucket_width(first_step, last_step, max_points))
+    size = block_size(level) if level else 1
+    origin = first_step // size * size
+    span = last_step - origin + 1
+    width = -(-span // buckets)
+    width = -(-width // size) * size  # whole blocks
+    return BucketPlan(level, origin, width)

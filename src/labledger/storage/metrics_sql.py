@@ -5,9 +5,10 @@ the summary from the batch alone. Replacing or back-filling steps upserts them a
 summary from the points. Either way one transaction holds the series row, locked on PostgreSQL,
 so concurrent batches of one series serialise and its summary stays exact.
 
-Downsampling reads, in one ordered range scan per block level, the per-block extremes of every
-series asked for (a few thousand rows for a million-point series, never its points) and keeps
-each bucket's lowest and highest in one pass; many series (the compare page) share the scans.
+Downsampling cuts a series into buckets of whole blocks (:func:`bucket_plan`) and lets the
+database find each bucket's lowest and highest block extreme (a few thousand block rows for a
+million-point series, never its points), answering only the kept points in step order; many
+series (the compare page) share one query per block level.
 """
 
 from __future__ import annotations
@@ -31,9 +32,7 @@ from labledger.core.metrics import (
     all_levels,
     block_extremes,
     block_size,
-    bucket_width,
-    level_for,
-    reduce_buckets,
+    bucket_plan,
 )
 from labledger.errors import ExperimentNotFound, NotFound
 from labledger.storage.engine import read_transaction, single_statement, write_transaction
@@ -87,55 +86,45 @@ def _block_row(series_id: int, level: int, number: int, block: Block) -> dict[st
     }
 
 
-def _raw_rows(conn: Connection, stmt: Any) -> list[Any]:
-    """The rows of ``stmt`` straight from the driver's cursor: tens of thousands of bucket
-    extremes come back several times faster than through SQLAlchemy's result rows."""
-    compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-    params = compiled.construct_params()
-    if compiled.positiontup is not None:
-        params = [params[name] for name in compiled.positiontup]
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(str(compiled), params)
-        return list(cursor.fetchall())
-    finally:
-        cursor.close()
-
-
-def bucket_extremes(
-    rows: Sequence[Any], widths: dict[int, tuple[int, int]]
-) -> list[tuple[int, tuple[Point, Point]]]:
-    """``(series id, (earlier, later) extreme)`` per bucket, from rows ``(series id, start step,
-    low step, low value, low at[, high step, high value, high at])`` ordered by series and step
-    (blocks, or points whose low and high are the point itself); ``widths`` maps a series to
-    ``(first step, steps per bucket)``. One pass, no sorting or grouping in the database."""
-    out: list[tuple[int, tuple[Point, Point]]] = []
-    key: tuple[int, int] | None = None
-    low: tuple[Any, ...] = ()
-    high: tuple[Any, ...] = ()
-
-    def flush() -> None:
-        if key is not None:
-            a, b = Point(*low), Point(*high)
-            out.append((key[0], (a, b) if a.step <= b.step else (b, a)))
-
-    for row in rows:
-        series_id, start = row[0], row[1]
-        first, width = widths[series_id]
-        # a block starting before first_step belongs to the first bucket
-        here = (series_id, max(0, (start - first) // width))
-        lo = row[2:5]
-        hi = row[5:8] if len(row) > 5 else lo
-        if here != key:
-            flush()
-            key, low, high = here, lo, hi
-            continue
-        if lo[1] < low[1]:
-            low = lo
-        if hi[1] > high[1]:
-            high = hi
-    flush()
-    return out
+def _extremes_sql(level: int, series: int, postgres: bool) -> str:
+    """The query giving, for ``series`` series (parameters: id, origin, width each), every
+    bucket's lowest and highest point as rows ``(series id, step, value, at)`` ordered by series
+    and step (a point both lowest and highest once): from the blocks of ``level``, or from the
+    points themselves at level 0. The database aggregates and orders; only kept points travel
+    (SQLite: the row of ``min()``/``max()``; PostgreSQL: DISTINCT ON). ``CROSS JOIN`` keeps
+    SQLite reading each series' range of the table (its planner may otherwise scan it all)."""
+    mark = "%s" if postgres else "?"
+    row = f"(CAST({mark} AS BIGINT), CAST({mark} AS BIGINT), CAST({mark} AS BIGINT))"
+    parts = [f"WITH w(sid, origin, width) AS (VALUES {', '.join([row] * series)})"]
+    for side, highest in (("lo", False), ("hi", True)):
+        if level:
+            start = f"k.block * {block_size(level)}"
+            step, value, at = f"k.{side}_step", f"k.{side}_value", f"k.{side}_at"
+            source = f"w CROSS JOIN metric_blocks k WHERE k.series_id = w.sid AND k.level = {level}"
+        else:
+            start = step = "k.step"
+            value, at = "k.value", "k.at"
+            source = "w CROSS JOIN metric_points k WHERE k.series_id = w.sid"
+        bucket = f"({start} - w.origin) / w.width"
+        if postgres:
+            order = "DESC" if highest else "ASC"
+            query = (
+                f"SELECT DISTINCT ON (k.series_id, {bucket}) k.series_id AS sid, {step} AS step, "
+                f"{value} AS value, {at} AS at FROM {source} "
+                f"ORDER BY k.series_id, {bucket}, {value} {order}, {step}"
+            )
+        else:
+            pick = "max" if highest else "min"
+            query = (
+                f"SELECT k.series_id AS sid, {step} AS step, {pick}({value}) AS value, "
+                f"{at} AS at FROM {source} GROUP BY k.series_id, {bucket}"
+            )
+        parts.append(f", {side} AS ({query})")
+    parts.append(
+        " SELECT sid, step, value, at FROM lo UNION SELECT sid, step, value, at FROM hi "
+        "ORDER BY sid, step"
+    )
+    return "".join(parts)
 
 
 def _check_experiment(conn: Connection, experiment_id: str) -> None:
@@ -169,7 +158,7 @@ class MetricSqlStore:
     ) -> int:
         by_name: dict[str, list[MetricPointIn]] = {}
         for point in points:
-            by_name.setdefault(point.name, []).append(point)
+            by_name.setdefault(point["name"], []).append(point)
         with write_transaction(self.engine) as conn:
             _check_experiment(conn, experiment_id)
             series = self._lock_series(conn, experiment_id, list(by_name))
@@ -196,20 +185,23 @@ class MetricSqlStore:
         by_step: dict[int, Point] = {}
         next_step = 0 if row.last_step is None else row.last_step + 1
         for p in given:
-            step = p.step
+            step = p.get("step")
             if step is None:
                 step = next_step
-            next_step = max(next_step, step + 1)
-            at = p.timestamp.timestamp() if p.timestamp is not None else now
-            by_step[step] = Point(step, p.value, at)  # a step given twice: the later one wins
+            if step >= next_step:
+                next_step = step + 1
+            taken = p.get("timestamp")
+            at = now if taken is None else taken.timestamp()
+            by_step[step] = Point(step, p["value"], at)  # a step given twice: the later one wins
         appending = row.last_step is None or min(by_step) > row.last_step
         if appending:
             # straight to the driver: SQLAlchemy's per-row parameter processing cost more than
             # the insert itself for batches of thousands
             marks = ", ".join([self._mark] * 4)
+            series_id = row.id  # a plain int: a result row's attribute costs a call per point
             conn.exec_driver_sql(
                 f"INSERT INTO metric_points (series_id, step, value, at) VALUES ({marks})",
-                [(row.id, pt.step, pt.value, pt.at) for pt in by_step.values()],
+                [(series_id, pt.step, pt.value, pt.at) for pt in by_step.values()],
             )
             self._merge_blocks(conn, row.id, list(by_step.values()))
             values = [pt.value for pt in by_step.values()]
@@ -363,7 +355,13 @@ class MetricSqlStore:
             **_series(row).model_dump(),
             max_points=max_points,
             downsampled=row.point_count > max_points,
-            points=[MetricPoint(step=p.step, value=p.value, timestamp=_when(p.at)) for p in points],
+            # built without validation: the values come from the store, already checked
+            points=[
+                MetricPoint.model_construct(
+                    step=p.step, value=p.value, timestamp=datetime.fromtimestamp(p.at, UTC)
+                )
+                for p in points
+            ],
         )
 
     def _all_points(self, conn: Connection, series_ids: list[int]) -> dict[int, list[Point]]:
@@ -402,53 +400,38 @@ class MetricSqlStore:
     def _downsampled(
         self, conn: Connection, rows: Sequence[Any], max_points: int
     ) -> dict[int, list[Point]]:
-        """Series id -> its kept points, for series ``rows`` longer than ``max_points``: per
-        block level in use, one query over the blocks (or points) of all those series."""
-        by_level: dict[int, list[Any]] = {}
+        """Series id -> its kept points, for series ``rows`` longer than ``max_points``: one
+        query per block level in use, over all those series, then the ends added."""
+        plans = {row.id: bucket_plan(row.first_step, row.last_step, max_points) for row in rows}
+        by_level: dict[int, list[int]] = {}
+        for series_id, plan in plans.items():
+            by_level.setdefault(plan.level, []).append(series_id)
+        kept: dict[int, list[Point]] = {row.id: [] for row in rows}
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            for level, ids in by_level.items():
+                params = [v for i in ids for v in (i, plans[i].origin, plans[i].width)]
+                cursor.execute(_extremes_sql(level, len(ids), self._postgres), params)
+                for series_id, step, value, at in cursor.fetchall():
+                    kept[series_id].append(Point(step, value, at))
+        finally:
+            cursor.close()
+        firsts = self._firsts(conn, list(kept))
         for row in rows:
-            width = bucket_width(row.first_step, row.last_step, max_points)
-            by_level.setdefault(level_for(width), []).append(row)
-        ends = self._ends(conn, [row.id for row in rows])
-        extremes: dict[int, list[tuple[Point, Point]]] = {row.id: [] for row in rows}
-        for level, chosen in by_level.items():
-            ids = [row.id for row in chosen]
-            if level:
-                stmt = (
-                    select(K.series_id, K.block * block_size(level), K.lo_step, K.lo_value)
-                    .add_columns(K.lo_at, K.hi_step, K.hi_value, K.hi_at)
-                    .where(K.series_id.in_(ids), K.level == level)
-                    .order_by(K.series_id, K.block)
-                )
-            else:
-                stmt = (
-                    select(P.series_id, P.step, P.step.label("s"), P.value, P.at)
-                    .where(P.series_id.in_(ids))
-                    .order_by(P.series_id, P.step)
-                )
-            widths = {
-                r.id: (r.first_step, bucket_width(r.first_step, r.last_step, max_points))
-                for r in chosen
-            }
-            for series_id, pair in bucket_extremes(_raw_rows(conn, stmt), widths):
-                extremes[series_id].append(pair)
-        return {
-            row.id: reduce_buckets(
-                ends[(row.id, row.first_step)],
-                ends[(row.id, row.last_step)],
-                extremes[row.id],
-                max_points,
-            )
-            for row in rows
-        }
+            points = kept[row.id]
+            if not points or points[0].step != row.first_step:
+                points.insert(0, firsts[row.id])
+            if points[-1].step != row.last_step:
+                points.append(Point(row.last_step, row.last_value, row.last_at))
+            if len(points) > max_points:  # only when max_points < 4: room for the ends only
+                kept[row.id] = [points[0], points[-1]]
+        return kept
 
-    def _ends(self, conn: Connection, series_ids: list[int]) -> dict[tuple[int, int], Point]:
-        """(series id, step) -> the first and the last point of each series."""
+    def _firsts(self, conn: Connection, series_ids: list[int]) -> dict[int, Point]:
+        """Series id -> its first point (the last one is kept in the series row)."""
         stmt = (
             select(P.series_id, P.step, P.value, P.at)
             .join(metric_series, S.id == P.series_id)
-            .where(
-                P.series_id.in_(series_ids),
-                (P.step == S.first_step) | (P.step == S.last_step),
-            )
+            .where(P.series_id.in_(series_ids), P.step == S.first_step)
         )
-        return {(i, s): Point(s, v, a) for i, s, v, a in conn.execute(stmt)}
+        return {i: Point(s, v, a) for i, s, v, a in conn.execute(stmt)}
