@@ -260,4 +260,4 @@ def test_many_series_read_together_equal_each_read_alone(api: TestClient) -> Non
         for name in lengths:
             alone = api.get(f"/experiment/{exp_id}/metrics/{name}", params={"max_points": 100})
             expected = [(p["step"], p["value"]) for p in alone.json()["points"]]
-            assert [(p.step, p.value) for p in read[exp_id][name]] == expected, name
+            assert [(p[0], p[1]) for p in read[exp_id][name]] == expected, name

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, NotRequired, Protocol
+from typing import Annotated, NamedTuple, NotRequired, Protocol
 
 from pydantic import AfterValidator, Field, StrictFloat
 from typing_extensions import TypedDict
@@ -40,6 +40,7 @@ __all__ = [
     "MetricSeriesPoints",
     "MetricStore",
     "Point",
+    "PointRow",
     "all_levels",
     "block_extremes",
     "block_size",
@@ -91,13 +92,21 @@ class MetricBatch(LabModel):
     metrics: list[MetricPointIn] = Field(min_length=1, max_length=MAX_BATCH)
 
 
-@dataclass(frozen=True, slots=True)
-class Point:
-    """A stored point: step, value and the time it was taken (seconds since the epoch)."""
+class Point(NamedTuple):
+    """A stored point: step, value and the time it was taken (seconds since the epoch).
+
+    A tuple: a chart reads ``(step, value)`` as its first two items, and a tuple of numbers
+    costs the garbage collector nothing once built (tens of thousands make a compare page).
+    """
 
     step: int
     value: float
     at: float
+
+
+#: a point as read in bulk: ``(step, value, at, ...)`` (a :class:`Point`, or the database's row
+#: as it came, for tens of thousands of points with no object built per point)
+PointRow = Sequence[float]
 
 
 class MetricPoint(LabModel):
@@ -158,7 +167,7 @@ class MetricStore(Protocol):
 
     def read_many(
         self, experiment_ids: Sequence[str], max_points: int
-    ) -> dict[str, dict[str, list[Point]]]:
+    ) -> dict[str, dict[str, list[PointRow]]]:
         """experiment id -> series name -> its points downsampled to at most ``max_points``,
         every series of the experiments given, read in a few queries (not one per series)."""
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, Engine, case, func, insert, select, update
@@ -29,6 +31,7 @@ from labledger.core.metrics import (
     MetricSeries,
     MetricSeriesPoints,
     Point,
+    PointRow,
     all_levels,
     block_extremes,
     block_size,
@@ -88,7 +91,7 @@ def _block_row(series_id: int, level: int, number: int, block: Block) -> dict[st
 
 def _extremes_sql(level: int, series: int, postgres: bool) -> str:
     """The query giving, for ``series`` series (parameters: id, origin, width each), every
-    bucket's lowest and highest point as rows ``(series id, step, value, at)`` ordered by series
+    bucket's lowest and highest point as rows ``(step, value, at, series id)`` ordered by series
     and step (a point both lowest and highest once): from the blocks of ``level``, or from the
     points themselves at level 0. The database aggregates and orders; only kept points travel
     (SQLite: the row of ``min()``/``max()``; PostgreSQL: DISTINCT ON). ``CROSS JOIN`` keeps
@@ -121,10 +124,17 @@ def _extremes_sql(level: int, series: int, postgres: bool) -> str:
             )
         parts.append(f", {side} AS ({query})")
     parts.append(
-        " SELECT sid, step, value, at FROM lo UNION SELECT sid, step, value, at FROM hi "
+        " SELECT step, value, at, sid FROM lo UNION SELECT step, value, at, sid FROM hi "
         "ORDER BY sid, step"
     )
     return "".join(parts)
+
+
+def _split(rows: Sequence[Any], into: dict[int, list[PointRow]]) -> None:
+    """Append rows ``(step, value, at, series id)`` ordered by series to each series' list, the
+    rows themselves (a compare page reads tens of thousands: no object is built per point)."""
+    for series_id, group in groupby(rows, key=itemgetter(3)):
+        into[series_id].extend(group)
 
 
 def _check_experiment(conn: Connection, experiment_id: str) -> None:
@@ -358,27 +368,27 @@ class MetricSqlStore:
             # built without validation: the values come from the store, already checked
             points=[
                 MetricPoint.model_construct(
-                    step=p.step, value=p.value, timestamp=datetime.fromtimestamp(p.at, UTC)
+                    step=int(p[0]), value=p[1], timestamp=datetime.fromtimestamp(p[2], UTC)
                 )
                 for p in points
             ],
         )
 
-    def _all_points(self, conn: Connection, series_ids: list[int]) -> dict[int, list[Point]]:
-        out: dict[int, list[Point]] = {i: [] for i in series_ids}
+    def _all_points(self, conn: Connection, series_ids: list[int]) -> dict[int, list[PointRow]]:
+        """Series id -> every point of the series, as rows ``(step, value, at, series id)``."""
+        out: dict[int, list[PointRow]] = {i: [] for i in series_ids}
         stmt = (
-            select(P.series_id, P.step, P.value, P.at)
+            select(P.step, P.value, P.at, P.series_id)
             .where(P.series_id.in_(series_ids))
             .order_by(P.series_id, P.step)
         )
-        for i, s, v, a in conn.execute(stmt):
-            out[i].append(Point(s, v, a))
+        _split(conn.execute(stmt).all(), out)
         return out
 
     def read_many(
         self, experiment_ids: Sequence[str], max_points: int
-    ) -> dict[str, dict[str, list[Point]]]:
-        out: dict[str, dict[str, list[Point]]] = {i: {} for i in experiment_ids}
+    ) -> dict[str, dict[str, list[PointRow]]]:
+        out: dict[str, dict[str, list[PointRow]]] = {i: {} for i in experiment_ids}
         if not experiment_ids:
             return out
         stmt = (
@@ -399,29 +409,28 @@ class MetricSqlStore:
 
     def _downsampled(
         self, conn: Connection, rows: Sequence[Any], max_points: int
-    ) -> dict[int, list[Point]]:
+    ) -> dict[int, list[PointRow]]:
         """Series id -> its kept points, for series ``rows`` longer than ``max_points``: one
         query per block level in use, over all those series, then the ends added."""
         plans = {row.id: bucket_plan(row.first_step, row.last_step, max_points) for row in rows}
         by_level: dict[int, list[int]] = {}
         for series_id, plan in plans.items():
             by_level.setdefault(plan.level, []).append(series_id)
-        kept: dict[int, list[Point]] = {row.id: [] for row in rows}
+        kept: dict[int, list[PointRow]] = {row.id: [] for row in rows}
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             for level, ids in by_level.items():
                 params = [v for i in ids for v in (i, plans[i].origin, plans[i].width)]
                 cursor.execute(_extremes_sql(level, len(ids), self._postgres), params)
-                for series_id, step, value, at in cursor.fetchall():
-                    kept[series_id].append(Point(step, value, at))
+                _split(cursor.fetchall(), kept)
         finally:
             cursor.close()
         firsts = self._firsts(conn, list(kept))
         for row in rows:
             points = kept[row.id]
-            if not points or points[0].step != row.first_step:
+            if not points or points[0][0] != row.first_step:
                 points.insert(0, firsts[row.id])
-            if points[-1].step != row.last_step:
+            if points[-1][0] != row.last_step:
                 points.append(Point(row.last_step, row.last_value, row.last_at))
             if len(points) > max_points:  # only when max_points < 4: room for the ends only
                 kept[row.id] = [points[0], points[-1]]

@@ -29,10 +29,10 @@ _DASHES = ("", "6 3", "2 3", "8 3 2 3")
 
 @dataclass(frozen=True)
 class Curve:
-    """A named series of ``(step, value)`` points in step order."""
+    """A named series of points in step order, each ``(step, value, ...)``."""
 
     name: str
-    points: Sequence[tuple[float, float]]
+    points: Sequence[Sequence[float]]
 
 
 def _dash(index: int) -> str:
@@ -54,20 +54,21 @@ def curve_chart(
     shown = [c for _, c in indexed]
     legend_rows = 0 if len(shown) <= 1 else (len(shown) + 2) // 3
     frame = _Frame(width, height + 18 * legend_rows, bottom=56 + 18 * legend_rows)
+    lows = [min(p[1] for p in c.points) for c in shown]
+    highs = [max(p[1] for p in c.points) for c in shown]
     summary = "; ".join(
         f"{c.name}: {len(c.points)} points, last {_fmt(c.points[-1][1])}, "
-        f"lowest {_fmt(min(v for _, v in c.points))}, highest {_fmt(max(v for _, v in c.points))}"
-        for c in shown
+        f"lowest {_fmt(low)}, highest {_fmt(high)}"
+        for c, low, high in zip(shown, lows, highs, strict=True)
     )
     desc = f"Line chart of {y_label} by {x_label}. {summary or 'no points'}."
     out = frame.open(title, desc, "curve-chart")
     if not shown:
         out.append(_empty(frame, "No points yet"))
         return "".join([*out, "</svg>"])
-    xs = [x for c in shown for x, _ in c.points]
-    ys = [y for c in shown for _, y in c.points]
-    xt = nice_ticks(min(xs), max(xs))
-    yt = nice_ticks(min(ys), max(ys))
+    # points come in step order: a curve's first and last step are its ends
+    xt = nice_ticks(min(c.points[0][0] for c in shown), max(c.points[-1][0] for c in shown))
+    yt = nice_ticks(min(lows), max(highs))
     to_x = _Scale(xt[0], xt[-1], frame.left, frame.left + frame.inner_w)
     to_y = _Scale(yt[0], yt[-1], frame.top + frame.inner_h, frame.top)
     out += frame.y_axis(yt, to_y, y_label)
@@ -76,8 +77,8 @@ def curve_chart(
     (ax, bx), (ay, by) = to_x.affine(), to_y.affine()  # a long path: no call per point
     for i, curve in indexed:
         color, dash = curve_color(i), _dash(i)
-        path = " ".join(f"{ax * x + bx:.1f},{ay * y + by:.1f}" for x, y in curve.points)
-        last_x, last_y = curve.points[-1]
+        path = " ".join(f"{ax * p[0] + bx:.1f},{ay * p[1] + by:.1f}" for p in curve.points)
+        last_x, last_y = curve.points[-1][:2]
         tip = f"{curve.name}: last {_fmt(last_y)} at {x_label} {_fmt(last_x)}"
         dashed = f' stroke-dasharray="{dash}"' if dash else ""
         out.append(

@@ -42,10 +42,7 @@ def compare_charts(store: MetricStore, runs: list[tuple[str, str]]) -> list[tupl
     names = sorted({name for series in read.values() for name in series})
     out = []
     for name in names:
-        curves = [
-            Curve(title, [(p.step, p.value) for p in read[experiment_id].get(name, [])])
-            for experiment_id, title in runs
-        ]
+        curves = [Curve(title, read[experiment_id].get(name, [])) for experiment_id, title in runs]
         svg = curve_chart(f"{name} by step, {len(runs)} runs", curves, y_label=name)
         out.append((name, svg))
     return out
