@@ -8,7 +8,8 @@ from fastapi import APIRouter, Depends, Query
 
 from labledger.core.lab import Lab
 from labledger.core.lifecycle import ExperimentStatus
-from labledger.core.models import ExperimentQuery
+from labledger.core.models import Experiment, ExperimentQuery
+from labledger.core.records import Result
 from labledger.core.reports import result_cell
 from labledger.core.service import ExperimentService
 from labledger.errors import InvalidInput
@@ -44,14 +45,24 @@ def parse_ids(raw: list[str] | None) -> list[str]:
     return ids
 
 
-def comparison(lab: Lab, ids: list[str]) -> dict[str, Any]:
+def load_runs(lab: Lab, ids: list[str]) -> dict[str, tuple[Experiment, list[Result]]]:
+    """Each experiment of ``ids`` with its results (404 naming the first one that does not
+    exist), read once for everything a page shows of them."""
+    loaded = {}
+    for i in ids:
+        experiment = lab.experiments.get_experiment(i)
+        loaded[i] = (experiment, lab.results.list_results(experiment.experiment_id))
+    return loaded
+
+
+def comparison(
+    lab: Lab, ids: list[str], loaded: dict[str, tuple[Experiment, list[Result]]] | None = None
+) -> dict[str, Any]:
     """The comparison of the experiments ``ids`` with their results (404 naming the first one
-    that does not exist)."""
-    experiments = [lab.experiments.get_experiment(i) for i in ids]
-    results = [
-        {r.name: result_cell(r) for r in lab.results.list_results(e.experiment_id)}
-        for e in experiments
-    ]
+    that does not exist); ``loaded`` is :func:`load_runs` of them when already read."""
+    runs = loaded if loaded is not None else load_runs(lab, ids)
+    experiments = [runs[i][0] for i in ids]
+    results = [{r.name: result_cell(r) for r in runs[i][1]} for i in ids]
     return compare(experiments, results)
 
 

@@ -21,11 +21,18 @@ from labledger.core.lab import Lab
 from labledger.core.labrecord import datapoint_columns
 from labledger.core.lifecycle import ExperimentStatus, parse_status
 from labledger.core.models import SORT_KEYS, Experiment, ExperimentQuery
+from labledger.core.records import Result
 from labledger.core.where import parse_field, parse_field_sort, parse_where
 from labledger.errors import CampaignNotFound, InvalidInput, LabledgerError
 from labledger.server.deps import LabDep
 from labledger.server.routes.experiments import MAX_OFFSET
-from labledger.server.routes.summaries import MAX_COMPARE, comparison, parse_ids, status_counts
+from labledger.server.routes.summaries import (
+    MAX_COMPARE,
+    comparison,
+    load_runs,
+    parse_ids,
+    status_counts,
+)
 from labledger.server.ui import STATIC_DIR, charts
 from labledger.server.ui.labview import lab_context, read_record_from_thread
 from labledger.server.ui.metric_views import compare_charts, metric_charts, metrics_fragment
@@ -396,14 +403,18 @@ def campaign_results_chart(
 # ---------------------------------------------------------------------------- compare, queue
 
 
-def _run_fields(lab: Lab, ids: list[str]) -> list[dict[str, Any]]:
-    """Each run's parameters, results and metric last values under dotted field names."""
+def _run_fields(
+    lab: Lab, ids: list[str], loaded: dict[str, tuple[Experiment, list[Result]]] | None = None
+) -> list[dict[str, Any]]:
+    """Each run's parameters, results and metric last values under dotted field names
+    (``loaded``: the runs with their results, when the page has read them already)."""
     last = lab.metrics.last_values(ids)
+    runs = loaded if loaded is not None else load_runs(lab, ids)
     rows = []
     for exp_id in ids:
-        exp = lab.experiments.get_experiment(exp_id)
+        exp, results = runs[exp_id]
         row: dict[str, Any] = {f"parameters.{k}": v for k, v in sorted(exp.parameters.items())}
-        for result in lab.results.list_results(exp_id):
+        for result in results:
             if result.value is not None:
                 row[f"results.{result.name}"] = result.value
         row.update({f"metrics.{k}": v for k, v in sorted(last.get(exp_id, {}).items())})
@@ -420,10 +431,11 @@ def _many_runs(
     runs: list[tuple[str, str]],
     params: Any,
     names: dict[str, str] = COMPARE_AXES,
+    loaded: dict[str, tuple[Experiment, list[Result]]] | None = None,
 ) -> dict[str, Any]:
     """The parallel coordinates and the scatter of many runs (compare and campaign pages);
     ``names`` are the query parameters choosing the scatter's x, y and colour."""
-    rows = _run_fields(lab, [run_id for run_id, _ in runs])
+    rows = _run_fields(lab, [run_id for run_id, _ in runs], loaded)
     fields = list(dict.fromkeys(k for row in rows for k in row))
     chosen = {k: (params.get(names[k]) or None) for k in ("x", "y", "color")}
     for key, value in chosen.items():
@@ -469,7 +481,8 @@ def compare_page(request: Request, lab: LabDep) -> HTMLResponse:
 
     def build() -> dict[str, Any]:
         ids = parse_ids(raw)
-        data = comparison(lab, ids)
+        loaded = load_runs(lab, ids)
+        data = comparison(lab, ids, loaded)
         runs = [
             (
                 e["_id"],
@@ -481,7 +494,7 @@ def compare_page(request: Request, lab: LabDep) -> HTMLResponse:
         ]
         return {
             **data,
-            **_many_runs(lab, runs, params),
+            **_many_runs(lab, runs, params, loaded=loaded),
             "metric_charts": compare_charts(lab.metrics, runs),
             "json_url": "/experiments/compare?ids=" + ",".join(ids),
         }
