@@ -37,17 +37,34 @@ def _is_json(scope: Scope_) -> bool:
 
 #: what JSON text must contain to parse into a value :func:`problem_in` refuses: the escapes of
 #: NUL and of surrogates (raw, neither is valid JSON text), NaN/Infinity, and numbers that read
-#: as infinity (a large exponent, or some 300 digits); separate patterns scan faster than one
-_SUSPECTS = [
-    re.compile(rb"\\u0000|\\u[dD][89a-fA-F]|NaN|Infinity"),
-    re.compile(rb"[eE]\+?[0-9]{3}"),
-    re.compile(rb"[0-9]{300}"),
-]
+#: as infinity (a large exponent, or some 300 digits)
+_ESCAPES = re.compile(rb"\\u0000|\\u[dD][89a-fA-F]")
+
+
+def _number_shape(byte: int) -> int:
+    char = chr(byte)
+    if char in "0123456789":
+        return ord("0")
+    if char in "eE":
+        return ord("e")
+    return byte if char == "+" else ord(" ")
+
+
+#: every digit as b"0", e/E as b"e", b"+" kept, anything else a space: the number patterns
+#: become plain substrings, found at memory speed (a regex tried at every byte of a metrics
+#: batch cost more than validating it)
+_NUMBER_SHAPES = bytes(_number_shape(byte) for byte in range(256))
 
 
 def _may_hold_a_problem(raw: bytes) -> bool:
-    """A cheap scan (some 40 ns a byte), so that ordinary bodies are not parsed twice."""
-    return any(pattern.search(raw) is not None for pattern in _SUSPECTS)
+    """A cheap scan (about a nanosecond a byte), so that ordinary bodies are not parsed twice."""
+    if b"NaN" in raw or b"Infinity" in raw:
+        return True
+    if b"\\u" in raw and _ESCAPES.search(raw) is not None:
+        return True
+    shapes = raw.translate(_NUMBER_SHAPES)
+    # [eE]\+?[0-9]{3}: an exponent of three digits or more; [0-9]{300}: some 300 digits
+    return b"e000" in shapes or b"e+000" in shapes or b"0" * 300 in shapes
 
 
 def _reject_constant(name: str) -> Any:
