@@ -19,7 +19,7 @@ from itertools import groupby
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, Engine, case, func, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from labledger.core.idempotency import IdempotencyClaim
@@ -72,6 +72,27 @@ def delete_metrics(conn: Connection, experiment_id: str) -> None:
     conn.execute(metric_points.delete().where(P.series_id.in_(ids)))
     conn.execute(metric_blocks.delete().where(K.series_id.in_(ids)))
     conn.execute(metric_series.delete().where(S.experiment_id == experiment_id))
+
+
+#: a block's extremes folded into the stored block (every SET reads the stored row as it was)
+_MERGE_BLOCKS = (
+    "INSERT INTO metric_blocks (series_id, level, block, count, lo_step, lo_value, lo_at, "
+    "hi_step, hi_value, hi_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (series_id, level, block) DO UPDATE SET "
+    "count = metric_blocks.count + excluded.count, "
+    "lo_step = CASE WHEN excluded.lo_value < metric_blocks.lo_value "
+    "THEN excluded.lo_step ELSE metric_blocks.lo_step END, "
+    "lo_at = CASE WHEN excluded.lo_value < metric_blocks.lo_value "
+    "THEN excluded.lo_at ELSE metric_blocks.lo_at END, "
+    "lo_value = CASE WHEN excluded.lo_value < metric_blocks.lo_value "
+    "THEN excluded.lo_value ELSE metric_blocks.lo_value END, "
+    "hi_step = CASE WHEN excluded.hi_value > metric_blocks.hi_value "
+    "THEN excluded.hi_step ELSE metric_blocks.hi_step END, "
+    "hi_at = CASE WHEN excluded.hi_value > metric_blocks.hi_value "
+    "THEN excluded.hi_at ELSE metric_blocks.hi_at END, "
+    "hi_value = CASE WHEN excluded.hi_value > metric_blocks.hi_value "
+    "THEN excluded.hi_value ELSE metric_blocks.hi_value END"
+)
 
 
 def _block_row(series_id: int, level: int, number: int, block: Block) -> dict[str, Any]:
@@ -247,31 +268,22 @@ class MetricSqlStore:
         self._recompute(conn, row.id)
         self._rebuild_blocks(conn, row.id, list(by_step))
 
-    def _dialect_insert(self) -> Any:
-        return (postgresql if self._postgres else sqlite).insert(metric_blocks)
-
     def _merge_blocks(self, conn: Connection, series_id: int, points: list[Point]) -> None:
         """Fold appended points into their blocks (a block may hold earlier points)."""
         rows = [
-            _block_row(series_id, level, number, block)
+            (
+                series_id,
+                level,
+                number,
+                block.count,
+                *block.low,
+                *block.high,
+            )
             for level, blocks in all_levels(points).items()
             for number, block in blocks.items()
         ]
-        stmt = self._dialect_insert()
-        new = stmt.excluded
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[K.series_id, K.level, K.block],
-            set_={
-                "count": K["count"] + new["count"],
-                "lo_step": case((new.lo_value < K.lo_value, new.lo_step), else_=K.lo_step),
-                "lo_at": case((new.lo_value < K.lo_value, new.lo_at), else_=K.lo_at),
-                "lo_value": case((new.lo_value < K.lo_value, new.lo_value), else_=K.lo_value),
-                "hi_step": case((new.hi_value > K.hi_value, new.hi_step), else_=K.hi_step),
-                "hi_at": case((new.hi_value > K.hi_value, new.hi_at), else_=K.hi_at),
-                "hi_value": case((new.hi_value > K.hi_value, new.hi_value), else_=K.hi_value),
-            },
-        )
-        conn.execute(stmt, rows)
+        # straight to the driver, as the points: the same statement on SQLite and PostgreSQL
+        conn.exec_driver_sql(_MERGE_BLOCKS.replace("?", self._mark), rows)
 
     def _rebuild_blocks(self, conn: Connection, series_id: int, steps: list[int]) -> None:
         """Recompute the blocks holding ``steps`` from their points (after replacing points)."""
