@@ -34,7 +34,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from _common import heading, labledger_server, loadavg, machine, percentile, table, workdir
+from _common import (
+    cpu_seconds,
+    heading,
+    labledger_server,
+    loadavg,
+    machine,
+    percentile,
+    table,
+    workdir,
+)
 
 from labledger.core.metrics import MetricPointIn
 from labledger.core.models import ExperimentQuery
@@ -86,10 +95,10 @@ batches = [
     [Metric("loss", 1.0 / (i + 1), now, i) for i in range(start, start + 1000)]
     for start in range(0, total, 1000)
 ]
-started = time.perf_counter()
+started, cpu = time.perf_counter(), time.process_time()
 for metrics in batches:
     client.log_batch(run.info.run_id, metrics=metrics)
-print(total / (time.perf_counter() - started))
+print(total / (time.perf_counter() - started), total / (time.process_time() - cpu))
 """
 
 
@@ -102,16 +111,18 @@ def _post(conn: http.client.HTTPConnection, path: str, body: Any) -> Any:
     return json.loads(data)
 
 
-def ingest(total: int) -> tuple[float, float]:
+def ingest(total: int) -> tuple[float, float, float]:
     """Points per second through the HTTP route: (request bodies encoded before the clock
-    starts, as for MLflow below; bodies built and encoded inside the timed loop)."""
+    starts, as for MLflow below; bodies built and encoded inside the timed loop; points per
+    second of the server's CPU time with the prepared bodies, which load on a shared machine
+    changes far less than wall time)."""
     with workdir("metrics-ingest") as folder:
         url = f"sqlite:///{folder}/labledger.sqlite3"
         with labledger_server(url, folder) as server:
             host, port = server.url.removeprefix("http://").split(":")
             conn = http.client.HTTPConnection(host, int(port), timeout=60)
             now = datetime.now(UTC).isoformat()
-            rates = []
+            rates, cpu = [], 0.0
             for prepared in (True, False):
                 exp = _post(conn, "/experiment", {"experiment_design": {"experiment_name": "b"}})
                 path = f"/experiment/{exp['_id']}/metrics"
@@ -125,12 +136,15 @@ def ingest(total: int) -> tuple[float, float]:
 
                 starts = range(0, total, BATCH)
                 bodies = [json.dumps(body(start)) for start in starts] if prepared else []
+                cpu_before = cpu_seconds(server.pid)
                 started = time.perf_counter()
                 for n, start in enumerate(starts):
                     _post_raw(conn, path, bodies[n] if prepared else json.dumps(body(start)))
                 rates.append(total / (time.perf_counter() - started))
+                if prepared:
+                    cpu = total / (cpu_seconds(server.pid) - cpu_before)
             conn.close()
-    return rates[0], rates[1]
+    return rates[0], rates[1], cpu
 
 
 def _post_raw(conn: http.client.HTTPConnection, path: str, body: str) -> None:
@@ -141,7 +155,8 @@ def _post_raw(conn: http.client.HTTPConnection, path: str, body: str) -> None:
         raise RuntimeError(f"POST {path}: {resp.status} {data[:300]!r}")
 
 
-def mlflow_ingest(python: Path, total: int) -> float:
+def mlflow_ingest(python: Path, total: int) -> tuple[float, float]:
+    """(points per second, points per second of the writing process' CPU time)."""
     with workdir("metrics-mlflow") as folder:
         script = folder / "bench.py"
         script.write_text(MLFLOW_SCRIPT)
@@ -153,7 +168,8 @@ def mlflow_ingest(python: Path, total: int) -> float:
             check=True,
             cwd=folder,
         )
-        return float(out.stdout.strip().splitlines()[-1])
+        wall, cpu = out.stdout.strip().splitlines()[-1].split()
+        return float(wall), float(cpu)
 
 
 def downsample(total: int, reads: int) -> tuple[float, float, float]:
@@ -311,7 +327,14 @@ def main() -> int:
     parser.add_argument(
         "--mlflow-python", type=Path, default=None, help="python of a venv with mlflow installed"
     )
+    parser.add_argument(
+        "--only",
+        choices=["ingest", "downsample", "list", "compare"],
+        action="append",
+        help="run only these sections (repeatable)",
+    )
     args = parser.parse_args()
+    only = set(args.only or ["ingest", "downsample", "list", "compare"])
     if args.mlflow_python is None:
         # the venv the tests build (tests/labledger_fixtures.py cached_venv_python)
         cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
@@ -322,56 +345,71 @@ def main() -> int:
     count = 2_000 if args.quick else 100_000
     print(f"machine: {machine()}")
 
-    heading("Metric ingest (SQLite, one client, batches of 5,000)")
-    print(f"load average before: {loadavg()}")
-    ours, built_in_loop = ingest(points)
-    rows: list[list[Any]] = [
-        ["labledger POST /experiment/{id}/metrics", points, f"{ours:,.0f}", ""],
-        ["  the same, bodies built in the timed loop", points, f"{built_in_loop:,.0f}", ""],
-    ]
-    if args.mlflow_python is not None:
-        theirs = mlflow_ingest(args.mlflow_python, points // 10)
-        rows.append(["MLflow log_batch (SQLite store)", points // 10, f"{theirs:,.0f}", "1.0x"])
-        rows[0][3] = f"{ours / theirs:.1f}x MLflow"
-        rows[1][3] = f"{built_in_loop / theirs:.1f}x MLflow"
-    else:
-        print("MLflow not found: pass --mlflow-python (a venv with mlflow) for the comparison")
-    print(table(["writer", "points", "points/s", "ratio"], rows))
-    print(f"load average after: {loadavg()}; previous: {PREVIOUS['ingest']}")
+    if "ingest" in only:
+        heading("Metric ingest (SQLite, one client, batches of 5,000)")
+        print(f"load average before: {loadavg()}")
+        ours, built_in_loop, ours_cpu = ingest(points)
+        rows: list[list[Any]] = [
+            ["labledger POST /experiment/{id}/metrics", points, f"{ours:,.0f}", "", ours_cpu, ""],
+            ["  same, bodies built in the loop", points, built_in_loop, "", "", ""],
+        ]
+        if args.mlflow_python is not None:
+            theirs, theirs_cpu = mlflow_ingest(args.mlflow_python, points // 10)
+            rows.append(
+                [
+                    "MLflow log_batch (SQLite store)",
+                    points // 10,
+                    theirs,
+                    "1.0x",
+                    theirs_cpu,
+                    "1.0x",
+                ]
+            )
+            rows[0][3] = f"{ours / theirs:.1f}x MLflow"
+            rows[1][3] = f"{built_in_loop / theirs:.1f}x MLflow"
+            rows[0][5] = f"{ours_cpu / theirs_cpu:.1f}x MLflow"
+        else:
+            print("MLflow not found: pass --mlflow-python (a venv with mlflow) for the comparison")
+        headers = ["writer", "points", "points/s", "ratio", "points/CPU-s", "CPU ratio"]
+        print(table(headers, rows))
+        print(f"load average after: {loadavg()}; previous: {PREVIOUS['ingest']}")
 
-    heading(f"Downsample a series of {series:,} points to 1,000")
-    print(f"load average before: {loadavg()}")
-    cold, p50, worst = downsample(series, 20)
-    print(
-        table(
-            ["points", "cold ms (new process)", "p50 ms", "max ms"],
-            [[f"{series:,}", f"{cold:.1f}", f"{p50:.1f}", f"{worst:.1f}"]],
+    if "downsample" in only:
+        heading(f"Downsample a series of {series:,} points to 1,000")
+        print(f"load average before: {loadavg()}")
+        cold, p50, worst = downsample(series, 20)
+        print(
+            table(
+                ["points", "cold ms (new process)", "p50 ms", "max ms"],
+                [[f"{series:,}", f"{cold:.1f}", f"{p50:.1f}", f"{worst:.1f}"]],
+            )
         )
-    )
-    print(f"load average after: {loadavg()}; previous: {PREVIOUS['downsample']}")
+        print(f"load average after: {loadavg()}; previous: {PREVIOUS['downsample']}")
 
-    heading(f"Filtered and sorted on a metric, {count:,} experiments")
-    print(f"load average before: {loadavg()}")
-    sp50, sp99, hp50, hp99 = filtered_list(count, 200)
-    print(
-        table(
-            ["experiments", "store p50 ms", "store p99 ms", "http p50 ms", "http p99 ms"],
-            [[f"{count:,}", f"{sp50:.1f}", f"{sp99:.1f}", f"{hp50:.1f}", f"{hp99:.1f}"]],
+    if "list" in only:
+        heading(f"Filtered and sorted on a metric, {count:,} experiments")
+        print(f"load average before: {loadavg()}")
+        sp50, sp99, hp50, hp99 = filtered_list(count, 200)
+        print(
+            table(
+                ["experiments", "store p50 ms", "store p99 ms", "http p50 ms", "http p99 ms"],
+                [[f"{count:,}", f"{sp50:.1f}", f"{sp99:.1f}", f"{hp50:.1f}", f"{hp99:.1f}"]],
+            )
         )
-    )
-    print(f"load average after: {loadavg()}; previous: {PREVIOUS['list']}")
+        print(f"load average after: {loadavg()}; previous: {PREVIOUS['list']}")
 
-    runs, per = (4, 1_000) if args.quick else (20, 10_000)
-    heading(f"Compare page, {runs} runs x 5 metrics x {per:,} points")
-    print(f"load average before: {loadavg()}")
-    p50, worst = compare_page(runs, 5, per, 10)
-    print(
-        table(
-            ["runs", "metrics", "points each", "p50 ms", "max ms"],
-            [[runs, 5, f"{per:,}", f"{p50:.0f}", f"{worst:.0f}"]],
+    if "compare" in only:
+        runs, per = (4, 1_000) if args.quick else (20, 10_000)
+        heading(f"Compare page, {runs} runs x 5 metrics x {per:,} points")
+        print(f"load average before: {loadavg()}")
+        p50, worst = compare_page(runs, 5, per, 10)
+        print(
+            table(
+                ["runs", "metrics", "points each", "p50 ms", "max ms"],
+                [[runs, 5, f"{per:,}", f"{p50:.0f}", f"{worst:.0f}"]],
+            )
         )
-    )
-    print(f"load average after: {loadavg()}; previous: {PREVIOUS['compare']}")
+        print(f"load average after: {loadavg()}; previous: {PREVIOUS['compare']}")
     return 0
 
 
