@@ -71,13 +71,15 @@ from labledger.storage.engine import create_db_engine
 from labledger.storage.metrics_sql import MetricSqlStore
 engine = create_db_engine(sys.argv[1])
 store = MetricSqlStore(engine)
-times = []
+times, cpu = [], []
 for _ in range(int(sys.argv[3])):
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     series = store.read_series(sys.argv[2], "loss", 1000)
     times.append(time.perf_counter() - started)
+    cpu.append(time.process_time() - cpu_started)
     assert len(series.points) <= 1000 and series.downsampled
 print(" ".join(str(t) for t in times))
+print(" ".join(str(t) for t in cpu))
 """
 
 MLFLOW_SCRIPT = r"""
@@ -172,8 +174,9 @@ def mlflow_ingest(python: Path, total: int) -> tuple[float, float]:
         return float(wall), float(cpu)
 
 
-def downsample(total: int, reads: int) -> tuple[float, float, float]:
-    """(cold ms, p50 ms, max ms): the first read of a new process, then the next ``reads``."""
+def downsample(total: int, reads: int) -> tuple[float, float, float, float, float]:
+    """(cold ms, p50 ms, max ms, cold CPU ms, p50 CPU ms): the first read of a new process,
+    then the next ``reads``; CPU time is what load on a shared machine changes least."""
     with workdir("metrics-downsample") as folder:
         url = f"sqlite:///{folder}/labledger.sqlite3"
         engine = create_db_engine(url)
@@ -194,9 +197,22 @@ def downsample(total: int, reads: int) -> tuple[float, float, float]:
             text=True,
             check=True,
         )
-    cold, *times = (float(t) for t in out.stdout.split())
-    times.sort()
-    return cold * 1000, percentile(times, 50) * 1000, times[-1] * 1000
+    wall_line, cpu_line = out.stdout.strip().splitlines()[-2:]
+    cold, *times = sorted_after_first(wall_line)
+    cold_cpu, *cpu = sorted_after_first(cpu_line)
+    return (
+        cold * 1000,
+        percentile(times, 50) * 1000,
+        times[-1] * 1000,
+        cold_cpu * 1000,
+        percentile(cpu, 50) * 1000,
+    )
+
+
+def sorted_after_first(line: str) -> list[float]:
+    """The numbers of ``line``: the first as it is, the others sorted."""
+    first, *rest = (float(t) for t in line.split())
+    return [first, *sorted(rest)]
 
 
 def _experiments(engine: Any, count: int) -> list[str]:
@@ -286,8 +302,9 @@ def filtered_list(count: int, requests: int) -> tuple[float, float, float, float
     )
 
 
-def compare_page(runs: int, metrics: int, points: int, renders: int) -> tuple[float, float]:
-    """(p50, max) in ms of rendering the compare page over a real server."""
+def compare_page(runs: int, metrics: int, points: int, renders: int) -> tuple[float, float, float]:
+    """(p50, max, server CPU per render) in ms of rendering the compare page over a real
+    server (the CPU time is what load on a shared machine changes least)."""
     with workdir("metrics-compare") as folder:
         url = f"sqlite:///{folder}/labledger.sqlite3"
         engine = create_db_engine(url)
@@ -308,6 +325,9 @@ def compare_page(runs: int, metrics: int, points: int, renders: int) -> tuple[fl
             host, port = server.url.removeprefix("http://").split(":")
             conn = http.client.HTTPConnection(host, int(port), timeout=60)
             path = "/ui/compare?ids=" + ",".join(ids)
+            conn.request("GET", path)  # once before the clock: the server's first page
+            conn.getresponse().read()
+            cpu_before = cpu_seconds(server.pid)
             for _ in range(renders):
                 started = time.perf_counter()
                 conn.request("GET", path)
@@ -316,9 +336,10 @@ def compare_page(runs: int, metrics: int, points: int, renders: int) -> tuple[fl
                 times.append(time.perf_counter() - started)
                 curves = body.count(b'<g class="curve"')
                 assert resp.status == 200 and curves == runs * metrics, (resp.status, curves)
+            cpu = (cpu_seconds(server.pid) - cpu_before) / renders
             conn.close()
     times.sort()
-    return percentile(times, 50) * 1000, times[-1] * 1000
+    return percentile(times, 50) * 1000, times[-1] * 1000, cpu * 1000
 
 
 def main() -> int:
@@ -377,11 +398,19 @@ def main() -> int:
     if "downsample" in only:
         heading(f"Downsample a series of {series:,} points to 1,000")
         print(f"load average before: {loadavg()}")
-        cold, p50, worst = downsample(series, 20)
+        cold, p50, worst, cold_cpu, p50_cpu = downsample(series, 20)
         print(
             table(
-                ["points", "cold ms (new process)", "p50 ms", "max ms"],
-                [[f"{series:,}", f"{cold:.1f}", f"{p50:.1f}", f"{worst:.1f}"]],
+                ["points", "cold ms (new process)", "p50 ms", "max ms", "CPU ms cold / p50"],
+                [
+                    [
+                        f"{series:,}",
+                        f"{cold:.1f}",
+                        f"{p50:.1f}",
+                        f"{worst:.1f}",
+                        f"{cold_cpu:.1f} / {p50_cpu:.1f}",
+                    ]
+                ],
             )
         )
         print(f"load average after: {loadavg()}; previous: {PREVIOUS['downsample']}")
@@ -402,11 +431,11 @@ def main() -> int:
         runs, per = (4, 1_000) if args.quick else (20, 10_000)
         heading(f"Compare page, {runs} runs x 5 metrics x {per:,} points")
         print(f"load average before: {loadavg()}")
-        p50, worst = compare_page(runs, 5, per, 10)
+        p50, worst, cpu = compare_page(runs, 5, per, 10)
         print(
             table(
-                ["runs", "metrics", "points each", "p50 ms", "max ms"],
-                [[runs, 5, f"{per:,}", f"{p50:.0f}", f"{worst:.0f}"]],
+                ["runs", "metrics", "points each", "p50 ms", "max ms", "server CPU ms/page"],
+                [[runs, 5, f"{per:,}", f"{p50:.0f}", f"{worst:.0f}", f"{cpu:.0f}"]],
             )
         )
         print(f"load average after: {loadavg()}; previous: {PREVIOUS['compare']}")

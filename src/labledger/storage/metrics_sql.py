@@ -377,11 +377,8 @@ class MetricSqlStore:
             **_series(row).model_dump(),
             max_points=max_points,
             downsampled=row.point_count > max_points,
-            # built without validation: the values come from the store, already checked
             points=[
-                MetricPoint.model_construct(
-                    step=int(p[0]), value=p[1], timestamp=datetime.fromtimestamp(p[2], UTC)
-                )
+                MetricPoint(step=p[0], value=p[1], timestamp=datetime.fromtimestamp(p[2], UTC))
                 for p in points
             ],
         )
