@@ -127,11 +127,11 @@ async def experiment_query(
     responses=ERRORS,
     summary="Register an experiment (started at once, or planned / queued)",
 )
-def start_experiment(
+async def start_experiment(
     registration: ExperimentRegistration, lab: LabDep, actor: Actor, claim: Claim
 ) -> JSONBody:
-    """MADSci's ``POST /experiment``: answers 200 with the new experiment."""
-    created = lab.experiments.create_experiment(registration, actor=actor, claim=claim)
+    """MADSci's ``POST /experiment``: answers 200 with the new experiment once it is stored."""
+    created = await lab.create_experiment(registration, actor=actor, claim=claim)
     return experiment_json(created)
 
 
