@@ -75,12 +75,17 @@ def _sqlite_write(engine: Engine) -> Iterator[DBAPICursor]:
 
 @lru_cache(maxsize=64)
 def _plan(table: Table, columns: tuple[str, ...], dialect: Dialect) -> tuple[str, str, list[Any]]:
-    """The head of the INSERT, one VALUES group and the conversion of each column's values."""
+    """The head of the INSERT, one VALUES group, and each column's conversion with whether it
+    leaves None alone."""
     prep = dialect.identifier_preparer
     names = ", ".join(prep.quote(c) for c in columns)
     head = f"INSERT INTO {prep.format_table(table)} ({names}) VALUES "
     group = "(" + ", ".join("?" * len(columns)) + ")"
-    processors = [table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
+    processors = []
+    for column in columns:
+        process = table.c[column].type.dialect_impl(dialect).bind_processor(dialect)
+        # a type that stores None as NULL needs no call for it (JSON stores it as 'null')
+        processors.append((process, process is not None and process(None) is None))
     return head, group, processors
 
 
@@ -91,13 +96,15 @@ def _sqlite_insert(
         return
     columns = tuple(rows[0])
     head, group, processors = _plan(table, columns, dialect)
-    pairs = list(zip(columns, processors, strict=True))
     per_statement = max(1, _SQLITE_PARAMETERS // len(columns))
     for start in range(0, len(rows), per_statement):
         chunk = rows[start : start + per_statement]
-        params = [
-            process(row[name]) if process is not None else row[name]
-            for row in chunk
-            for name, process in pairs
-        ]
+        params: list[Any] = []
+        for row in chunk:
+            for name, (process, none_is_null) in zip(columns, processors, strict=True):
+                value = row[name]
+                if process is None or (value is None and none_is_null):
+                    params.append(value)
+                else:
+                    params.append(process(value))
         cursor.execute(head + ", ".join([group] * len(chunk)), params)
