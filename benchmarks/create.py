@@ -18,7 +18,7 @@ average before and after each measurement, and the targets: create at 8 clients 
 >= 0.35x the floor, p99 < 50 ms; with ``--previous``, get and list beside the previous code.
 
     python benchmarks/create.py                       # 3 rounds of 5 s
-    python benchmarks/create.py --quick               # 1 round of 1 s (CI)
+    python benchmarks/create.py --quick               # 1 round of 1 s, no MLflow (CI)
     python benchmarks/create.py --previous main       # also the code of main, same rounds
 """
 
@@ -222,12 +222,15 @@ def main() -> int:
     args = parser.parse_args()
     seconds = args.seconds or (1.0 if args.quick else 5.0)
     rounds = args.rounds or (1 if args.quick else 3)
-    mlflow = None if args.no_mlflow else find_mlflow(args.mlflow_python)
+    # quick mode (CI) skips MLflow unless asked for: its server alone takes close to a minute
+    # to start on a busy machine
+    skip = args.no_mlflow or (args.quick and args.mlflow_python is None)
+    mlflow = None if skip else find_mlflow(args.mlflow_python)
 
     heading(f"Creates at {CLIENTS} clients: labledger, the bare floor and MLflow, side by side")
     print(f"machine: {machine()}")
     print(f"load generator: {loadgen()}; {rounds} round(s) of {seconds:g} s per measurement")
-    if mlflow is None:
+    if mlflow is None and not skip:
         print("MLflow not found: pass --mlflow-python (a venv with mlflow 3) for the comparison")
 
     figures: dict[tuple[str, str], Figures] = {}
