@@ -13,7 +13,7 @@ from fastapi import APIRouter, FastAPI, Query
 from fastapi.testclient import TestClient
 
 from labledger.core.models import ExperimentRegistration
-from labledger.server.deps import Actor
+from labledger.server.deps import Actor, get_actor
 from labledger.server.errors import install_error_handlers
 from labledger.server.json_route import JSONBodyRoute
 from labledger.server.rendering import JSONBody, json_response
@@ -116,3 +116,17 @@ def test_an_endpoint_of_another_shape_is_refused_when_mounted(endpoint: Any, why
         APIRouter().add_api_route(
             "/x", endpoint, methods=["POST"], route_class_override=JSONBodyRoute
         )
+
+
+def test_an_overridden_dependency_is_honoured() -> None:
+    router = APIRouter()
+    router.add_api_route("/fast", register, methods=["POST"], route_class_override=JSONBodyRoute)
+    app = FastAPI()
+    app.include_router(router)
+
+    async def someone_else() -> str:
+        return "override"
+
+    app.dependency_overrides[get_actor] = someone_else
+    with TestClient(app) as api:
+        assert api.post("/fast", json=VALID).json()["actor"] == "override"
