@@ -65,13 +65,10 @@ def _pair(experiment_id: str, *, design: bool = True) -> tuple[Experiment, Event
 def _stored(engine: Engine, experiment_id: str) -> tuple[dict[str, object], dict[str, object]]:
     """The rows as the driver returns them (text SQL: no SQLAlchemy type processing), without
     what differs by design (ids, and the ownership naming the experiment)."""
+    key = {"id": experiment_id}
     with engine.connect() as conn:
-        exp = conn.execute(text("SELECT * FROM experiments WHERE id = :id"), {"id": experiment_id})
-        exp = exp.one()
-        ev = conn.execute(
-            text("SELECT * FROM events WHERE experiment_id = :id"), {"id": experiment_id}
-        )
-        ev = ev.one()
+        exp = conn.execute(text("SELECT * FROM experiments WHERE id = :id"), key).one()
+        ev = conn.execute(text("SELECT * FROM events WHERE experiment_id = :id"), key).one()
     exp_row = {k: v for k, v in exp._mapping.items() if k not in ("id", "ownership")}
     ev_row = {k: v for k, v in ev._mapping.items() if k not in ("id", "experiment_id")}
     return exp_row, ev_row
