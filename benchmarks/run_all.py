@@ -4,9 +4,9 @@
     python benchmarks/run_all.py --quick             # tiny sizes, about a minute (CI)
     python benchmarks/run_all.py --only server,scale --save results.md
 
-Each benchmark is a script of its own in this folder (``server.py``, ``scale.py``,
-``queue_claims.py``, ``recorder.py``, ``memory.py``, ``object_store.py``, ``metrics.py`` ...)
-and can be run alone with the same options.
+Each benchmark is a script of its own in this folder (``server.py``, ``create.py``,
+``scale.py``, ``queue_claims.py``, ``recorder.py``, ``memory.py``, ``object_store.py``,
+``metrics.py`` ...) and can be run alone with the same options.
 Exits non-zero when any of them fails.
 """
 
@@ -21,6 +21,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = [
     "server",
+    "create",
     "scale",
     "queue_claims",
     "recorder",

@@ -33,6 +33,14 @@ EXPECTED: dict[str, list[str]] = {
         r"\| labledger status ",
         r"target create@8: .* -> [\d.]+x",
     ],
+    "create": [
+        # req/s, p50, p99, CPU per request, x floor, then x MLflow (none in quick mode), 0 errors
+        rf"\| floor +\| create +(\| {NUMBER} +){{5}}\| - +\| 0 +\|",
+        rf"\| labledger \| create +(\| {NUMBER} +){{5}}\| - +\| 0 +\|",
+        r"\| labledger \| get ",
+        r"\| labledger \| list ",
+        r"target create@8: [\d.]+x the floor \(>= 0.35\), p99 [\d.]+ ms",
+    ],
     "scale": [
         rf"\| sqlite +\| 3,000 +\| latest 10 +\| store \| {NUMBER}",
         rf"\| sqlite +\| 3,000 +\| campaign +\| http +\| {NUMBER}",

@@ -14,6 +14,7 @@ from labledger.core.lifecycle import TERMINAL, TRANSITIONS, Action, ExperimentSt
 from labledger.core.models import (
     EventType,
     ExperimentDesign,
+    ExperimentQuery,
     ExperimentRegistration,
     ExperimentUpdate,
     OwnershipInfo,
@@ -26,6 +27,7 @@ from labledger.errors import (
     ExperimentNotFound,
     IllegalTransition,
     InvalidInput,
+    StorageError,
 )
 from labledger.storage.engine import create_db_engine
 from labledger.storage.schema import ensure_ready
@@ -264,3 +266,50 @@ def test_random_action_sequences_never_reach_an_illegal_state(
         assert (after.started_at is not None) == started
     stored = service.get_experiment(exp.experiment_id)
     assert stored.status == state
+
+
+def test_registrations_created_together_each_get_their_experiment(
+    service: ExperimentService,
+) -> None:
+    answers = service.create_experiments(
+        [(register(f"r{i}", run_name=f"run {i}"), f"actor {i}") for i in range(5)]
+    )
+    assert [a.run_name for a in answers] == [f"run {i}" for i in range(5)]  # type: ignore[union-attr]
+    for i, exp in enumerate(answers):
+        stored = service.get_experiment(exp.experiment_id)  # type: ignore[union-attr]
+        assert stored.run_name == f"run {i}" and stored.status is S.IN_PROGRESS
+        (created,) = service.list_events(experiment_id=stored.experiment_id)
+        assert created.type is EventType.CREATED and created.actor == f"actor {i}"
+
+
+def test_a_registration_that_cannot_be_made_fails_alone(service: ExperimentService) -> None:
+    answers = service.create_experiments(
+        [
+            (register("a"), None),
+            (register("b", campaign_id="01J00000000000000000000000"), None),
+            (register("c"), None),
+        ]
+    )
+    assert isinstance(answers[1], CampaignNotFound)
+    for answer in (answers[0], answers[2]):
+        assert service.get_experiment(answer.experiment_id) == answer  # type: ignore[union-attr]
+    assert service.count_experiments() == 2
+
+
+def test_a_row_the_database_refuses_fails_alone_when_created_together(pg_url: str) -> None:
+    """PostgreSQL refuses a NUL in text (the API refuses it before, the models do not): the shared
+    transaction fails, each experiment is then stored on its own, and only that one fails."""
+    service, engine = make_service(pg_url)
+    try:
+        answers = service.create_experiments(
+            [
+                (register("a"), None),
+                (register("b", run_name="nul \x00"), None),
+                (register("c"), None),
+            ]
+        )
+        assert isinstance(answers[1], StorageError)
+        stored = service.list_experiments(ExperimentQuery())
+        assert sorted(e.experiment_design.experiment_name for e in stored) == ["a", "c"]  # type: ignore[union-attr]
+    finally:
+        engine.dispose()  # type: ignore[attr-defined]

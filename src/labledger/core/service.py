@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -75,6 +75,52 @@ class ExperimentService:
         ``actor`` is who acts, for the event log; ``claim`` ties the request's
         Idempotency-Key to the new experiment in the same transaction.
         """
+        experiment, event = self._new_experiment(registration, actor)
+        self.store.experiments.insert(experiment, [event], claim=claim)
+        return self._notify(experiment)
+
+    def create_experiments(
+        self, registrations: Sequence[tuple[ExperimentRegistration, str | None]]
+    ) -> list[Experiment | Exception]:
+        """Register several experiments (``(registration, actor)`` pairs) in one transaction.
+
+        The answer has one entry per registration, in order: the experiment, or the error that
+        registration alone would have raised. A registration that cannot be made (a cancelled
+        campaign, say) fails alone; when the shared transaction fails, each experiment is
+        stored in a transaction of its own, so one bad record fails alone too. Either way an
+        experiment in the answer is stored (committed) when this returns.
+        """
+        answers: list[Experiment | Exception] = []
+        made: list[tuple[int, Experiment, Event]] = []
+        for registration, actor in registrations:
+            try:
+                experiment, event = self._new_experiment(registration, actor)
+            except Exception as exc:
+                answers.append(exc)
+                continue
+            made.append((len(answers), experiment, event))
+            answers.append(experiment)
+        try:
+            if made:
+                self.store.experiments.insert_many([m[1] for m in made], [m[2] for m in made])
+        except Exception:  # stored one by one, each failure is its own registration's
+            for index, experiment, event in made:
+                try:
+                    self.store.experiments.insert(experiment, [event])
+                except Exception as exc:
+                    answers[index] = exc
+        for index, experiment, _ in made:
+            if answers[index] is experiment:
+                try:
+                    self._notify(experiment)
+                except Exception as exc:
+                    answers[index] = exc
+        return answers
+
+    def _new_experiment(
+        self, registration: ExperimentRegistration, actor: str | None
+    ) -> tuple[Experiment, Event]:
+        """The experiment a registration makes and its ``created`` event, not yet stored."""
         now = self.clock()
         design = registration.experiment_design
         ownership = design.ownership_info
@@ -116,8 +162,7 @@ class ExperimentService:
             to_status=status.value,
             at=now,
         )
-        self.store.experiments.insert(experiment, [event], claim=claim)
-        return self._notify(experiment)
+        return experiment, event
 
     def get_experiment(self, experiment_id: str) -> Experiment:
         """The live (not trashed) experiment with this id."""

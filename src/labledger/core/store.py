@@ -52,6 +52,9 @@ class Experiments(Protocol):
     ) -> None:
         """Store a new experiment and its first events in one transaction."""
 
+    def insert_many(self, experiments: Sequence[Experiment], events: Sequence[Event]) -> None:
+        """Store new experiments and their first events, all in one transaction."""
+
     def get(self, experiment_id: str, *, include_deleted: bool = False) -> Experiment:
         """The experiment, or raise :class:`labledger.errors.ExperimentNotFound`."""
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
 
@@ -22,10 +23,12 @@ import anyio
 from sqlalchemy import Engine
 
 from labledger.archive.objects import ObjectStore, open_object_store
+from labledger.core.idempotency import IdempotencyClaim
 from labledger.core.lab import Lab
-from labledger.core.models import OwnershipInfo
+from labledger.core.models import Experiment, ExperimentRegistration, OwnershipInfo
 from labledger.server.file_gc import collect_files
 from labledger.server.forwarding import Forwarder, targets_from
+from labledger.server.group_commit import GroupCommit
 from labledger.server.labgateway import LabGateway, WorkcellControl, discover, urls_from
 from labledger.server.security import AccessControl
 from labledger.settings import Settings
@@ -85,6 +88,30 @@ class ServerLab(Lab):
         )
         #: carries status changes to the Workcell Manager while running (None without one)
         self.workcell_control: WorkcellControl | None = None
+        #: new experiments of concurrent requests, stored together (group commit)
+        self.creates: GroupCommit[tuple[ExperimentRegistration, str | None], Experiment] = (
+            GroupCommit(self.experiments.create_experiments, name="labledger-creates")
+        )
+
+    async def create_experiment(
+        self,
+        registration: ExperimentRegistration,
+        *,
+        actor: str | None = None,
+        claim: IdempotencyClaim | None = None,
+    ) -> Experiment:
+        """Register an experiment (:meth:`ExperimentService.create_experiment`), answering
+        once it is committed.
+
+        Registrations of concurrent requests share a transaction (:attr:`creates`). One that
+        carries an Idempotency-Key gets a transaction of its own, which also holds the key.
+        """
+        if claim is not None:
+            create = functools.partial(
+                self.experiments.create_experiment, registration, actor=actor, claim=claim
+            )
+            return await anyio.to_thread.run_sync(create)
+        return await self.creates.submit((registration, actor))
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
@@ -124,7 +151,8 @@ class ServerLab(Lab):
                 log.exception("removing the files of purged experiment %s failed", experiment_id)
 
     def close(self) -> None:
-        """Release the database connections."""
+        """Store the registrations under way, then release the database connections."""
+        self.creates.close()
         self.engine.dispose()
 
     async def _sweeper(self) -> None:

@@ -6,7 +6,9 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+import pydantic_core
 from fastapi.responses import FileResponse, Response
+from pydantic_core import PydanticSerializationError
 from starlette.responses import MalformedRangeHeader
 from starlette.responses import RangeNotSatisfiable as StarletteRangeNotSatisfiable
 
@@ -34,16 +36,18 @@ __all__ = [
 
 
 class JSONBody(Response):
-    """A JSON response rendered with the standard library, compactly."""
+    """A JSON response rendered compactly in UTF-8 by pydantic-core (a few times faster than
+    the standard library's encoder on an experiment)."""
 
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
         try:
-            text = json.dumps(content, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-            return text.encode("utf-8")
-        except (ValueError, UnicodeEncodeError):
-            # A row stored before such values were refused (or imported): answer anyway.
+            # non-finite numbers become null, as clean_for_json makes them
+            return pydantic_core.to_json(content, inf_nan_mode="null")
+        except PydanticSerializationError:
+            # A lone surrogate in a row stored before such values were refused (or imported):
+            # answer anyway.
             text = json.dumps(clean_for_json(content), separators=(",", ":"), ensure_ascii=False)
             return text.encode("utf-8")
 

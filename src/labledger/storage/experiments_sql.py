@@ -14,10 +14,11 @@ from labledger.core.lifecycle import ExperimentStatus
 from labledger.core.models import Event, Experiment, ExperimentQuery
 from labledger.core.where import parse_field_sort
 from labledger.errors import AlreadyExists, ExperimentNotFound
+from labledger.storage.bulk import insert_all
 from labledger.storage.engine import single_statement, write_transaction
 from labledger.storage.idempotency_sql import record_key
 from labledger.storage.metrics_sql import delete_metrics
-from labledger.storage.rows import append_events, experiment_row, row_to_experiment
+from labledger.storage.rows import append_events, event_row, experiment_row, row_to_experiment
 from labledger.storage.tables import events, experiments, milestones, resource_uses, results
 from labledger.storage.where_sql import field_condition, field_order_by, metric_walk
 
@@ -77,10 +78,13 @@ class ExperimentStore:
 
     def insert_many(self, experiments_: Sequence[Experiment], events_: Sequence[Event]) -> None:
         """Store many new experiments and their events in one transaction (bulk loads)."""
-        with write_transaction(self.engine) as conn:
-            if experiments_:
-                conn.execute(insert(experiments), [experiment_row(e) for e in experiments_])
-            append_events(conn, events_)
+        insert_all(
+            self.engine,
+            [
+                (experiments, [experiment_row(e) for e in experiments_]),
+                (events, [event_row(e) for e in events_]),
+            ],
+        )
 
     def get(self, experiment_id: str, *, include_deleted: bool = False) -> Experiment:
         with single_statement(self.engine) as conn:

@@ -19,6 +19,7 @@ from labledger.core.models import (
 from labledger.core.where import parse_field_sort, parse_where
 from labledger.errors import InvalidInput
 from labledger.server.deps import Actor, Claim, LabDep
+from labledger.server.json_route import JSONBodyRoute
 from labledger.server.rendering import (
     JSONBody,
     events_json,
@@ -121,18 +122,24 @@ async def experiment_query(
     )
 
 
-@router.post(
+async def start_experiment(
+    registration: ExperimentRegistration, lab: LabDep, actor: Actor, claim: Claim
+) -> JSONBody:
+    """MADSci's ``POST /experiment``: answers 200 with the new experiment once it is stored."""
+    created = await lab.create_experiment(registration, actor=actor, claim=claim)
+    return experiment_json(created)
+
+
+# the body is validated straight from its bytes (see JSONBodyRoute): the busiest write route
+router.add_api_route(
     "/experiment",
+    start_experiment,
+    methods=["POST"],
     response_model=ExperimentPublic,
     responses=ERRORS,
     summary="Register an experiment (started at once, or planned / queued)",
+    route_class_override=JSONBodyRoute,
 )
-def start_experiment(
-    registration: ExperimentRegistration, lab: LabDep, actor: Actor, claim: Claim
-) -> JSONBody:
-    """MADSci's ``POST /experiment``: answers 200 with the new experiment."""
-    created = lab.experiments.create_experiment(registration, actor=actor, claim=claim)
-    return experiment_json(created)
 
 
 @router.get("/experiment/{experiment_id}", response_model=ExperimentPublic, responses=ERRORS)
