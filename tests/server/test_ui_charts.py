@@ -210,12 +210,16 @@ def test_campaign_results_chart_never_joins_points_of_different_groups(
             assert added.status_code in (200, 201), added.text
     url = f"/ui/campaigns/{campaign['campaign_id']}/results.svg?x=parameters.temperature"
     root = parse(sqlite_api.get(url).text)
-    group_of = {(p.get("cx"), p.get("cy")): p.get("data-group") for p in marks(root, "point")}
+    group_of = {
+        (p.get("cx", ""), p.get("cy", "")): p.get("data-group", "") for p in marks(root, "point")
+    }
     assert sorted(set(group_of.values())) == ["solvent=ethanol", "solvent=water"]
     lines = marks(root, "series")
     assert len(lines) == 2
     for polyline in lines:
-        vertices = [tuple(v.split(",")) for v in (polyline.get("points") or "").split()]
+        vertices = [
+            (x, y) for x, y in (v.split(",") for v in (polyline.get("points") or "").split())
+        ]
         assert len(vertices) == 3
         # every vertex is a point of the line's own group
         assert {group_of[v] for v in vertices} == {polyline.get("data-group")}
