@@ -242,4 +242,3 @@ def _order_by(sort: str) -> list[Any]:
         return [E.created_at.desc(), E.id.desc()] if descending else [E.created_at, E.id]
     key = column.desc() if descending else column.asc()
     return [key.nulls_last(), E.id.desc() if descending else E.id]
-

@@ -124,7 +124,8 @@ def _fts_query(conn: Connection, needle: str) -> str | None:
         {"since": newest - _SAMPLE},
     ).one()
     ranked = sorted(zip(counts, pieces, strict=True))
-    rare = [piece for n, piece in ranked[:_RAREST] if n <= _SAMPLE * _COMMON]
+    sampled = min(_SAMPLE, newest)  # about the rows there are, in a small table
+    rare = [piece for n, piece in ranked[:_RAREST] if n <= sampled * _COMMON]
     if not rare:
         return None  # every piece is common: the text is likely common too
     query = " AND ".join(_phrase(piece) for piece in rare)
