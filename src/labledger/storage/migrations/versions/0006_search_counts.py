@@ -121,9 +121,7 @@ def upgrade() -> None:
     bind = op.get_bind()
     sqlite = bind.dialect.name == "sqlite"
     for shard in range(1 if sqlite else PG_SHARDS):
-        bind.exec_driver_sql(
-            f"INSERT INTO experiment_counts (shard, live) VALUES ({shard}, 0)"  # noqa: S608
-        )
+        bind.exec_driver_sql(f"INSERT INTO experiment_counts (shard, live) VALUES ({shard}, 0)")
     bind.exec_driver_sql(
         "UPDATE experiment_counts SET live = "
         "(SELECT count(*) FROM experiments WHERE deleted_at IS NULL) WHERE shard = 0"
