@@ -67,22 +67,28 @@ class CampaignStore:
                 f"Campaign {campaign.campaign_id} exists already", campaign_id=campaign.campaign_id
             ) from exc
 
-    def get(self, campaign_id: str) -> ExperimentalCampaign:
+    def get(
+        self, campaign_id: str, *, ids_limit: int | None = None, ids_offset: int = 0
+    ) -> ExperimentalCampaign:
         with read_transaction(self.engine) as conn:
             row = conn.execute(select(campaigns).where(C.id == campaign_id)).first()
             if row is None:
                 raise CampaignNotFound(campaign_id)
-            ids = _experiment_ids(conn, [row])
-        return row_to_campaign(row, ids[campaign_id])
+            ids, total = _experiment_ids(conn, row, ids_limit, ids_offset)
+        return row_to_campaign(row, ids, total)
 
-    def find(self, limit: int, offset: int) -> list[ExperimentalCampaign]:
+    def find(
+        self, limit: int, offset: int, *, ids_limit: int | None = None, ids_offset: int = 0
+    ) -> list[ExperimentalCampaign]:
         stmt = select(campaigns).order_by(C.created_at.desc(), C.id.desc()).offset(offset)
         if limit:
             stmt = stmt.limit(limit)
+        out = []
         with read_transaction(self.engine) as conn:
-            rows = conn.execute(stmt).all()
-            ids = _experiment_ids(conn, rows)
-        return [row_to_campaign(r, ids[r.id]) for r in rows]
+            for row in conn.execute(stmt).all():
+                ids, total = _experiment_ids(conn, row, ids_limit, ids_offset)
+                out.append(row_to_campaign(row, ids, total))
+        return out
 
     def update(
         self,
@@ -131,19 +137,37 @@ def _changes(changes: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def _experiment_ids(conn: Connection, rows: Sequence[Any]) -> dict[str, list[str]]:
-    """Each campaign's experiment ids: declared ones first, then linked ones by creation."""
-    out: dict[str, list[str]] = {r.id: list(r.declared_experiment_ids) for r in rows}
-    if not rows:
-        return out
-    linked = conn.execute(
-        select(E.campaign_id, E.id)
-        .where(E.campaign_id.in_(list(out)), E.deleted_at.is_(None))
-        .order_by(E.created_at, E.id)
-    )
-    seen = {cid: set(ids) for cid, ids in out.items()}
-    for campaign_id, experiment_id in linked:
-        if experiment_id not in seen[campaign_id]:
-            seen[campaign_id].add(experiment_id)
-            out[campaign_id].append(experiment_id)
-    return out
+def _experiment_ids(
+    conn: Connection, row: Any, limit: int | None, offset: int
+) -> tuple[list[str], int]:
+    """A page of a campaign's experiment ids and how many it has in all.
+
+    The ids are the declared ones first (those it was created with, in their order), then the
+    live experiments linked to it by creation. The linked ones are read from
+    ``ix_experiments_campaign_created`` alone (it holds ``deleted_at``), only as far as the
+    page needs, and counted there.
+    """
+    declared: list[str] = list(row.declared_experiment_ids)
+    linked = (E.campaign_id == row.id) & E.deleted_at.is_(None)
+    # declared experiments that are linked too are listed once, among the declared
+    also_linked: set[str] = set()
+    for start in range(0, len(declared), 500):
+        chunk = declared[start : start + 500]
+        also_linked.update(conn.execute(select(E.id).where(linked, E.id.in_(chunk))).scalars())
+    total = len(declared) + conn.execute(select(func.count()).where(linked)).scalar_one()
+    total -= len(also_linked)
+    page = declared[offset : None if limit is None else offset + limit]
+    wanted = None if limit is None else limit - len(page)
+    if wanted == 0:
+        return page, total
+    skip = max(0, offset - len(declared))
+    stmt = select(E.id).where(linked).order_by(E.created_at, E.id)
+    if not also_linked:
+        stmt = stmt.offset(skip)
+        if wanted is not None:
+            stmt = stmt.limit(wanted)
+        return page + list(conn.execute(stmt).scalars()), total
+    if wanted is not None:
+        stmt = stmt.limit(skip + wanted + len(also_linked))
+    rest = [i for i in conn.execute(stmt).scalars() if i not in also_linked]
+    return page + rest[skip : None if wanted is None else skip + wanted], total

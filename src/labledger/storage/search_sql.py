@@ -22,7 +22,18 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, literal_column, or_, select, text
+from sqlalchemy import (
+    ColumnClause,
+    Connection,
+    Engine,
+    Select,
+    and_,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+)
 
 from labledger.storage.tables import experiments
 
@@ -40,7 +51,7 @@ _COMMON = 0.1
 _PIECES = 12
 _RAREST = 3
 
-_JOINED = literal_column(
+_JOINED: ColumnClause[str] = literal_column(
     "(experiments.name || ' ' || coalesce(experiments.run_name, '') || ' ' || "
     "coalesce(experiments.run_description, ''))"
 )
@@ -72,7 +83,7 @@ def text_condition(conn: Connection, needle: str) -> Any:
     query = _fts_query(conn, needle)
     if query is None:
         return exact
-    found = (
+    found: Select[Any] = (
         select(literal_column("rowid"))
         .select_from(text("experiments_text"))
         .where(text("experiments_text MATCH :fts_query").bindparams(fts_query=query))
