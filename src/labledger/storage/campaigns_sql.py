@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, union_all, update
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
 from labledger.core.idempotency import IdempotencyClaim
@@ -16,12 +17,13 @@ from labledger.errors import AlreadyExists, CampaignNotFound
 from labledger.storage.engine import read_transaction, write_transaction
 from labledger.storage.idempotency_sql import record_key
 from labledger.storage.rows import append_events, campaign_row, experiment_row, row_to_campaign
-from labledger.storage.tables import campaigns, experiments
+from labledger.storage.tables import campaign_counts, campaigns, experiments
 
 __all__ = ["CampaignStore"]
 
 E = experiments.c
 C = campaigns.c
+CC = campaign_counts.c
 
 #: campaign field -> column, for the fields a conditional update may change
 _UPDATABLE = {
@@ -74,7 +76,7 @@ class CampaignStore:
             row = conn.execute(select(campaigns).where(C.id == campaign_id)).first()
             if row is None:
                 raise CampaignNotFound(campaign_id)
-            ids, total = _experiment_ids(conn, row, ids_limit, ids_offset)
+            ids, total = _experiment_ids(conn, [row], ids_limit, ids_offset)[campaign_id]
         return row_to_campaign(row, ids, total)
 
     def find(
@@ -83,12 +85,10 @@ class CampaignStore:
         stmt = select(campaigns).order_by(C.created_at.desc(), C.id.desc()).offset(offset)
         if limit:
             stmt = stmt.limit(limit)
-        out = []
         with read_transaction(self.engine) as conn:
-            for row in conn.execute(stmt).all():
-                ids, total = _experiment_ids(conn, row, ids_limit, ids_offset)
-                out.append(row_to_campaign(row, ids, total))
-        return out
+            rows = conn.execute(stmt).all()
+            pages = _experiment_ids(conn, rows, ids_limit, ids_offset)
+        return [row_to_campaign(r, *pages[r.id]) for r in rows]
 
     def update(
         self,
@@ -137,37 +137,100 @@ def _changes(changes: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+@dataclass
+class _Page:
+    """A campaign's page of experiment ids while it is being read."""
+
+    ids: list[str]
+    total: int = 0
+    linked: int = 0  # live linked experiments that are not declared
+    skip: int = 0  # linked ids to skip before the page's
+    wanted: int | None = None  # linked ids the page still needs (None: all)
+    also_linked: frozenset[str] = frozenset()
+
+
 def _experiment_ids(
-    conn: Connection, row: Any, limit: int | None, offset: int
-) -> tuple[list[str], int]:
-    """A page of a campaign's experiment ids and how many it has in all.
+    conn: Connection, rows: Sequence[Any], limit: int | None, offset: int
+) -> dict[str, tuple[list[str], int]]:
+    """A page of each campaign's experiment ids, and how many it has in all.
 
     The ids are the declared ones first (those it was created with, in their order), then the
-    live experiments linked to it by creation. The linked ones are read from
-    ``ix_experiments_campaign_created`` alone (it holds ``deleted_at``), only as far as the
-    page needs, and counted there.
+    live experiments linked to it by creation. How many are linked comes from
+    ``campaign_counts`` (kept by triggers); the linked ids from ``ix_experiments_campaign_created``
+    alone (it holds ``deleted_at``), each campaign's only as far as its page needs, in one
+    statement for a page of campaigns.
     """
-    declared: list[str] = list(row.declared_experiment_ids)
-    linked = (E.campaign_id == row.id) & E.deleted_at.is_(None)
-    # declared experiments that are linked too are listed once, among the declared
-    also_linked: set[str] = set()
+    if not rows:
+        return {}
+    ids = [r.id for r in rows]
+    linked_counts = dict(
+        conn.execute(
+            select(CC.campaign_id, func.sum(CC.live))
+            .where(CC.campaign_id.in_(ids))
+            .group_by(CC.campaign_id)
+        ).all()
+    )
+    pages: dict[str, _Page] = {}
+    for row in rows:
+        declared: list[str] = list(row.declared_experiment_ids)
+        also_linked = _declared_and_linked(conn, row.id, declared)
+        linked = int(linked_counts.get(row.id) or 0) - len(also_linked)
+        page = _Page(declared[offset : None if limit is None else offset + limit])
+        page.total = len(declared) + linked
+        page.linked = linked
+        page.skip = max(0, offset - len(declared))
+        page.wanted = None if limit is None else limit - len(page.ids)
+        page.also_linked = frozenset(also_linked)
+        pages[row.id] = page
+    pending = [cid for cid, p in pages.items() if p.wanted != 0 and p.linked > p.skip]
+    for start in range(0, len(pending), 100):
+        _read_linked(conn, {cid: pages[cid] for cid in pending[start : start + 100]})
+    return {cid: (p.ids, p.total) for cid, p in pages.items()}
+
+
+def _declared_and_linked(conn: Connection, campaign_id: str, declared: list[str]) -> set[str]:
+    """Declared ids that are linked too (they are listed once, among the declared)."""
+    found: set[str] = set()
     for start in range(0, len(declared), 500):
         chunk = declared[start : start + 500]
-        also_linked.update(conn.execute(select(E.id).where(linked, E.id.in_(chunk))).scalars())
-    total = len(declared) + conn.execute(select(func.count()).where(linked)).scalar_one()
-    total -= len(also_linked)
-    page = declared[offset : None if limit is None else offset + limit]
-    wanted = None if limit is None else limit - len(page)
-    if wanted == 0:
-        return page, total
-    skip = max(0, offset - len(declared))
-    stmt = select(E.id).where(linked).order_by(E.created_at, E.id)
-    if not also_linked:
-        stmt = stmt.offset(skip)
-        if wanted is not None:
-            stmt = stmt.limit(wanted)
-        return page + list(conn.execute(stmt).scalars()), total
-    if wanted is not None:
-        stmt = stmt.limit(skip + wanted + len(also_linked))
-    rest = [i for i in conn.execute(stmt).scalars() if i not in also_linked]
-    return page + rest[skip : None if wanted is None else skip + wanted], total
+        found.update(
+            conn.execute(
+                select(E.id).where(
+                    E.campaign_id == campaign_id, E.deleted_at.is_(None), E.id.in_(chunk)
+                )
+            ).scalars()
+        )
+    return found
+
+
+def _read_linked(conn: Connection, pages: dict[str, _Page]) -> None:
+    """Add the linked ids each page needs, reading every campaign's in one statement."""
+    walks = []
+    for cid, page in pages.items():
+        # ORDER BY the whole index, so the planner walks it rather than the creation index
+        walk = (
+            select(E.campaign_id, E.created_at, E.id)
+            .where(E.campaign_id == cid, E.deleted_at.is_(None))
+            .order_by(E.campaign_id, E.created_at, E.id)
+        )
+        if page.also_linked:
+            if page.wanted is not None:
+                walk = walk.limit(page.skip + page.wanted + len(page.also_linked))
+        else:
+            walk = walk.offset(page.skip)
+            if page.wanted is not None:
+                walk = walk.limit(page.wanted)
+        walks.append(select(walk.subquery()))
+    if not walks:
+        return
+    stmt = walks[0] if len(walks) == 1 else union_all(*walks)
+    found: dict[str, list[tuple[Any, str]]] = {cid: [] for cid in pages}
+    for campaign_id, created_at, experiment_id in conn.execute(stmt):
+        found[campaign_id].append((created_at, experiment_id))
+    for cid, page in pages.items():
+        linked = [i for _, i in sorted(found[cid])]
+        if page.also_linked:
+            linked = [i for i in linked if i not in page.also_linked]
+            end = None if page.wanted is None else page.skip + page.wanted
+            linked = linked[page.skip : end]
+        page.ids.extend(linked)

@@ -31,6 +31,7 @@ __all__ = [
     "JSONType",
     "UTCDateTime",
     "api_tokens",
+    "campaign_counts",
     "campaigns",
     "described",
     "events",
@@ -128,6 +129,15 @@ experiments = Table(
 experiment_counts = Table(
     "experiment_counts",
     metadata,
+    Column("shard", Integer, primary_key=True),
+    Column("live", BigInteger, nullable=False),
+)
+
+#: The same per campaign: how many live experiments are linked to it (declared ids aside).
+campaign_counts = Table(
+    "campaign_counts",
+    metadata,
+    Column("campaign_id", ID, primary_key=True),
     Column("shard", Integer, primary_key=True),
     Column("live", BigInteger, nullable=False),
 )
