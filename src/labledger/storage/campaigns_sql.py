@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select, union_all, update
+from sqlalchemy import Connection, Engine, Select, func, insert, select, union_all, update
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
 from labledger.core.idempotency import IdempotencyClaim
@@ -205,32 +205,40 @@ def _declared_and_linked(conn: Connection, campaign_id: str, declared: list[str]
 
 def _read_linked(conn: Connection, pages: dict[str, _Page]) -> None:
     """Add the linked ids each page needs, reading every campaign's in one statement."""
-    walks = []
+    walks = {cid: _walk(cid, page) for cid, page in pages.items()}
+    found: dict[str, list[str]] = {cid: [] for cid in pages}
+    if len(walks) == 1:
+        [(cid, walk)] = walks.items()
+        found[cid] = list(conn.execute(walk.with_only_columns(E.id)).scalars().all())
+    else:
+        merged = union_all(*(select(w.subquery()) for w in walks.values())).subquery()
+        rows = conn.execute(
+            select(merged.c.campaign_id, merged.c.id).order_by(
+                merged.c.campaign_id, merged.c.created_at, merged.c.id
+            )
+        ).all()
+        for campaign_id, experiment_id in rows:
+            found[campaign_id].append(experiment_id)
     for cid, page in pages.items():
-        # ORDER BY the whole index, so the planner walks it rather than the creation index
-        walk = (
-            select(E.campaign_id, E.created_at, E.id)
-            .where(E.campaign_id == cid, E.deleted_at.is_(None))
-            .order_by(E.campaign_id, E.created_at, E.id)
-        )
-        if page.also_linked:
-            if page.wanted is not None:
-                walk = walk.limit(page.skip + page.wanted + len(page.also_linked))
-        else:
-            walk = walk.offset(page.skip)
-            if page.wanted is not None:
-                walk = walk.limit(page.wanted)
-        walks.append(select(walk.subquery()))
-    if not walks:
-        return
-    stmt = walks[0] if len(walks) == 1 else union_all(*walks)
-    found: dict[str, list[tuple[Any, str]]] = {cid: [] for cid in pages}
-    for campaign_id, created_at, experiment_id in conn.execute(stmt):
-        found[campaign_id].append((created_at, experiment_id))
-    for cid, page in pages.items():
-        linked = [i for _, i in sorted(found[cid])]
+        linked = found[cid]
         if page.also_linked:
             linked = [i for i in linked if i not in page.also_linked]
             end = None if page.wanted is None else page.skip + page.wanted
             linked = linked[page.skip : end]
         page.ids.extend(linked)
+
+
+def _walk(campaign_id: str, page: _Page) -> Select[Any]:
+    """The linked experiments of a campaign that its page may need, in their order."""
+    # ORDER BY the whole index, so the planner walks it rather than the creation index
+    walk = (
+        select(E.campaign_id, E.created_at, E.id)
+        .where(E.campaign_id == campaign_id, E.deleted_at.is_(None))
+        .order_by(E.campaign_id, E.created_at, E.id)
+    )
+    if page.also_linked:
+        if page.wanted is not None:
+            walk = walk.limit(page.skip + page.wanted + len(page.also_linked))
+        return walk
+    walk = walk.offset(page.skip)
+    return walk if page.wanted is None else walk.limit(page.wanted)
