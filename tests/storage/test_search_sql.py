@@ -120,9 +120,9 @@ def test_a_rare_text_is_looked_up_in_the_index_and_a_common_one_walks(
 ) -> None:
     store, _ = searched
     with single_statement(store.engine) as conn:
-        rare = str(text_condition(conn, "qwxz-42").compile(conn))
-        common = str(text_condition(conn, "filler").compile(conn))
-        short = str(text_condition(conn, "zz").compile(conn))
+        rare = str(text_condition(conn, "qwxz-42", 10).compile(conn))
+        common = str(text_condition(conn, "filler", 10).compile(conn))
+        short = str(text_condition(conn, "zz", 10).compile(conn))
     index = "experiments_text MATCH" if store.engine.dialect.name == "sqlite" else "coalesce"
     assert index in rare
     assert "MATCH" not in short

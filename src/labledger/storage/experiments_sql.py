@@ -78,7 +78,8 @@ class ExperimentStore:
                 # kept by triggers in every writing transaction (migration 0006)
                 live = select(func.coalesce(func.sum(experiment_counts.c.live), 0))
                 return int(conn.execute(live).scalar_one())
-            stmt = _filtered(select(func.count()).select_from(experiments), q, _text(conn, q))
+            text = _text(conn, q, counting=True)
+            stmt = _filtered(select(func.count()).select_from(experiments), q, text)
             return int(conn.execute(stmt).scalar_one())
 
     def insert(
@@ -166,9 +167,12 @@ _FILTERS = {"statuses", "campaign_id", "owner", "text", "since", "until", "delet
 _NO_FILTERS = ExperimentQuery().model_dump(include=_FILTERS)
 
 
-def _text(conn: Connection, q: ExperimentQuery) -> Any:
+def _text(conn: Connection, q: ExperimentQuery, *, counting: bool = False) -> Any:
     """The condition of the query's ``text`` filter (None without one)."""
-    return text_condition(conn, q.text) if q.text else None
+    if not q.text:
+        return None
+    wanted = None if counting or not q.limit else q.offset + q.limit
+    return text_condition(conn, q.text, wanted)
 
 
 def _filtered(stmt: Select[Any], q: ExperimentQuery, text: Any) -> Select[Any]:

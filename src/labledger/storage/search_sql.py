@@ -14,11 +14,19 @@ rows that condition is then checked on, so every plan returns exactly the same r
   piece found in most rows makes FTS5 slow (it steps through the whole list), and a text
   found in many rows is found sooner by walking the list's index newest first and checking
   each row. So: count each piece among the newest rows, ask FTS5 for the rows holding the
-  rarest pieces, and walk instead when that finds more than :data:`MAX_CANDIDATES`.
+  rarest pieces, and walk instead when that finds more than the walk would read.
+
+  The two plans cost differently: each candidate is a lookup of its row somewhere in the
+  table (about 25 times the cost of a row met while walking, which reads neighbouring rows),
+  and a walk for ``n`` rows out of ``N`` holding ``m`` matches reads about ``n * N / m``
+  rows. Candidates win while ``25 * m < n * N / m``, that is ``m < sqrt(n * N / 25)``
+  (about 630 for the latest 10 of a million); a count reads every match either way, so it
+  takes up to ``N / 25`` candidates.
 """
 
 from __future__ import annotations
 
+import math
 import weakref
 from typing import Any
 
@@ -28,7 +36,6 @@ from sqlalchemy import (
     Engine,
     Select,
     and_,
-    func,
     literal_column,
     or_,
     select,
@@ -37,12 +44,14 @@ from sqlalchemy import (
 
 from labledger.storage.tables import experiments
 
-__all__ = ["MAX_CANDIDATES", "text_condition", "text_matches"]
+__all__ = ["text_condition", "text_matches"]
 
 E = experiments.c
 
-#: more rows than this holding the rarest pieces: walk the list's index instead
-MAX_CANDIDATES = 3_000
+#: a row looked up by its rowid costs about this many rows met while walking an index
+_LOOKUP_COST = 25
+#: never fewer candidates than this are worth looking up
+_MIN_CANDIDATES = 100
 #: the pieces of the text are counted among this many of the newest rows
 _SAMPLE = 1_000
 #: a piece in more than this share of those rows is not asked for (FTS5 would step through it)
@@ -75,12 +84,16 @@ def text_matches(needle: str) -> Any:
     )
 
 
-def text_condition(conn: Connection, needle: str) -> Any:
-    """The WHERE condition for ``text=needle``: :func:`text_matches`, narrowed by an index."""
+def text_condition(conn: Connection, needle: str, wanted: int | None) -> Any:
+    """The WHERE condition for ``text=needle``: :func:`text_matches`, narrowed by an index.
+
+    ``wanted`` is how many rows the list reads (offset and page), None when it reads every
+    match (a count, a list without a limit).
+    """
     exact = text_matches(needle)
     if conn.dialect.name == "postgresql":
         return and_(_JOINED.ilike(_pattern(needle), escape="\\"), exact)
-    query = _fts_query(conn, needle)
+    query = _fts_query(conn, needle, wanted)
     if query is None:
         return exact
     found: Select[Any] = (
@@ -109,7 +122,7 @@ def _phrase(piece: str) -> str:
     return '"' + piece.replace('"', '""') + '"'
 
 
-def _fts_query(conn: Connection, needle: str) -> str | None:
+def _fts_query(conn: Connection, needle: str, wanted: int | None) -> str | None:
     """An FTS5 query for rows that may hold ``needle``; None when walking is the better plan."""
     if len(needle) < 3 or not _has_fts(conn):
         return None  # trigrams cannot find fewer than three characters
@@ -118,31 +131,26 @@ def _fts_query(conn: Connection, needle: str) -> str | None:
         step = len(pieces) / _PIECES
         pieces = [pieces[int(i * step)] for i in range(_PIECES)]
     newest = conn.exec_driver_sql("SELECT max(rowid) FROM experiments").scalar() or 0
-    counts = conn.execute(
-        select(
-            *(
-                select(func.count())
-                .select_from(text("experiments_text"))
-                .where(
-                    text(f"experiments_text MATCH :p{i} AND rowid > :since").bindparams(
-                        **{f"p{i}": _phrase(piece)}
-                    )
-                )
-                .scalar_subquery()
-                for i, piece in enumerate(pieces)
-            )
-        ),
-        {"since": newest - _SAMPLE},
-    ).one()
+    # one statement, written out: the SQLAlchemy form cost more to build than to run
+    one = "(SELECT count(*) FROM experiments_text WHERE experiments_text MATCH ? AND rowid > ?)"
+    params: list[Any] = []
+    for piece in pieces:
+        params += [_phrase(piece), newest - _SAMPLE]
+    counts = conn.exec_driver_sql("SELECT " + ", ".join([one] * len(pieces)), tuple(params)).one()
     ranked = sorted(zip(counts, pieces, strict=True))
     sampled = min(_SAMPLE, newest)  # about the rows there are, in a small table
     rare = [piece for n, piece in ranked[:_RAREST] if n <= sampled * _COMMON]
     if not rare:
         return None  # every piece is common: the text is likely common too
     query = " AND ".join(_phrase(piece) for piece in rare)
+    if wanted is None:
+        most = newest // _LOOKUP_COST
+    else:
+        most = math.isqrt(newest * wanted // _LOOKUP_COST)
+    most = max(_MIN_CANDIDATES, most)
     found = conn.exec_driver_sql(
         "SELECT count(*) FROM (SELECT 1 FROM experiments_text WHERE experiments_text MATCH ? "
         "LIMIT ?)",
-        (query, MAX_CANDIDATES + 1),
+        (query, most + 1),
     ).scalar_one()
-    return query if found <= MAX_CANDIDATES else None
+    return query if found <= most else None
