@@ -143,11 +143,9 @@ def _fts_query(conn: Connection, needle: str, wanted: int | None) -> str | None:
     if not rare:
         return None  # every piece is common: the text is likely common too
     query = " AND ".join(_phrase(piece) for piece in rare)
-    if wanted is None:
-        most = newest // _LOOKUP_COST
-    else:
-        most = math.isqrt(newest * wanted // _LOOKUP_COST)
-    most = max(_MIN_CANDIDATES, most)
+    # what reading every match costs for a count; the break-even of the two plans for a page
+    most = newest if wanted is None else math.isqrt(newest * wanted * _LOOKUP_COST)
+    most = max(_MIN_CANDIDATES, most // _LOOKUP_COST)
     found = conn.exec_driver_sql(
         "SELECT count(*) FROM (SELECT 1 FROM experiments_text WHERE experiments_text MATCH ? "
         "LIMIT ?)",
