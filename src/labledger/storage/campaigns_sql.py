@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, func, insert, select, union_all, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
 from labledger.core.idempotency import IdempotencyClaim
@@ -17,13 +17,12 @@ from labledger.errors import AlreadyExists, CampaignNotFound
 from labledger.storage.engine import read_transaction, write_transaction
 from labledger.storage.idempotency_sql import record_key
 from labledger.storage.rows import append_events, campaign_row, experiment_row, row_to_campaign
-from labledger.storage.tables import campaign_counts, campaigns, experiments
+from labledger.storage.tables import campaigns, experiments
 
 __all__ = ["CampaignStore"]
 
 E = experiments.c
 C = campaigns.c
-CC = campaign_counts.c
 
 #: campaign field -> column, for the fields a conditional update may change
 _UPDATABLE = {
@@ -157,24 +156,16 @@ def _experiment_ids(
     The ids are the declared ones first (those it was created with, in their order), then the
     live experiments linked to it by creation. How many are linked comes from
     ``campaign_counts`` (kept by triggers); the linked ids from ``ix_experiments_campaign_created``
-    alone (it holds ``deleted_at``), each campaign's only as far as its page needs, in one
-    statement for a page of campaigns.
+    alone (it holds ``deleted_at``), each campaign's only as far as its page needs.
     """
     if not rows:
         return {}
-    ids = [r.id for r in rows]
-    linked_counts = dict(
-        conn.execute(
-            select(CC.campaign_id, func.sum(CC.live))
-            .where(CC.campaign_id.in_(ids))
-            .group_by(CC.campaign_id)
-        ).all()
-    )
+    linked_counts = _linked_counts(conn, [r.id for r in rows])
     pages: dict[str, _Page] = {}
     for row in rows:
         declared: list[str] = list(row.declared_experiment_ids)
         also_linked = _declared_and_linked(conn, row.id, declared)
-        linked = int(linked_counts.get(row.id) or 0) - len(also_linked)
+        linked = linked_counts.get(row.id, 0) - len(also_linked)
         page = _Page(declared[offset : None if limit is None else offset + limit])
         page.total = len(declared) + linked
         page.linked = linked
@@ -182,10 +173,26 @@ def _experiment_ids(
         page.wanted = None if limit is None else limit - len(page.ids)
         page.also_linked = frozenset(also_linked)
         pages[row.id] = page
-    pending = [cid for cid, p in pages.items() if p.wanted != 0 and p.linked > p.skip]
-    for start in range(0, len(pending), 100):
-        _read_linked(conn, {cid: pages[cid] for cid in pending[start : start + 100]})
+    pending = {cid: p for cid, p in pages.items() if p.wanted != 0 and p.linked > p.skip}
+    if pending:
+        _read_linked(conn, pending)
     return {cid: (p.ids, p.total) for cid, p in pages.items()}
+
+
+def _linked_counts(conn: Connection, ids: list[str]) -> dict[str, int]:
+    """How many live experiments are linked to each campaign (written out: the SQLAlchemy
+    form of an IN list of a page of campaigns took longer to compile than to run)."""
+    if conn.dialect.name == "postgresql":
+        sql = "campaign_id = ANY(%(ids)s)"
+        params: Any = {"ids": ids}
+    else:
+        sql = f"campaign_id IN ({', '.join('?' * len(ids))})"
+        params = tuple(ids)
+    rows = conn.exec_driver_sql(
+        f"SELECT campaign_id, sum(live) FROM campaign_counts WHERE {sql} GROUP BY campaign_id",
+        params,
+    )
+    return {cid: int(n) for cid, n in rows.all()}
 
 
 def _declared_and_linked(conn: Connection, campaign_id: str, declared: list[str]) -> set[str]:
@@ -203,22 +210,39 @@ def _declared_and_linked(conn: Connection, campaign_id: str, declared: list[str]
     return found
 
 
+_LINKED_PG = (
+    "SELECT c.id, e.id FROM unnest(%(ids)s::text[], %(skips)s::bigint[], %(takes)s::bigint[]) "
+    "WITH ORDINALITY AS c(id, skip, take, n) CROSS JOIN LATERAL ("
+    "SELECT x.id, x.created_at FROM experiments x "
+    "WHERE x.campaign_id = c.id AND x.deleted_at IS NULL "
+    "ORDER BY x.campaign_id, x.created_at, x.id LIMIT c.take OFFSET c.skip) e "
+    "ORDER BY c.n, e.created_at, e.id"
+)
+# ORDER BY the whole index, so the planner walks it rather than the creation index
+_LINKED_SQLITE = (
+    "SELECT id FROM experiments WHERE campaign_id = ? AND deleted_at IS NULL "
+    "ORDER BY campaign_id, created_at, id LIMIT ? OFFSET ?"
+)
+
+
 def _read_linked(conn: Connection, pages: dict[str, _Page]) -> None:
-    """Add the linked ids each page needs, reading every campaign's in one statement."""
-    walks = {cid: _walk(cid, page) for cid, page in pages.items()}
+    """Add the linked ids each page needs: one statement on PostgreSQL (a lateral walk of the
+    campaign index per campaign), one short statement per campaign on SQLite (no round trip,
+    and a prepared statement Python's sqlite3 keeps)."""
+    walks = {cid: _walk(page) for cid, page in pages.items()}
     found: dict[str, list[str]] = {cid: [] for cid in pages}
-    if len(walks) == 1:
-        [(cid, walk)] = walks.items()
-        found[cid] = list(conn.execute(walk.with_only_columns(E.id)).scalars().all())
-    else:
-        merged = union_all(*(select(w.subquery()) for w in walks.values())).subquery()
-        rows = conn.execute(
-            select(merged.c.campaign_id, merged.c.id).order_by(
-                merged.c.campaign_id, merged.c.created_at, merged.c.id
-            )
-        ).all()
-        for campaign_id, experiment_id in rows:
+    if conn.dialect.name == "postgresql":
+        params = {
+            "ids": list(walks),
+            "skips": [skip for skip, _ in walks.values()],
+            "takes": [take for _, take in walks.values()],
+        }
+        for campaign_id, experiment_id in conn.exec_driver_sql(_LINKED_PG, params).all():
             found[campaign_id].append(experiment_id)
+    else:
+        for cid, (skip, take) in walks.items():
+            rows = conn.exec_driver_sql(_LINKED_SQLITE, (cid, -1 if take is None else take, skip))
+            found[cid] = [r[0] for r in rows.all()]
     for cid, page in pages.items():
         linked = found[cid]
         if page.also_linked:
@@ -228,17 +252,10 @@ def _read_linked(conn: Connection, pages: dict[str, _Page]) -> None:
         page.ids.extend(linked)
 
 
-def _walk(campaign_id: str, page: _Page) -> Select[Any]:
-    """The linked experiments of a campaign that its page may need, in their order."""
-    # ORDER BY the whole index, so the planner walks it rather than the creation index
-    walk = (
-        select(E.campaign_id, E.created_at, E.id)
-        .where(E.campaign_id == campaign_id, E.deleted_at.is_(None))
-        .order_by(E.campaign_id, E.created_at, E.id)
-    )
+def _walk(page: _Page) -> tuple[int, int | None]:
+    """(offset, limit) of the linked experiments of a campaign its page may need."""
     if page.also_linked:
-        if page.wanted is not None:
-            walk = walk.limit(page.skip + page.wanted + len(page.also_linked))
-        return walk
-    walk = walk.offset(page.skip)
-    return walk if page.wanted is None else walk.limit(page.wanted)
+        # declared ones are left out after reading, so read from the start and a bit more
+        take = None if page.wanted is None else page.skip + page.wanted + len(page.also_linked)
+        return 0, take
+    return page.skip, page.wanted
