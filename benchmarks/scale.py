@@ -8,13 +8,20 @@ steps; after each step the same lists are timed two ways:
             (one keep-alive client, requests one after another)
 
 Lists: the latest 10 (MADSci's ``GET /experiments?number=10``), and the latest 10 filtered by
-one status, by two statuses, by campaign, by owner and by a text that about 1 in 20 experiments
-contains. Each figure is printed with its ratio to the figure at the smallest size.
+one status, by two statuses, by campaign, by owner, by a text that about 1 in 20 experiments
+contains, by a text one experiment contains (``#`` and its number) and by a text none does.
+Then the count without filters (``GET /experiments/count``), the campaign list (``GET
+/campaigns``: 100 campaigns, the first one of 10,000 experiments, 100 ids each) and that
+campaign with all its 10,000 ids (``GET /campaign/{id}``). Each figure is printed with its
+ratio to the figure at the smallest size, and the load average is printed beside each size.
 
 Experiments are bulk-loaded through the schema's own tables (``executemany`` in transactions of
-20,000 rows): realistic rows (design JSON, parameters, ownership), statuses mostly terminal,
-1,000 experiments per campaign, 50 owners, 1% in the trash. Events are not loaded (lists never
-read them). PostgreSQL is ANALYZEd after each load, as autovacuum would do.
+20,000 rows, so the database's triggers keep the text index and the live count as they do for
+the app's own inserts): realistic rows (design JSON, parameters, ownership), statuses mostly
+terminal, the first 10,000 experiments in one campaign and then 1,000 per campaign (each with
+its campaign row; the big one is the newest campaign), 50 owners, 1% in the trash. Events are
+not loaded (lists never read them). PostgreSQL is VACUUM ANALYZEd after each load, as
+autovacuum would do.
 
     python benchmarks/scale.py                 # 10k, 100k, 1M on SQLite and PostgreSQL
     python benchmarks/scale.py --quick         # 1k and 3k
@@ -41,6 +48,7 @@ from _common import (
     has_postgres,
     heading,
     labledger_server,
+    loadavg,
     machine,
     percentile,
     postgres,
@@ -53,7 +61,7 @@ from labledger.core.models import ExperimentQuery
 from labledger.storage.engine import create_db_engine, write_transaction
 from labledger.storage.schema import ensure_ready
 from labledger.storage.sql import SqlStore
-from labledger.storage.tables import experiments
+from labledger.storage.tables import campaigns, experiments
 
 STATUSES = (
     ["completed"] * 70
@@ -87,7 +95,9 @@ DESIGNS = [
     "flow-syn",
 ]
 TEXT = "anneal"  # in one design name of 20
+ABSENT = "qwzx"  # in no experiment
 PER_CAMPAIGN = 1_000
+BIG_CAMPAIGN = 10_000  # the first campaign's experiments
 BATCH = 20_000
 _B32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -105,6 +115,7 @@ class Dataset:
     size: int = 0
     owners: list[str] | None = None
     campaigns: list[str] | None = None
+    campaign_rows: int = 0
 
 
 BASE = datetime(2024, 1, 1, tzinfo=UTC)
@@ -128,7 +139,7 @@ def load(store: SqlStore, data: Dataset, target: int, rnd: random.Random) -> flo
     while data.size < target:
         rows = []
         for i in range(data.size, min(target, data.size + BATCH)):
-            if i % PER_CAMPAIGN == 0:
+            if i == 0 or (i >= BIG_CAMPAIGN and i % PER_CAMPAIGN == 0):
                 data.campaigns.append(ulid_at(1_700_000_000_000 + i, rnd))
             row = _row(i, data, rnd, sqlite)
             rows.append(tuple(row.get(c) for c in columns))
@@ -148,7 +159,41 @@ def load(store: SqlStore, data: Dataset, target: int, rnd: random.Random) -> flo
                     for row in rows:
                         copy.write_row(row)
         data.size += len(rows)
+    add_campaign_rows(store, data)
     return added / (time.perf_counter() - started)
+
+
+def add_campaign_rows(store: SqlStore, data: Dataset) -> None:
+    """A campaign row for each campaign id not stored yet; the big one is the newest."""
+    assert data.campaigns is not None
+    new = data.campaigns[data.campaign_rows :]
+    rows = [
+        {
+            "id": cid,
+            "name": f"campaign {data.campaign_rows + n}",
+            "description": None,
+            "status": "active",
+            "owner": None,
+            "ownership": {},
+            "parameters": {},
+            "metadata": {},
+            "declared_experiment_ids": [],
+            "version": 1,
+            "created_at": (
+                BASE + timedelta(days=3650)
+                if data.campaign_rows + n == 0
+                else BASE
+                + timedelta(seconds=30 * (BIG_CAMPAIGN + (data.campaign_rows + n) * PER_CAMPAIGN))
+            ),
+            "updated_at": BASE,
+            "ended_at": None,
+        }
+        for n, cid in enumerate(new)
+    ]
+    if rows:
+        with write_transaction(store.engine) as conn:
+            conn.execute(campaigns.insert(), rows)
+    data.campaign_rows = len(data.campaigns)
 
 
 _DESIGN_JSON = {
@@ -229,6 +274,25 @@ def queries(data: Dataset) -> dict[str, dict[str, Any]]:
         "campaign": {"campaign_id": data.campaigns[len(data.campaigns) // 2]},
         "owner": {"owner": data.owners[7]},
         f"text={TEXT}": {"text": TEXT},
+        "text=#N (one run)": {"text": f"#{data.size * 3 // 4 + 1}"},
+        f"text={ABSENT} (none)": {"text": ABSENT},
+    }
+
+
+def other_cases(store: SqlStore, data: Dataset) -> dict[str, tuple[Callable[[], Any], str]]:
+    """Name -> (the store call, the HTTP path) of the count and the campaign routes."""
+    assert data.campaigns
+    big = data.campaigns[0]
+    return {
+        "count, no filter": (store.experiments.count, "/experiments/count"),
+        "campaigns (100)": (
+            lambda: store.campaigns.find(100, 0, ids_limit=100),
+            "/campaigns",
+        ),
+        f"campaign of {BIG_CAMPAIGN:,}, all ids": (
+            lambda: store.campaigns.get(big),
+            f"/campaign/{big}",
+        ),
     }
 
 
@@ -299,22 +363,29 @@ def measure_size(
     rate = load(store, data, size, rnd)
     check_round_trip(store, data)
     if name == "postgresql":
-        with store.engine.connect() as conn:
-            conn.exec_driver_sql("ANALYZE experiments")
-            conn.commit()
+        with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM ANALYZE experiments")
+            conn.exec_driver_sql("VACUUM ANALYZE campaigns")
     print(f"{name}: {size:,} experiments stored (loaded at {rate:,.0f} rows/s)", flush=True)
+    print(f"{name}: load average before timing {loadavg()}", flush=True)
     results: dict[tuple[str, str], tuple[float, float]] = {}
     cases = queries(data)
+    others = other_cases(store, data)
     for label, filters in cases.items():
         query = ExperimentQuery(limit=10, **filters)
         results[(label, "store")] = timed(lambda q=query: store.experiments.find(q), n)
+    for label, (call, _) in others.items():
+        results[(label, "store")] = timed(call, n)
     get, close = http_getter(base_url)
     try:
         for label, filters in cases.items():
             path = query_string(filters)
             results[(label, "http")] = timed(lambda p=path, g=get: g(p), n)
+        for label, (_, path) in others.items():
+            results[(label, "http")] = timed(lambda p=path, g=get: g(p), n)
     finally:
         close()
+    print(f"{name}: load average after timing {loadavg()}", flush=True)
     rows = []
     for (label, via), (p50, p99) in sorted(results.items(), key=lambda kv: kv[0][1] != "store"):
         first.setdefault((label, via, "p50"), p50)

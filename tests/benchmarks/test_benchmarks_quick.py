@@ -44,7 +44,11 @@ EXPECTED: dict[str, list[str]] = {
     "scale": [
         rf"\| sqlite +\| 3,000 +\| latest 10 +\| store \| {NUMBER}",
         rf"\| sqlite +\| 3,000 +\| campaign +\| http +\| {NUMBER}",
-        r"\| sqlite +\| 3,000 +\| status=in_progress,paused \| http",
+        r"\| sqlite +\| 3,000 +\| status=in_progress,paused +\| http",
+        rf"\| sqlite +\| 3,000 +\| text=#N \(one run\) +\| http +\| {NUMBER}",
+        rf"\| sqlite +\| 3,000 +\| count, no filter +\| http +\| {NUMBER}",
+        rf"\| sqlite +\| 3,000 +\| campaign of 10,000, all ids +\| http +\| {NUMBER}",
+        r"sqlite: load average before timing [\d.]+ ",
         r"slowest at 3,000: ",
     ],
     "queue_claims": [

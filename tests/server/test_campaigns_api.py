@@ -72,3 +72,34 @@ def test_campaign_reopens_when_an_experiment_joins_and_refuses_after_cancel(
         "/experiment", json={"experiment_design": {"experiment_name": "late"}, "campaign_id": cid}
     )
     assert refused.status_code == 409 and "cancelled" in refused.json()["detail"]
+
+
+def test_campaign_experiment_ids_come_in_pages_with_their_count(api: TestClient) -> None:
+    def new(**extra: str) -> str:
+        body = {"experiment_design": {"experiment_name": "paged"}, **extra}
+        response = api.post("/experiment", json=body)
+        assert response.status_code == 200, response.text
+        exp_id: str = response.json()["_id"]
+        return exp_id
+
+    a, _, c = new(), new(), new()
+    body = {"campaign_name": "paged", "experiment_ids": [c, a]}
+    cid = api.post("/campaign", json=body).json()["campaign_id"]
+    d, e, f, g = (new(campaign_id=cid) for _ in range(4))
+    assert api.delete(f"/experiment/{f}").status_code == 200
+    everything = [c, a, d, e, g]  # declared first, then linked by creation; trash left out
+    whole = api.get(f"/campaign/{cid}").json()
+    assert whole["experiment_ids"] == everything and whole["experiment_count"] == 5
+    for number in range(4):
+        for offset in range(7):
+            params = {"experiments_number": number, "experiments_offset": offset}
+            page = api.get(f"/campaign/{cid}", params=params).json()
+            assert page["experiment_ids"] == everything[offset : offset + number], params
+            assert page["experiment_count"] == 5
+    listed = api.get("/campaigns").json()[0]
+    assert listed["experiment_ids"] == everything and listed["experiment_count"] == 5
+    listed = api.get("/campaigns", params={"experiments_number": 2, "experiments_offset": 1})
+    assert listed.json()[0]["experiment_ids"] == [a, d]
+    refused = api.get(f"/campaign/{cid}", params={"experiments_number": -1})
+    assert refused.status_code == 422
+    assert refused.json()["error"]["field"] == "experiments_number"

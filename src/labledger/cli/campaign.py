@@ -60,7 +60,7 @@ def create(spec: Path, server_url: str | None, token: str | None) -> None:
         created = client.create_campaign(loaded)
     click.echo(
         f"campaign {created.campaign_id} '{created.campaign_name}' created with "
-        f"{len(created.experiment_ids or [])} experiment(s)"
+        f"{created.experiment_count or len(created.experiment_ids or [])} experiment(s)"
     )
 
 
@@ -91,7 +91,7 @@ def list_campaigns(number: int, server_url: str | None, token: str | None) -> No
             c.campaign_id,
             c.campaign_name,
             c.status.value,
-            str(len(c.experiment_ids or [])),
+            str(len(c.experiment_ids or []) if c.experiment_count is None else c.experiment_count),
             c.created_at.strftime("%Y-%m-%d %H:%M"),
         )
     Console().print(table)

@@ -212,13 +212,30 @@ class AsyncExperimentClient(AsyncLabMethods, AsyncMetricMethods):
         """Register a campaign."""
         return await self._run(calls.register_campaign(campaign))
 
-    async def get_campaign(self, campaign_id: str) -> ExperimentalCampaign:
-        """One campaign with its experiment ids."""
-        return await self._run(calls.get_campaign(campaign_id))
+    async def get_campaign(
+        self,
+        campaign_id: str,
+        *,
+        experiments_number: int | None = None,
+        experiments_offset: int = 0,
+    ) -> ExperimentalCampaign:
+        """One campaign with its experiment ids: all, or ``experiments_number`` of them from
+        ``experiments_offset`` on (``experiment_count`` is the total)."""
+        call = calls.get_campaign(campaign_id, experiments_number, experiments_offset)
+        return await self._run(call)
 
-    async def get_campaigns(self, number: int = 100, offset: int = 0) -> list[ExperimentalCampaign]:
-        """Campaigns, newest first."""
-        return await self._run(calls.get_campaigns(number, offset))
+    async def get_campaigns(
+        self,
+        number: int = 100,
+        offset: int = 0,
+        *,
+        experiments_number: int | None = None,
+        experiments_offset: int = 0,
+    ) -> list[ExperimentalCampaign]:
+        """Campaigns, newest first, each with its first 100 experiment ids unless
+        ``experiments_number`` says otherwise (``experiment_count`` is the total)."""
+        call = calls.get_campaigns(number, offset, experiments_number, experiments_offset)
+        return await self._run(call)
 
     async def health(self) -> Any:
         """The server's health answer."""

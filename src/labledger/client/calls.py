@@ -248,12 +248,22 @@ class calls:  # noqa: N801 - a namespace of call builders
         )
 
     @staticmethod
-    def get_campaign(campaign_id: str) -> Call[ExperimentalCampaign]:
-        return Call("GET", f"campaign/{campaign_id}", _campaign)
+    def get_campaign(
+        campaign_id: str, experiments_number: int | None = None, experiments_offset: int = 0
+    ) -> Call[ExperimentalCampaign]:
+        params = _ids_page(experiments_number, experiments_offset)
+        return Call("GET", f"campaign/{campaign_id}", _campaign, params=params)
 
     @staticmethod
-    def get_campaigns(number: int = 100, offset: int = 0) -> Call[list[ExperimentalCampaign]]:
-        return Call("GET", "campaigns", _campaigns, params={"number": number, "offset": offset})
+    def get_campaigns(
+        number: int = 100,
+        offset: int = 0,
+        experiments_number: int | None = None,
+        experiments_offset: int = 0,
+    ) -> Call[list[ExperimentalCampaign]]:
+        params = {"number": number, "offset": offset}
+        params.update(_ids_page(experiments_number, experiments_offset))
+        return Call("GET", "campaigns", _campaigns, params=params)
 
     @staticmethod
     def missing_blobs(digests: Sequence[str]) -> Call[list[str]]:
@@ -284,3 +294,9 @@ class calls:  # noqa: N801 - a namespace of call builders
     @staticmethod
     def health() -> Call[Any]:
         return Call("GET", "health", _identity)
+
+
+def _ids_page(number: int | None, offset: int) -> dict[str, int]:
+    """The query parameters of a page of a campaign's experiment ids (none: the default)."""
+    params = {} if number is None else {"experiments_number": number}
+    return params | ({"experiments_offset": offset} if offset else {})

@@ -213,13 +213,30 @@ class ExperimentClient(LabMethods, MetricMethods):
         """Register a campaign."""
         return self._run(calls.register_campaign(campaign))
 
-    def get_campaign(self, campaign_id: str) -> ExperimentalCampaign:
-        """One campaign with its experiment ids."""
-        return self._run(calls.get_campaign(campaign_id))
+    def get_campaign(
+        self,
+        campaign_id: str,
+        *,
+        experiments_number: int | None = None,
+        experiments_offset: int = 0,
+    ) -> ExperimentalCampaign:
+        """One campaign with its experiment ids: all, or ``experiments_number`` of them from
+        ``experiments_offset`` on (``experiment_count`` is the total)."""
+        call = calls.get_campaign(campaign_id, experiments_number, experiments_offset)
+        return self._run(call)
 
-    def get_campaigns(self, number: int = 100, offset: int = 0) -> list[ExperimentalCampaign]:
-        """Campaigns, newest first."""
-        return self._run(calls.get_campaigns(number, offset))
+    def get_campaigns(
+        self,
+        number: int = 100,
+        offset: int = 0,
+        *,
+        experiments_number: int | None = None,
+        experiments_offset: int = 0,
+    ) -> list[ExperimentalCampaign]:
+        """Campaigns, newest first, each with its first 100 experiment ids unless
+        ``experiments_number`` says otherwise (``experiment_count`` is the total)."""
+        call = calls.get_campaigns(number, offset, experiments_number, experiments_offset)
+        return self._run(call)
 
     def health(self) -> Any:
         """The server's health answer."""

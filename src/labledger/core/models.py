@@ -432,12 +432,18 @@ class ExperimentalCampaign(LabModel):
     campaign_description: Text | None = None
     experiment_ids: list[str] | None = Field(
         default=None,
-        description="Experiments of the campaign. Always present in responses (MADSci needs it).",
+        description="Experiments of the campaign. Always present in responses (MADSci needs it); "
+        "the page asked for with experiments_number and experiments_offset.",
     )
     ownership_info: OwnershipInfo = Field(default_factory=OwnershipInfo)
     created_at: datetime = Field(default_factory=utcnow)
     ended_at: datetime | None = None
     # labledger extensions
+    experiment_count: int | None = Field(
+        default=None,
+        description="How many experiment ids the campaign has in all (experiment_ids may be "
+        "one page of them). Set in responses; ignored in requests.",
+    )
     status: CampaignStatus = CampaignStatus.PLANNED
     parameters: JsonObject = Field(default_factory=dict)
     metadata: JsonObject = Field(default_factory=dict)
@@ -454,11 +460,14 @@ class ExperimentalCampaign(LabModel):
 
 def campaign_to_wire(campaign: ExperimentalCampaign) -> JsonObject:
     """The JSON object of a campaign; ``experiment_ids`` is always a list."""
+    ids = list(campaign.experiment_ids or [])
+    count = len(ids) if campaign.experiment_count is None else campaign.experiment_count
     return {
         "campaign_id": campaign.campaign_id,
         "campaign_name": campaign.campaign_name,
         "campaign_description": campaign.campaign_description,
-        "experiment_ids": list(campaign.experiment_ids or []),
+        "experiment_ids": ids,
+        "experiment_count": count,
         "ownership_info": campaign.ownership_info.compact(),
         "created_at": _iso(campaign.created_at),
         "ended_at": _iso(campaign.ended_at),

@@ -398,13 +398,22 @@ class ExperimentService:
 
     # ------------------------------------------------------------------ campaigns
 
-    def get_campaign(self, campaign_id: str) -> ExperimentalCampaign:
-        """The campaign with its experiment ids."""
-        return self.store.campaigns.get(campaign_id)
+    def get_campaign(
+        self, campaign_id: str, *, ids_limit: int | None = None, ids_offset: int = 0
+    ) -> ExperimentalCampaign:
+        """The campaign with its experiment ids (all, or the page asked for)."""
+        return self.store.campaigns.get(campaign_id, ids_limit=ids_limit, ids_offset=ids_offset)
 
-    def list_campaigns(self, limit: int = 100, offset: int = 0) -> list[ExperimentalCampaign]:
-        """Campaigns, newest first."""
-        return self.store.campaigns.find(limit, offset)
+    def list_campaigns(
+        self,
+        limit: int = 100,
+        offset: int = 0,
+        *,
+        ids_limit: int | None = None,
+        ids_offset: int = 0,
+    ) -> list[ExperimentalCampaign]:
+        """Campaigns, newest first, each with its experiment ids (all, or the page asked for)."""
+        return self.store.campaigns.find(limit, offset, ids_limit=ids_limit, ids_offset=ids_offset)
 
     # ------------------------------------------------------------------ events
 

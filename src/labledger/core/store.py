@@ -94,11 +94,19 @@ class Campaigns(Protocol):
         Its declared experiment ids are linked when they exist.
         """
 
-    def get(self, campaign_id: str) -> ExperimentalCampaign:
-        """The campaign with its experiment ids, or raise ``CampaignNotFound``."""
+    def get(
+        self, campaign_id: str, *, ids_limit: int | None = None, ids_offset: int = 0
+    ) -> ExperimentalCampaign:
+        """The campaign with its experiment ids, or raise ``CampaignNotFound``.
 
-    def find(self, limit: int, offset: int) -> list[ExperimentalCampaign]:
-        """Campaigns, newest first, each with its experiment ids."""
+        ``ids_limit`` ids from ``ids_offset`` on (all when None); ``experiment_count`` says
+        how many there are in all.
+        """
+
+    def find(
+        self, limit: int, offset: int, *, ids_limit: int | None = None, ids_offset: int = 0
+    ) -> list[ExperimentalCampaign]:
+        """Campaigns, newest first, each with its experiment ids (paged as in :meth:`get`)."""
 
     def update(
         self,

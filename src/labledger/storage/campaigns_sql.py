@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
@@ -67,22 +68,26 @@ class CampaignStore:
                 f"Campaign {campaign.campaign_id} exists already", campaign_id=campaign.campaign_id
             ) from exc
 
-    def get(self, campaign_id: str) -> ExperimentalCampaign:
+    def get(
+        self, campaign_id: str, *, ids_limit: int | None = None, ids_offset: int = 0
+    ) -> ExperimentalCampaign:
         with read_transaction(self.engine) as conn:
             row = conn.execute(select(campaigns).where(C.id == campaign_id)).first()
             if row is None:
                 raise CampaignNotFound(campaign_id)
-            ids = _experiment_ids(conn, [row])
-        return row_to_campaign(row, ids[campaign_id])
+            ids, total = _experiment_ids(conn, [row], ids_limit, ids_offset)[campaign_id]
+        return row_to_campaign(row, ids, total)
 
-    def find(self, limit: int, offset: int) -> list[ExperimentalCampaign]:
+    def find(
+        self, limit: int, offset: int, *, ids_limit: int | None = None, ids_offset: int = 0
+    ) -> list[ExperimentalCampaign]:
         stmt = select(campaigns).order_by(C.created_at.desc(), C.id.desc()).offset(offset)
         if limit:
             stmt = stmt.limit(limit)
         with read_transaction(self.engine) as conn:
             rows = conn.execute(stmt).all()
-            ids = _experiment_ids(conn, rows)
-        return [row_to_campaign(r, ids[r.id]) for r in rows]
+            pages = _experiment_ids(conn, rows, ids_limit, ids_offset)
+        return [row_to_campaign(r, *pages[r.id]) for r in rows]
 
     def update(
         self,
@@ -131,19 +136,126 @@ def _changes(changes: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def _experiment_ids(conn: Connection, rows: Sequence[Any]) -> dict[str, list[str]]:
-    """Each campaign's experiment ids: declared ones first, then linked ones by creation."""
-    out: dict[str, list[str]] = {r.id: list(r.declared_experiment_ids) for r in rows}
+@dataclass
+class _Page:
+    """A campaign's page of experiment ids while it is being read."""
+
+    ids: list[str]
+    total: int = 0
+    linked: int = 0  # live linked experiments that are not declared
+    skip: int = 0  # linked ids to skip before the page's
+    wanted: int | None = None  # linked ids the page still needs (None: all)
+    also_linked: frozenset[str] = frozenset()
+
+
+def _experiment_ids(
+    conn: Connection, rows: Sequence[Any], limit: int | None, offset: int
+) -> dict[str, tuple[list[str], int]]:
+    """A page of each campaign's experiment ids, and how many it has in all.
+
+    The ids are the declared ones first (those it was created with, in their order), then the
+    live experiments linked to it by creation. How many are linked comes from
+    ``campaign_counts`` (kept by triggers); the linked ids from ``ix_experiments_campaign_created``
+    alone (it holds ``deleted_at``), each campaign's only as far as its page needs.
+    """
     if not rows:
-        return out
-    linked = conn.execute(
-        select(E.campaign_id, E.id)
-        .where(E.campaign_id.in_(list(out)), E.deleted_at.is_(None))
-        .order_by(E.created_at, E.id)
+        return {}
+    linked_counts = _linked_counts(conn, [r.id for r in rows])
+    pages: dict[str, _Page] = {}
+    for row in rows:
+        declared: list[str] = list(row.declared_experiment_ids)
+        also_linked = _declared_and_linked(conn, row.id, declared)
+        linked = linked_counts.get(row.id, 0) - len(also_linked)
+        page = _Page(declared[offset : None if limit is None else offset + limit])
+        page.total = len(declared) + linked
+        page.linked = linked
+        page.skip = max(0, offset - len(declared))
+        page.wanted = None if limit is None else limit - len(page.ids)
+        page.also_linked = frozenset(also_linked)
+        pages[row.id] = page
+    pending = {cid: p for cid, p in pages.items() if p.wanted != 0 and p.linked > p.skip}
+    if pending:
+        _read_linked(conn, pending)
+    return {cid: (p.ids, p.total) for cid, p in pages.items()}
+
+
+def _linked_counts(conn: Connection, ids: list[str]) -> dict[str, int]:
+    """How many live experiments are linked to each campaign (written out: the SQLAlchemy
+    form of an IN list of a page of campaigns took longer to compile than to run)."""
+    if conn.dialect.name == "postgresql":
+        sql = "campaign_id = ANY(%(ids)s)"
+        params: Any = {"ids": ids}
+    else:
+        sql = f"campaign_id IN ({', '.join('?' * len(ids))})"
+        params = tuple(ids)
+    rows = conn.exec_driver_sql(
+        f"SELECT campaign_id, sum(live) FROM campaign_counts WHERE {sql} GROUP BY campaign_id",
+        params,
     )
-    seen = {cid: set(ids) for cid, ids in out.items()}
-    for campaign_id, experiment_id in linked:
-        if experiment_id not in seen[campaign_id]:
-            seen[campaign_id].add(experiment_id)
-            out[campaign_id].append(experiment_id)
-    return out
+    return {cid: int(n) for cid, n in rows.all()}
+
+
+def _declared_and_linked(conn: Connection, campaign_id: str, declared: list[str]) -> set[str]:
+    """Declared ids that are linked too (they are listed once, among the declared)."""
+    found: set[str] = set()
+    for start in range(0, len(declared), 500):
+        chunk = declared[start : start + 500]
+        found.update(
+            conn.execute(
+                select(E.id).where(
+                    E.campaign_id == campaign_id, E.deleted_at.is_(None), E.id.in_(chunk)
+                )
+            ).scalars()
+        )
+    return found
+
+
+_LINKED_PG = (
+    "SELECT c.id, e.id FROM unnest(%(ids)s::text[], %(skips)s::bigint[], %(takes)s::bigint[]) "
+    "WITH ORDINALITY AS c(id, skip, take, n) CROSS JOIN LATERAL ("
+    "SELECT x.id, x.created_at FROM experiments x "
+    "WHERE x.campaign_id = c.id AND x.deleted_at IS NULL "
+    "ORDER BY x.campaign_id, x.created_at, x.id LIMIT c.take OFFSET c.skip) e "
+    "ORDER BY c.n, e.created_at, e.id"
+)
+# ORDER BY the whole index, so the planner walks it rather than the creation index
+_LINKED_SQLITE = (
+    "SELECT id FROM experiments WHERE campaign_id = ? AND deleted_at IS NULL "
+    "ORDER BY campaign_id, created_at, id LIMIT ? OFFSET ?"
+)
+
+
+def _read_linked(conn: Connection, pages: dict[str, _Page]) -> None:
+    """Add the linked ids each page needs: one statement on PostgreSQL (a lateral walk of the
+    campaign index per campaign), one short statement per campaign on SQLite (no round trip,
+    and a prepared statement Python's sqlite3 keeps)."""
+    walks = {cid: _walk(page) for cid, page in pages.items()}
+    found: dict[str, list[str]] = {cid: [] for cid in pages}
+    if conn.dialect.name == "postgresql":
+        params = {
+            "ids": list(walks),
+            "skips": [skip for skip, _ in walks.values()],
+            "takes": [take for _, take in walks.values()],
+        }
+        for campaign_id, experiment_id in conn.exec_driver_sql(_LINKED_PG, params).all():
+            found[campaign_id].append(experiment_id)
+    else:
+        for cid, (skip, take) in walks.items():
+            rows = conn.exec_driver_sql(_LINKED_SQLITE, (cid, -1 if take is None else take, skip))
+            found[cid] = [r[0] for r in rows.all()]
+    for cid, page in pages.items():
+        linked = found[cid]
+        if page.also_linked:
+            linked = [i for i in linked if i not in page.also_linked]
+            end = None if page.wanted is None else page.skip + page.wanted
+            linked = linked[page.skip : end]
+        page.ids.extend(linked)
+
+
+def _walk(page: _Page) -> tuple[int, int | None]:
+    """(offset, limit) of the linked experiments of a campaign its page may need."""
+    if page.also_linked:
+        # declared ones are left out after reading, so read from the start and a bit more
+        take = None if page.wanted is None else page.skip + page.wanted + len(page.also_linked)
+        return 0, take
+    return page.skip, page.wanted

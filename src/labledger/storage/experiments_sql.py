@@ -5,7 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Engine, Select, and_, delete, func, insert, or_, select, union_all, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Select,
+    and_,
+    delete,
+    func,
+    insert,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
 from labledger.core.idempotency import IdempotencyClaim
@@ -19,7 +30,15 @@ from labledger.storage.engine import single_statement, write_transaction
 from labledger.storage.idempotency_sql import record_key
 from labledger.storage.metrics_sql import delete_metrics
 from labledger.storage.rows import append_events, event_row, experiment_row, row_to_experiment
-from labledger.storage.tables import events, experiments, milestones, resource_uses, results
+from labledger.storage.search_sql import text_condition
+from labledger.storage.tables import (
+    events,
+    experiment_counts,
+    experiments,
+    milestones,
+    resource_uses,
+    results,
+)
 from labledger.storage.where_sql import field_condition, field_order_by, metric_walk
 
 __all__ = ["ExperimentStore"]
@@ -54,8 +73,14 @@ class ExperimentStore:
         self.engine = engine
 
     def count(self, query: ExperimentQuery | None = None) -> int:
-        stmt = _filtered(select(func.count()).select_from(experiments), query or ExperimentQuery())
+        q = query or ExperimentQuery()
         with single_statement(self.engine) as conn:
+            if q.model_dump(include=_FILTERS) == _NO_FILTERS:
+                # kept by triggers in every writing transaction (migration 0006)
+                live = select(func.coalesce(func.sum(experiment_counts.c.live), 0))
+                return int(conn.execute(live).scalar_one())
+            text = _text(conn, q, counting=True)
+            stmt = _filtered(select(func.count()).select_from(experiments), q, text)
             return int(conn.execute(stmt).scalar_one())
 
     def insert(
@@ -95,7 +120,8 @@ class ExperimentStore:
 
     def find(self, query: ExperimentQuery) -> list[Experiment]:
         with single_statement(self.engine) as conn:
-            return [row_to_experiment(r) for r in conn.execute(_list_statement(query))]
+            stmt = _list_statement(query, _text(conn, query))
+            return [row_to_experiment(r) for r in conn.execute(stmt)]
 
     def update(
         self,
@@ -140,7 +166,20 @@ def _changes(changes: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def _filtered(stmt: Select[Any], q: ExperimentQuery) -> Select[Any]:
+#: the filters of a query, and their values when nothing is filtered (the live count)
+_FILTERS = {"statuses", "campaign_id", "owner", "text", "since", "until", "deleted", "where"}
+_NO_FILTERS = ExperimentQuery().model_dump(include=_FILTERS)
+
+
+def _text(conn: Connection, q: ExperimentQuery, *, counting: bool = False) -> Any:
+    """The condition of the query's ``text`` filter (None without one)."""
+    if not q.text:
+        return None
+    wanted = None if counting or not q.limit else q.offset + q.limit
+    return text_condition(conn, q.text, wanted)
+
+
+def _filtered(stmt: Select[Any], q: ExperimentQuery, text: Any) -> Select[Any]:
     conds: list[Any] = [E.deleted_at.is_not(None) if q.deleted else E.deleted_at.is_(None)]
     if q.statuses:
         conds.append(E.status.in_([s.value for s in q.statuses]))
@@ -152,25 +191,18 @@ def _filtered(stmt: Select[Any], q: ExperimentQuery) -> Select[Any]:
         conds.append(E.created_at >= q.since)
     if q.until is not None:
         conds.append(E.created_at < q.until)
-    if q.text:
-        pattern = f"%{_escape_like(q.text)}%"
-        conds.append(
-            or_(
-                E.name.ilike(pattern, escape="\\"),
-                E.run_name.ilike(pattern, escape="\\"),
-                E.run_description.ilike(pattern, escape="\\"),
-            )
-        )
+    if text is not None:
+        conds.append(text)
     conds.extend(field_condition(f) for f in q.where)
     return stmt.where(and_(*conds))
 
 
-def _list_statement(q: ExperimentQuery) -> Select[Any]:
+def _list_statement(q: ExperimentQuery, text: Any) -> Select[Any]:
     """The SELECT of a list: filters, order, page."""
     walk = metric_walk(select(experiments), q.where, parse_field_sort(q.sort))
     if walk is not None:
         joined, rest, order = walk
-        stmt = _filtered(joined, q.model_copy(update={"where": rest})).order_by(*order)
+        stmt = _filtered(joined, q.model_copy(update={"where": rest}), text).order_by(*order)
         stmt = stmt.offset(q.offset)
         return stmt.limit(q.limit) if q.limit else stmt
     statuses = list(dict.fromkeys(q.statuses))
@@ -183,7 +215,11 @@ def _list_statement(q: ExperimentQuery) -> Select[Any]:
         # subqueries cost 4 ms to build, more than running the query.
         walks = [
             select(
-                _filtered(select(E.id, E.created_at), q.model_copy(update={"statuses": [status]}))
+                _filtered(
+                    select(E.id, E.created_at),
+                    q.model_copy(update={"statuses": [status]}),
+                    text,
+                )
                 .order_by(*_order_by(q.sort))
                 .limit(q.offset + q.limit)
                 .subquery()
@@ -198,7 +234,7 @@ def _list_statement(q: ExperimentQuery) -> Select[Any]:
             .offset(q.offset)
             .limit(q.limit)
         )
-    stmt = _filtered(select(experiments), q).order_by(*_order_by(q.sort)).offset(q.offset)
+    stmt = _filtered(select(experiments), q, text).order_by(*_order_by(q.sort)).offset(q.offset)
     return stmt.limit(q.limit) if q.limit else stmt
 
 
@@ -214,7 +250,3 @@ def _order_by(sort: str) -> list[Any]:
         return [E.created_at.desc(), E.id.desc()] if descending else [E.created_at, E.id]
     key = column.desc() if descending else column.asc()
     return [key.nulls_last(), E.id.desc() if descending else E.id]
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

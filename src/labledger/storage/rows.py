@@ -135,13 +135,17 @@ def campaign_row(campaign: ExperimentalCampaign, declared: list[str]) -> dict[st
     }
 
 
-def row_to_campaign(row: Any, experiment_ids: list[str]) -> ExperimentalCampaign:
-    """An :class:`ExperimentalCampaign` from its row and its experiment ids."""
+def row_to_campaign(
+    row: Any, experiment_ids: list[str], experiment_count: int
+) -> ExperimentalCampaign:
+    """An :class:`ExperimentalCampaign` from its row, a page of its experiment ids and how
+    many it has."""
     return ExperimentalCampaign.model_construct(
         campaign_id=row.id,
         campaign_name=row.name,
         campaign_description=row.description,
         experiment_ids=experiment_ids,
+        experiment_count=experiment_count,
         ownership_info=OwnershipInfo.model_construct(**row.ownership),
         created_at=row.created_at,
         ended_at=row.ended_at,

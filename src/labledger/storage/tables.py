@@ -27,11 +27,15 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
+    "SEARCH_OBJECTS",
     "JSONType",
     "UTCDateTime",
     "api_tokens",
+    "campaign_counts",
     "campaigns",
+    "described",
     "events",
+    "experiment_counts",
     "experiments",
     "forward_cursors",
     "idempotency_keys",
@@ -110,12 +114,44 @@ experiments = Table(
     # grow with the table.
     Index("ix_experiments_created", "created_at", "id"),
     Index("ix_experiments_status_created", "status", "created_at", "id"),
-    Index("ix_experiments_campaign_created", "campaign_id", "created_at", "id"),
+    # deleted_at too: a campaign's live experiment ids and their count come from the index alone
+    Index("ix_experiments_campaign_created", "campaign_id", "created_at", "id", "deleted_at"),
     Index("ix_experiments_owner_created", "owner", "created_at", "id"),
     # claims walk queued experiments by priority then age; sweeps walk leases by expiry
     Index("ix_experiments_queue", "status", "priority", "created_at"),
     Index("ix_experiments_lease", "status", "lease_expires_at"),
 )
+
+#: The number of experiments not in the trash, kept by triggers in the transaction of every
+#: insert, purge, trash and restore (migration 0006 has them). SQLite has one row; PostgreSQL
+#: one per group of connections (the connection's process id modulo 16), so concurrent inserts
+#: do not queue on one row lock. The count is the sum of ``live``.
+experiment_counts = Table(
+    "experiment_counts",
+    metadata,
+    Column("shard", Integer, primary_key=True),
+    Column("live", BigInteger, nullable=False),
+)
+
+#: The same per campaign: how many live experiments are linked to it (declared ids aside).
+campaign_counts = Table(
+    "campaign_counts",
+    metadata,
+    Column("campaign_id", ID, primary_key=True),
+    Column("shard", Integer, primary_key=True),
+    Column("live", BigInteger, nullable=False),
+)
+
+#: Tables and indexes that the migrations create beside those above and that SQLAlchemy does
+#: not describe: the SQLite FTS5 table ``experiments_text`` (and its shadow tables) and the
+#: PostgreSQL trigram index over the text the ``text`` filter searches.
+SEARCH_OBJECTS = ("experiments_text", "ix_experiments_text_trgm")
+
+
+def described(name: str | None) -> bool:
+    """False for a table or index of :data:`SEARCH_OBJECTS` (schema comparisons skip them)."""
+    return name is None or not name.startswith(SEARCH_OBJECTS)
+
 
 campaigns = Table(
     "campaigns",

@@ -56,10 +56,34 @@ def register_campaign(
     return campaign_json(created)
 
 
+IdsNumber = Annotated[
+    int | None,
+    Query(
+        ge=0,
+        le=1_000_000,
+        description="how many experiment ids to give per campaign (experiment_count says how "
+        "many there are in all)",
+    ),
+]
+IdsOffset = Annotated[
+    int, Query(ge=0, le=MAX_OFFSET, description="experiment ids to skip before the page")
+]
+
+
 @router.get("/campaign/{campaign_id}", response_model=ExperimentalCampaign, responses=ERRORS)
-def get_campaign(campaign_id: str, lab: LabDep) -> JSONBody:
-    """One campaign with its experiment ids."""
-    return campaign_json(lab.experiments.get_campaign(campaign_id))
+def get_campaign(
+    campaign_id: str,
+    lab: LabDep,
+    experiments_number: IdsNumber = None,
+    experiments_offset: IdsOffset = 0,
+) -> JSONBody:
+    """One campaign with its experiment ids: all of them (what MADSci's client expects), or
+    the page ``experiments_number`` and ``experiments_offset`` ask for."""
+    return campaign_json(
+        lab.experiments.get_campaign(
+            campaign_id, ids_limit=experiments_number, ids_offset=experiments_offset
+        )
+    )
 
 
 @router.get("/campaigns", response_model=list[ExperimentalCampaign], responses=ERRORS)
@@ -67,9 +91,17 @@ def get_campaigns(
     lab: LabDep,
     number: Annotated[int, Query(ge=1, le=10_000)] = 100,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    experiments_number: IdsNumber = 100,
+    experiments_offset: IdsOffset = 0,
 ) -> JSONBody:
-    """Campaigns, newest first, as a bare array."""
-    return campaigns_json(lab.experiments.list_campaigns(number, offset))
+    """Campaigns, newest first, as a bare array; each with its first 100 experiment ids
+    unless ``experiments_number`` asks for another page size (``experiment_count`` is the
+    total)."""
+    return campaigns_json(
+        lab.experiments.list_campaigns(
+            number, offset, ids_limit=experiments_number, ids_offset=experiments_offset
+        )
+    )
 
 
 @router.get("/campaign/{campaign_id}/events", response_model=list[EventPublic], responses=ERRORS)
