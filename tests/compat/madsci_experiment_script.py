@@ -38,7 +38,10 @@ def main() -> None:
 
         def run_experiment(self) -> dict[str, Any]:
             assert self.experiment is not None
-            args.out.with_suffix(".id").write_text(self.experiment.experiment_id)
+            # written aside and renamed: the test reads the id as soon as the name appears
+            staged = args.out.with_suffix(".id.partial")
+            staged.write_text(self.experiment.experiment_id)
+            staged.replace(args.out.with_suffix(".id"))
             steps = 0
             while args.gate is None or not args.gate.exists():
                 self.check_experiment_status()  # waits while paused, raises when cancelled
