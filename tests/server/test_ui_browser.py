@@ -284,7 +284,10 @@ def test_campaign_and_compare_plots_of_a_two_factor_sweep(
             ids.append(exp)
     browser.get(f"{base}/ui/campaigns/{campaign_id}")
     for figure in ("#parallel", "#scatter"):
-        svg = css(browser, f'{figure} svg[role="img"]')[0]
+        found = css(browser, f'{figure} svg[role="img"]')
+        # when the chart is missing, say what the page showed instead
+        assert found, f"{figure} not drawn; the page said: {css(browser, 'body')[0].text[:1500]}"
+        svg = found[0]
         assert svg.rect["width"] > 300 and svg.rect["height"] > 150, figure  # drawn, readable
     assert len(css(browser, "#parallel g.run")) == 4
     groups = [g.get_attribute("data-group") for g in css(browser, "#scatter g.group")]
