@@ -125,6 +125,8 @@ class Server:
     port: int = field(default_factory=free_port)
     env: dict[str, str] = field(default_factory=bench_env)
     process: subprocess.Popen[bytes] | None = None
+    #: start it in a session of its own (a server with helper processes, stopped as a group)
+    new_session: bool = False
 
     @property
     def url(self) -> str:
@@ -144,6 +146,7 @@ class Server:
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=self.new_session,
         )
         log.close()
         deadline = time.monotonic() + timeout

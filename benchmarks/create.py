@@ -32,8 +32,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import time
-import urllib.request
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -94,27 +92,10 @@ class GroupServer(Server):
     started in a session of its own, stopped with its whole process group, and its CPU time
     counted over all of its processes."""
 
+    new_session: bool = True
+
     def start(self, timeout: float = 180.0) -> Server:
-        log = (self.workdir / f"server-{self.port}.log").open("ab")
-        self.process = subprocess.Popen(
-            [*self.cmd, "--port", str(self.port)],
-            cwd=self.workdir,
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited early: {' '.join(self.cmd)}\n{self.log()}")
-            if _answers(self.url + "/health"):
-                return self
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"server not ready after {timeout} s:\n{self.log()}")
+        return super().start(timeout)
 
     def stop(self) -> None:
         if self.process is None:
@@ -128,14 +109,6 @@ class GroupServer(Server):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return bool(resp.status == 200)
-    except OSError:
-        return False
 
 
 def group_cpu_seconds(pid: int) -> float:
