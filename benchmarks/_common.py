@@ -154,7 +154,7 @@ class Server:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited early: {' '.join(self.cmd)}\n{self.log()}")
             try:
-                status, _ = request(self.url, "GET", "/health")
+                status = health_status(self.url)
             except OSError:
                 time.sleep(0.05)
                 continue
@@ -200,6 +200,19 @@ def reference_server(db_path: Path, workdir: Path) -> Server:
     """The bare FastAPI + one SQLite INSERT app (``_reference_app.py``) on the same stack."""
     cmd = [sys.executable, str(BENCH / "_reference_app.py"), "--db", str(db_path)]
     return Server(cmd=cmd, workdir=workdir)
+
+
+def health_status(base_url: str) -> int:
+    """The status of ``GET /health``, whatever its body (MLflow answers plain text)."""
+    host, port = base_url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=5.0)
+    try:
+        conn.request("GET", "/health")
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status
+    finally:
+        conn.close()
 
 
 def request(
