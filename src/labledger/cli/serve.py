@@ -35,6 +35,8 @@ def serve(
       EXPERIMENT_DB_URL=sqlite:///lab.sqlite3 labledger serve
       labledger serve --host 0.0.0.0   (after: labledger token create admin --scope admin)
     """
+    import gc
+
     import uvicorn
 
     from labledger.server.app import create_app
@@ -65,4 +67,9 @@ def serve(
         err=True,
     )
     click.echo(f"access control: {access_summary(settings, token_count)}", err=True)
+    # What start-up built (modules, routes, models) lives as long as the process: kept out of
+    # the collector's sight, a full collection walks only what requests made, instead of
+    # pausing a request for tens of milliseconds.
+    gc.collect()
+    gc.freeze()
     uvicorn.run(app, host=bind_host, port=bind_port, log_level=log_level, access_log=False)

@@ -10,7 +10,6 @@ runs.
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -72,14 +71,6 @@ On the wire `status` is what a MADSci 0.8.1 client can parse (planned and queued
 """
 
 
-def settle_heap() -> None:
-    """Move everything built at start-up (modules, routes, models) out of the garbage
-    collector's sight, so the full collections that a request's allocations trigger walk only
-    what requests made: they walked the whole start-up heap, pausing a request for tens of ms."""
-    gc.collect()
-    gc.freeze()
-
-
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
     """An app over ``settings.database_url``; an empty database is initialised on the way.
 
@@ -101,7 +92,6 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with lab.running():
-            settle_heap()
             yield
 
     app = FastAPI(

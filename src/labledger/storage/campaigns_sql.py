@@ -219,19 +219,26 @@ _LINKED_PG = (
     "ORDER BY c.n, e.created_at, e.id"
 )
 # ORDER BY the whole index, so the planner walks it rather than the creation index
-_LINKED_SQLITE = (
-    "SELECT id FROM experiments WHERE campaign_id = ? AND deleted_at IS NULL "
-    "ORDER BY campaign_id, created_at, id LIMIT ? OFFSET ?"
+_LINKED_ONE = (
+    "SELECT id FROM experiments WHERE campaign_id = {} AND deleted_at IS NULL "
+    "ORDER BY campaign_id, created_at, id LIMIT {} OFFSET {}"
 )
+_LINKED_ONE_PG = _LINKED_ONE.format("%s", "%s", "%s")
+_LINKED_SQLITE = _LINKED_ONE.format("?", "?", "?")
 
 
 def _read_linked(conn: Connection, pages: dict[str, _Page]) -> None:
     """Add the linked ids each page needs: one statement on PostgreSQL (a lateral walk of the
-    campaign index per campaign), one short statement per campaign on SQLite (no round trip,
-    and a prepared statement Python's sqlite3 keeps)."""
+    campaign index per campaign; a plain walk for one campaign), one short statement per
+    campaign on SQLite (no round trip, and a prepared statement Python's sqlite3 keeps)."""
     walks = {cid: _walk(page) for cid, page in pages.items()}
     found: dict[str, list[str]] = {cid: [] for cid in pages}
-    if conn.dialect.name == "postgresql":
+    if conn.dialect.name == "postgresql" and len(walks) == 1:
+        # one campaign: its index walked in order, without the lateral join's re-sort
+        ((cid, (skip, take)),) = walks.items()
+        rows = conn.exec_driver_sql(_LINKED_ONE_PG, (cid, take, skip))
+        found[cid] = list(rows.scalars())
+    elif conn.dialect.name == "postgresql":
         params = {
             "ids": list(walks),
             "skips": [skip for skip, _ in walks.values()],
@@ -242,7 +249,7 @@ def _read_linked(conn: Connection, pages: dict[str, _Page]) -> None:
     else:
         for cid, (skip, take) in walks.items():
             rows = conn.exec_driver_sql(_LINKED_SQLITE, (cid, -1 if take is None else take, skip))
-            found[cid] = [r[0] for r in rows.all()]
+            found[cid] = list(rows.scalars())
     for cid, page in pages.items():
         linked = found[cid]
         if page.also_linked:
