@@ -10,20 +10,23 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from labledger.core.campaigns import CampaignService
+from labledger.core.idempotency import IdempotencyClaim
 from labledger.core.lifecycle import TERMINAL, TRANSITIONS, Action, ExperimentStatus
 from labledger.core.models import (
     EventType,
+    Experiment,
     ExperimentDesign,
     ExperimentQuery,
     ExperimentRegistration,
     ExperimentUpdate,
     OwnershipInfo,
 )
-from labledger.core.service import ExperimentService
+from labledger.core.service import ExperimentService, NewExperiment
 from labledger.core.specs import CampaignSpec
 from labledger.errors import (
     CampaignNotFound,
     Conflict,
+    DuplicateRequest,
     ExperimentNotFound,
     IllegalTransition,
     InvalidInput,
@@ -272,7 +275,7 @@ def test_registrations_created_together_each_get_their_experiment(
     service: ExperimentService,
 ) -> None:
     answers = service.create_experiments(
-        [(register(f"r{i}", run_name=f"run {i}"), f"actor {i}") for i in range(5)]
+        [NewExperiment(register(f"r{i}", run_name=f"run {i}"), f"actor {i}") for i in range(5)]
     )
     assert [a.run_name for a in answers] == [f"run {i}" for i in range(5)]  # type: ignore[union-attr]
     for i, exp in enumerate(answers):
@@ -285,15 +288,40 @@ def test_registrations_created_together_each_get_their_experiment(
 def test_a_registration_that_cannot_be_made_fails_alone(service: ExperimentService) -> None:
     answers = service.create_experiments(
         [
-            (register("a"), None),
-            (register("b", campaign_id="01J00000000000000000000000"), None),
-            (register("c"), None),
+            NewExperiment(register("a")),
+            NewExperiment(register("b", campaign_id="01J00000000000000000000000")),
+            NewExperiment(register("c")),
         ]
     )
     assert isinstance(answers[1], CampaignNotFound)
     for answer in (answers[0], answers[2]):
         assert service.get_experiment(answer.experiment_id) == answer  # type: ignore[union-attr]
     assert service.count_experiments() == 2
+
+
+def _claim(key: str) -> IdempotencyClaim:
+    return IdempotencyClaim("anonymous", key, "POST", "/experiment", f"print of {key}")
+
+
+def test_keys_are_stored_with_their_experiments_and_a_used_key_fails_alone(
+    service: ExperimentService,
+) -> None:
+    (first,) = service.create_experiments([NewExperiment(register("first"), None, _claim("k1"))])
+    assert isinstance(first, Experiment)
+    claims = [_claim("k2"), _claim("k1"), None, _claim("k3")]
+    answers = service.create_experiments(
+        [NewExperiment(register(f"r{i}"), None, c) for i, c in enumerate(claims)]
+    )
+    # k1 was committed with the first experiment: its twin fails alone, as a lost claim
+    assert isinstance(answers[1], DuplicateRequest) and claims[1] is not None and claims[1].lost
+    made = [a for a in answers if isinstance(a, Experiment)]
+    names = [a.experiment_design.experiment_name if a.experiment_design else None for a in made]
+    assert names == ["r0", "r2", "r3"]
+    assert claims[0] is not None and claims[0].resource_id == made[0].experiment_id
+    assert claims[3] is not None and claims[3].resource_id == made[2].experiment_id
+    assert service.count_experiments() == 4
+    answers = service.create_experiments([NewExperiment(register("again"), None, _claim("k3"))])
+    assert isinstance(answers[0], DuplicateRequest)  # k3 was stored by the shared transaction
 
 
 def test_a_row_the_database_refuses_fails_alone_when_created_together(pg_url: str) -> None:
@@ -303,9 +331,9 @@ def test_a_row_the_database_refuses_fails_alone_when_created_together(pg_url: st
     try:
         answers = service.create_experiments(
             [
-                (register("a"), None),
-                (register("b", run_name="nul \x00"), None),
-                (register("c"), None),
+                NewExperiment(register("a")),
+                NewExperiment(register("b", run_name="nul \x00")),
+                NewExperiment(register("c")),
             ]
         )
         assert isinstance(answers[1], StorageError)

@@ -143,6 +143,39 @@ def test_concurrent_retries_over_real_http_create_exactly_one(
         assert http.get("experiments/count").json() == {"count": 1}
 
 
+@pytest.mark.slow
+def test_concurrent_creates_with_keys_and_twins_each_create_once(
+    live_server: LiveServerFactory, db_url: str
+) -> None:
+    """Creates with keys of their own race twins of one key (committed together by the
+    server's shared transactions): each key makes one record, the twins share one answer."""
+    server = live_server(db_url)
+    twin_key = _key()
+    keys = [twin_key] * 6 + [_key() for _ in range(10)]
+    answers: dict[int, httpx.Response] = {}
+    barrier = threading.Barrier(len(keys))
+
+    def post(n: int) -> None:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            barrier.wait()
+            answers[n] = http.post("experiment", json=DESIGN, headers=keys[n])
+
+    threads = [threading.Thread(target=post, args=(n,)) for n in range(len(keys))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [answers[n].status_code for n in range(len(keys))] == [200] * len(keys)
+    ids = [answers[n].json()["_id"] for n in range(len(keys))]
+    assert len(set(ids[:6])) == 1  # the twins
+    assert len(set(ids)) == 11
+    with httpx.Client(base_url=server.url) as http:
+        assert http.get("experiments/count").json() == {"count": 11}
+        for n in (0, 7):  # a retry of either kind replays its first answer
+            again = http.post("experiment", json=DESIGN, headers=keys[n])
+            assert again.json()["_id"] == ids[n]
+
+
 @pytest.mark.parametrize("kind", ["experiment", "campaign"])
 def test_our_client_retrying_after_a_lost_answer_creates_one(
     live_server: LiveServerFactory, kind: str

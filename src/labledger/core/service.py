@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from labledger.core.conditional import Decision, change_experiment
 from labledger.core.idempotency import IdempotencyClaim
@@ -30,7 +30,17 @@ from labledger.core.models import (
 from labledger.core.store import Store
 from labledger.errors import Conflict, ExperimentNotFound, InvalidInput
 
-__all__ = ["ExperimentService"]
+__all__ = ["ExperimentService", "NewExperiment"]
+
+
+class NewExperiment(NamedTuple):
+    """One registration to store with others: who registers it, and the claim of the request's
+    Idempotency-Key (if it had one)."""
+
+    registration: ExperimentRegistration
+    actor: str | None = None
+    claim: IdempotencyClaim | None = None
+
 
 T = TypeVar("T")
 
@@ -79,37 +89,38 @@ class ExperimentService:
         self.store.experiments.insert(experiment, [event], claim=claim)
         return self._notify(experiment)
 
-    def create_experiments(
-        self, registrations: Sequence[tuple[ExperimentRegistration, str | None]]
-    ) -> list[Experiment | Exception]:
-        """Register several experiments (``(registration, actor)`` pairs) in one transaction.
+    def create_experiments(self, requests: Sequence[NewExperiment]) -> list[Experiment | Exception]:
+        """Register several experiments in one transaction, each with its Idempotency-Key.
 
         The answer has one entry per registration, in order: the experiment, or the error that
         registration alone would have raised. A registration that cannot be made (a cancelled
-        campaign, say) fails alone; when the shared transaction fails, each experiment is
-        stored in a transaction of its own, so one bad record fails alone too. Either way an
-        experiment in the answer is stored (committed) when this returns.
+        campaign, say) fails alone; when the shared transaction fails (a bad record, or a key
+        another request committed first), each experiment is stored in a transaction of its
+        own, so that one fails alone too. Either way an experiment in the answer is stored
+        (committed) with its key when this returns.
         """
         answers: list[Experiment | Exception] = []
-        made: list[tuple[int, Experiment, Event]] = []
-        for registration, actor in registrations:
+        made: list[tuple[int, Experiment, Event, IdempotencyClaim | None]] = []
+        for registration, actor, claim in requests:
             try:
                 experiment, event = self._new_experiment(registration, actor)
             except Exception as exc:
                 answers.append(exc)
                 continue
-            made.append((len(answers), experiment, event))
+            made.append((len(answers), experiment, event, claim))
             answers.append(experiment)
         try:
             if made:
-                self.store.experiments.insert_many([m[1] for m in made], [m[2] for m in made])
+                self.store.experiments.insert_many(
+                    [m[1] for m in made], [m[2] for m in made], claims=[m[3] for m in made]
+                )
         except Exception:  # stored one by one, each failure is its own registration's
-            for index, experiment, event in made:
+            for index, experiment, event, claim in made:
                 try:
-                    self.store.experiments.insert(experiment, [event])
+                    self.store.experiments.insert(experiment, [event], claim=claim)
                 except Exception as exc:
                     answers[index] = exc
-        for index, experiment, _ in made:
+        for index, experiment, _, _ in made:
             if answers[index] is experiment:
                 try:
                     self._notify(experiment)

@@ -52,8 +52,15 @@ class Experiments(Protocol):
     ) -> None:
         """Store a new experiment and its first events in one transaction."""
 
-    def insert_many(self, experiments: Sequence[Experiment], events: Sequence[Event]) -> None:
-        """Store new experiments and their first events, all in one transaction."""
+    def insert_many(
+        self,
+        experiments: Sequence[Experiment],
+        events: Sequence[Event],
+        *,
+        claims: Sequence[IdempotencyClaim | None] = (),
+    ) -> None:
+        """Store new experiments and their first events, all in one transaction; ``claims``
+        (one per experiment, when given) tie Idempotency-Keys to them as :meth:`insert` does."""
 
     def get(self, experiment_id: str, *, include_deleted: bool = False) -> Experiment:
         """The experiment, or raise :class:`labledger.errors.ExperimentNotFound`."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 from collections.abc import AsyncIterator
 
@@ -26,6 +25,7 @@ from labledger.archive.objects import ObjectStore, open_object_store
 from labledger.core.idempotency import IdempotencyClaim
 from labledger.core.lab import Lab
 from labledger.core.models import Experiment, ExperimentRegistration, OwnershipInfo
+from labledger.core.service import NewExperiment
 from labledger.server.file_gc import collect_files
 from labledger.server.forwarding import Forwarder, targets_from
 from labledger.server.group_commit import GroupCommit
@@ -89,8 +89,8 @@ class ServerLab(Lab):
         #: carries status changes to the Workcell Manager while running (None without one)
         self.workcell_control: WorkcellControl | None = None
         #: new experiments of concurrent requests, stored together (group commit)
-        self.creates: GroupCommit[tuple[ExperimentRegistration, str | None], Experiment] = (
-            GroupCommit(self.experiments.create_experiments, name="labledger-creates")
+        self.creates: GroupCommit[NewExperiment, Experiment] = GroupCommit(
+            self.experiments.create_experiments, name="labledger-creates"
         )
 
     async def create_experiment(
@@ -103,15 +103,10 @@ class ServerLab(Lab):
         """Register an experiment (:meth:`ExperimentService.create_experiment`), answering
         once it is committed.
 
-        Registrations of concurrent requests share a transaction (:attr:`creates`). One that
-        carries an Idempotency-Key gets a transaction of its own, which also holds the key.
+        Registrations of concurrent requests share a transaction (:attr:`creates`), which also
+        holds their Idempotency-Keys.
         """
-        if claim is not None:
-            create = functools.partial(
-                self.experiments.create_experiment, registration, actor=actor, claim=claim
-            )
-            return await anyio.to_thread.run_sync(create)
-        return await self.creates.submit((registration, actor))
+        return await self.creates.submit(NewExperiment(registration, actor, claim))
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:

@@ -27,7 +27,7 @@ from labledger.core.where import parse_field_sort
 from labledger.errors import AlreadyExists, ExperimentNotFound
 from labledger.storage.bulk import insert_all
 from labledger.storage.engine import single_statement, write_transaction
-from labledger.storage.idempotency_sql import record_key
+from labledger.storage.idempotency_sql import key_row, record_key
 from labledger.storage.metrics_sql import delete_metrics
 from labledger.storage.rows import append_events, event_row, experiment_row, row_to_experiment
 from labledger.storage.search_sql import text_condition
@@ -35,6 +35,7 @@ from labledger.storage.tables import (
     events,
     experiment_counts,
     experiments,
+    idempotency_keys,
     milestones,
     resource_uses,
     results,
@@ -101,15 +102,31 @@ class ExperimentStore:
                 experiment_id=experiment.experiment_id,
             ) from exc
 
-    def insert_many(self, experiments_: Sequence[Experiment], events_: Sequence[Event]) -> None:
-        """Store many new experiments and their events in one transaction (bulk loads)."""
+    def insert_many(
+        self,
+        experiments_: Sequence[Experiment],
+        events_: Sequence[Event],
+        *,
+        claims: Sequence[IdempotencyClaim | None] = (),
+    ) -> None:
+        """Store many new experiments, their events and their requests' Idempotency-Keys in
+        one transaction. A key another request committed first fails the whole transaction,
+        as any other clash does."""
+        keyed = [
+            (claim, e.experiment_id)
+            for claim, e in zip(claims, experiments_, strict=False)
+            if claim is not None and claim.resource_id is None
+        ]
         insert_all(
             self.engine,
             [
                 (experiments, [experiment_row(e) for e in experiments_]),
                 (events, [event_row(e) for e in events_]),
+                (idempotency_keys, [key_row(c, "experiment", i) for c, i in keyed]),
             ],
         )
+        for claim, experiment_id in keyed:
+            claim.resource_kind, claim.resource_id = "experiment", experiment_id
 
     def get(self, experiment_id: str, *, include_deleted: bool = False) -> Experiment:
         with single_statement(self.engine) as conn:

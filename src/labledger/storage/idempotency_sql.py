@@ -10,6 +10,7 @@ and the server answers it with the first request's answer.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
@@ -21,9 +22,23 @@ from labledger.storage.engine import read_transaction, write_transaction
 from labledger.storage.rows import row_to_answer
 from labledger.storage.tables import idempotency_keys
 
-__all__ = ["IdempotencyStore", "record_key"]
+__all__ = ["IdempotencyStore", "key_row", "record_key"]
 
 K = idempotency_keys.c
+
+
+def key_row(claim: IdempotencyClaim, kind: str, resource_id: str) -> dict[str, Any]:
+    """The ``idempotency_keys`` row tying ``claim``'s key to the record ``resource_id``."""
+    return {
+        "principal": claim.principal,
+        "key": claim.key,
+        "method": claim.method,
+        "path": claim.path[:1000],
+        "fingerprint": claim.fingerprint,
+        "resource_kind": kind,
+        "resource_id": resource_id,
+        "created_at": utcnow(),
+    }
 
 
 def record_key(
@@ -36,19 +51,9 @@ def record_key(
     """
     if claim is None or claim.resource_id is not None:
         return
-    row = {
-        "principal": claim.principal,
-        "key": claim.key,
-        "method": claim.method,
-        "path": claim.path[:1000],
-        "fingerprint": claim.fingerprint,
-        "resource_kind": kind,
-        "resource_id": resource_id,
-        "created_at": utcnow(),
-    }
     try:
         # no savepoint: on a clash the whole transaction is rolled back anyway
-        conn.execute(insert(idempotency_keys), [row])
+        conn.execute(insert(idempotency_keys), [key_row(claim, kind, resource_id)])
     except SAIntegrityError:
         claim.lost = True
         raise DuplicateRequest(
