@@ -100,6 +100,20 @@ def test_campaign_experiment_ids_come_in_pages_with_their_count(api: TestClient)
     assert listed["experiment_ids"] == everything and listed["experiment_count"] == 5
     listed = api.get("/campaigns", params={"experiments_number": 2, "experiments_offset": 1})
     assert listed.json()[0]["experiment_ids"] == [a, d]
+    # with more campaigns, each page is read for each campaign (one statement for them all)
+    other = api.post("/campaign", json={"campaign_name": "other"}).json()["campaign_id"]
+    others = [new(campaign_id=other) for _ in range(3)]
+    empty = api.post("/campaign", json={"campaign_name": "empty"}).json()["campaign_id"]
+    for size, offset in [(None, 0), (2, 1), (1, 3), (3, 9)]:
+        params = {"experiments_offset": offset} | (
+            {} if size is None else {"experiments_number": size}
+        )
+        end = None if size is None else offset + size
+        pages = {
+            c["campaign_id"]: c["experiment_ids"]
+            for c in api.get("/campaigns", params=params).json()
+        }
+        assert pages == {cid: everything[offset:end], other: others[offset:end], empty: []}, params
     refused = api.get(f"/campaign/{cid}", params={"experiments_number": -1})
     assert refused.status_code == 422
     assert refused.json()["error"]["field"] == "experiments_number"

@@ -211,12 +211,12 @@ def _declared_and_linked(conn: Connection, campaign_id: str, declared: list[str]
 
 
 _LINKED_PG = (
-    "SELECT c.id, e.id FROM unnest(%(ids)s::text[], %(skips)s::bigint[], %(takes)s::bigint[]) "
-    "WITH ORDINALITY AS c(id, skip, take, n) CROSS JOIN LATERAL ("
-    "SELECT x.id, x.created_at FROM experiments x "
-    "WHERE x.campaign_id = c.id AND x.deleted_at IS NULL "
-    "ORDER BY x.campaign_id, x.created_at, x.id LIMIT c.take OFFSET c.skip) e "
-    "ORDER BY c.n, e.created_at, e.id"
+    "SELECT c.id, e.ids FROM unnest(%(ids)s::text[], %(skips)s::bigint[], %(takes)s::bigint[]) "
+    "AS c(id, skip, take) CROSS JOIN LATERAL ("
+    "SELECT array_agg(x.id ORDER BY x.created_at, x.id) AS ids FROM ("
+    "SELECT y.id, y.created_at FROM experiments y "
+    "WHERE y.campaign_id = c.id AND y.deleted_at IS NULL "
+    "ORDER BY y.campaign_id, y.created_at, y.id LIMIT c.take OFFSET c.skip) x) e"
 )
 # ORDER BY the whole index, so the planner walks it rather than the creation index
 _LINKED_ONE = (
@@ -229,7 +229,8 @@ _LINKED_SQLITE = _LINKED_ONE.format("?", "?", "?")
 
 def _read_linked(conn: Connection, pages: dict[str, _Page]) -> None:
     """Add the linked ids each page needs: one statement on PostgreSQL (a lateral walk of the
-    campaign index per campaign; a plain walk for one campaign), one short statement per
+    campaign index per campaign, each campaign's page as one array; a plain walk for one
+    campaign), one short statement per
     campaign on SQLite (no round trip, and a prepared statement Python's sqlite3 keeps)."""
     walks = {cid: _walk(page) for cid, page in pages.items()}
     found: dict[str, list[str]] = {cid: [] for cid in pages}
@@ -237,19 +238,19 @@ def _read_linked(conn: Connection, pages: dict[str, _Page]) -> None:
         # one campaign: its index walked in order, without the lateral join's re-sort
         ((cid, (skip, take)),) = walks.items()
         rows = conn.exec_driver_sql(_LINKED_ONE_PG, (cid, take, skip))
-        found[cid] = list(rows.scalars())
+        found[cid] = list(rows.scalars().all())
     elif conn.dialect.name == "postgresql":
         params = {
             "ids": list(walks),
             "skips": [skip for skip, _ in walks.values()],
             "takes": [take for _, take in walks.values()],
         }
-        for campaign_id, experiment_id in conn.exec_driver_sql(_LINKED_PG, params).all():
-            found[campaign_id].append(experiment_id)
+        for campaign_id, ids in conn.exec_driver_sql(_LINKED_PG, params).all():
+            found[campaign_id] = ids or []
     else:
         for cid, (skip, take) in walks.items():
             rows = conn.exec_driver_sql(_LINKED_SQLITE, (cid, -1 if take is None else take, skip))
-            found[cid] = list(rows.scalars())
+            found[cid] = list(rows.scalars().all())
     for cid, page in pages.items():
         linked = found[cid]
         if page.also_linked:
