@@ -228,14 +228,14 @@ _LINKED_SQLITE = _LINKED_ONE.format("?", "?", "?")
 
 
 def _read_linked(conn: Connection, pages: dict[str, _Page]) -> None:
-    """Add the linked ids each page needs: one statement on PostgreSQL (a lateral walk of the
-    campaign index per campaign, each campaign's page as one array; a plain walk for one
-    campaign), one short statement per
-    campaign on SQLite (no round trip, and a prepared statement Python's sqlite3 keeps)."""
+    """Add the linked ids each page needs. On PostgreSQL one statement: a walk of the campaign
+    index for one campaign, else a lateral walk per campaign giving each campaign's page as one
+    array. On SQLite one short statement per campaign (no round trip, and a prepared statement
+    Python's sqlite3 keeps)."""
     walks = {cid: _walk(page) for cid, page in pages.items()}
     found: dict[str, list[str]] = {cid: [] for cid in pages}
     if conn.dialect.name == "postgresql" and len(walks) == 1:
-        # one campaign: its index walked in order, without the lateral join's re-sort
+        # one campaign (GET /campaign/{id}): its ids as rows, in the index's order
         ((cid, (skip, take)),) = walks.items()
         rows = conn.exec_driver_sql(_LINKED_ONE_PG, (cid, take, skip))
         found[cid] = list(rows.scalars().all())
