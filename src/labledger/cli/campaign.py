@@ -7,15 +7,9 @@ from typing import Any
 
 import click
 
-__all__ = ["campaign"]
+from labledger.cli.server_options import server_option, token_option
 
-_server = click.option(
-    "--server-url",
-    envvar="EXPERIMENT_SERVER_URL",
-    default=None,
-    help="The labledger server (default: EXPERIMENT_SERVER_URL or 127.0.0.1:8002).",
-)
-_token = click.option("--token", envvar="LABLEDGER_TOKEN", default=None, help="API token.")
+__all__ = ["campaign"]
 
 
 def _client(server_url: str | None, token: str | None) -> Any:
@@ -37,8 +31,8 @@ def campaign() -> None:
 
 @campaign.command()
 @click.argument("spec", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@_server
-@_token
+@server_option
+@token_option
 def create(spec: Path, server_url: str | None, token: str | None) -> None:
     """Create a campaign, and every experiment it lists or sweeps, from a YAML file.
 
@@ -66,8 +60,8 @@ def create(spec: Path, server_url: str | None, token: str | None) -> None:
 
 @campaign.command("list")
 @click.option("--number", "-n", type=int, default=50, show_default=True)
-@_server
-@_token
+@server_option
+@token_option
 def list_campaigns(number: int, server_url: str | None, token: str | None) -> None:
     """The latest campaigns with their status and size.
 
@@ -99,8 +93,8 @@ def list_campaigns(number: int, server_url: str | None, token: str | None) -> No
 
 @campaign.command()
 @click.argument("campaign_id")
-@_server
-@_token
+@server_option
+@token_option
 def show(campaign_id: str, server_url: str | None, token: str | None) -> None:
     """A campaign's status and progress.
 
@@ -119,8 +113,8 @@ def show(campaign_id: str, server_url: str | None, token: str | None) -> None:
 def _action(name: str, verb: str) -> None:
     @campaign.command(name)
     @click.argument("campaign_id")
-    @_server
-    @_token
+    @server_option
+    @token_option
     def command(campaign_id: str, server_url: str | None, token: str | None) -> None:
         with _client(server_url, token) as client:
             result = getattr(client, f"{name}_campaign")(campaign_id)
@@ -146,8 +140,8 @@ _action("cancel", "Cancel a campaign and every unfinished experiment of it.")
     default=None,
     help="Write to this file instead of the terminal.",
 )
-@_server
-@_token
+@server_option
+@token_option
 def report(
     campaign_id: str, fmt: str, output: Path | None, server_url: str | None, token: str | None
 ) -> None:

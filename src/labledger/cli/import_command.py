@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from labledger.cli.server_options import server_option, token_option
+
 if TYPE_CHECKING:
     from labledger.client.sync import ExperimentClient
     from labledger.core.models import Experiment
@@ -122,18 +124,10 @@ def import_group() -> None:
 
 @import_group.command(name="mlflow")
 @click.argument("source")
-@click.option(
-    "--server",
-    envvar="EXPERIMENT_SERVER_URL",
-    default="http://127.0.0.1:8002",
-    show_default=True,
-    help="The labledger server (env EXPERIMENT_SERVER_URL).",
-)
-@click.option(
-    "--token", envvar="LABLEDGER_TOKEN", default=None, help="API token (env LABLEDGER_TOKEN)."
-)
+@server_option
+@token_option
 @click.option("--json", "as_json", is_flag=True, help="Print what was imported as JSON.")
-def mlflow(source: str, server: str, token: str | None, as_json: bool) -> None:
+def mlflow(source: str, server_url: str | None, token: str | None, as_json: bool) -> None:
     """Import an MLflow tracking store: experiments, runs, params, tags, metric histories.
 
     SOURCE is a running tracking server (http://host:5000, read over its REST API; credentials
@@ -155,8 +149,10 @@ def mlflow(source: str, server: str, token: str | None, as_json: bool) -> None:
 
     over_http = source.startswith(("http://", "https://"))
     imported: list[dict[str, Any]] = []
+    client = ExperimentClient(server_url, token=token)
+    server = client.url
     try:
-        with ExperimentClient(server, token=token) as client:
+        with client:
             for run in read_mlflow_server(source) if over_http else read_mlflow(source):
                 imported.append(import_run(client, run))
     except httpx.TransportError as exc:

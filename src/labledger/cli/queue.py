@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import click
 
+from labledger.cli.server_options import server_option, token_option
+
 __all__ = ["queue"]
 
 
 @click.command()
 @click.option("--campaign", "campaign_id", default=None, help="Only this campaign's experiments.")
-@click.option(
-    "--server-url",
-    envvar="EXPERIMENT_SERVER_URL",
-    default=None,
-    help="The labledger server (default: EXPERIMENT_SERVER_URL or 127.0.0.1:8002).",
-)
-@click.option("--token", envvar="LABLEDGER_TOKEN", default=None, help="API token.")
+@server_option
+@token_option
 def queue(campaign_id: str | None, server_url: str | None, token: str | None) -> None:
     """Show what is running (worker, claimed at, lease until) and what is queued, in order.
 

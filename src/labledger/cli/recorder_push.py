@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from labledger.cli.recorder_common import dir_option, json_option, open_workspace, print_json
+from labledger.cli.server_options import server_option, token_option
 
 if TYPE_CHECKING:
     from labledger.client.sync import ExperimentClient
@@ -97,20 +98,16 @@ def push_run(client: ExperimentClient, item: PushItem) -> PushResult:
 
 @click.command()
 @click.argument("runs", nargs=-1)
-@click.option(
-    "--server",
-    envvar="EXPERIMENT_SERVER_URL",
-    default="http://127.0.0.1:8002",
-    show_default=True,
-    help="The labledger server (env EXPERIMENT_SERVER_URL).",
-)
-@click.option(
-    "--token", envvar="LABLEDGER_TOKEN", default=None, help="API token (env LABLEDGER_TOKEN)."
-)
+@server_option
+@token_option
 @dir_option
 @json_option
 def push(
-    runs: tuple[str, ...], server: str, token: str | None, directory: Path | None, as_json: bool
+    runs: tuple[str, ...],
+    server_url: str | None,
+    token: str | None,
+    directory: Path | None,
+    as_json: bool,
 ) -> None:
     """Send runs (records and every stored file) to a labledger server, so a team sees them.
 
@@ -133,7 +130,8 @@ def push(
             "or in progress are pushed once they end)."
         )
     results: list[PushResult] = []
-    with ExperimentClient(server, token=token) as client:
+    with ExperimentClient(server_url, token=token) as client:
+        server = client.url
         for item in items:
             results.append(push_run(client, item))
     if as_json:

@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from labledger.cli.server_options import server_option, token_option
+
 if TYPE_CHECKING:
     from labledger.client.application import ExperimentApplication
 
@@ -22,13 +24,8 @@ __all__ = ["worker"]
     help="Shell command to run per experiment instead of an application class "
     "(parameters in LABLEDGER_PARAMETERS and LABLEDGER_PARAM_<NAME>).",
 )
-@click.option(
-    "--server-url",
-    envvar="EXPERIMENT_SERVER_URL",
-    default=None,
-    help="The labledger server (default: EXPERIMENT_SERVER_URL or 127.0.0.1:8002).",
-)
-@click.option("--token", envvar="LABLEDGER_TOKEN", default=None, help="API token, if required.")
+@server_option
+@token_option
 @click.option("--worker-id", default=None, help="Name of this worker (default: host:pid).")
 @click.option("--campaign", "campaign_id", default=None, help="Only claim from this campaign.")
 @click.option(
