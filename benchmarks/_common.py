@@ -154,7 +154,7 @@ class Server:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited early: {' '.join(self.cmd)}\n{self.log()}")
             try:
-                status = health_status(self.url)
+                status, _ = request(self.url, "GET", "/health", timeout=5.0)
             except OSError:
                 time.sleep(0.05)
                 continue
@@ -202,23 +202,11 @@ def reference_server(db_path: Path, workdir: Path) -> Server:
     return Server(cmd=cmd, workdir=workdir)
 
 
-def health_status(base_url: str) -> int:
-    """The status of ``GET /health``, whatever its body (MLflow answers plain text)."""
-    host, port = base_url.removeprefix("http://").split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=5.0)
-    try:
-        conn.request("GET", "/health")
-        resp = conn.getresponse()
-        resp.read()
-        return resp.status
-    finally:
-        conn.close()
-
-
 def request(
     base_url: str, method: str, path: str, body: Any = None, timeout: float = 30.0
 ) -> tuple[int, Any]:
-    """One request over a fresh connection; returns (status, decoded JSON or None)."""
+    """One request over a fresh connection; returns (status, the decoded JSON, or the body's
+    bytes when the answer is not JSON (MLflow's health answer is plain text), or None)."""
     host, port = base_url.removeprefix("http://").split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
     try:
@@ -227,7 +215,11 @@ def request(
         conn.request(method, path, body=payload, headers=headers)
         resp = conn.getresponse()
         data = resp.read()
-        return resp.status, (json.loads(data) if data else None)
+        if not data:
+            return resp.status, None
+        if "json" not in (resp.getheader("Content-Type") or ""):
+            return resp.status, data
+        return resp.status, json.loads(data)
     finally:
         conn.close()
 
