@@ -228,18 +228,14 @@ _LINKED_SQLITE = _LINKED_ONE.format("?", "?", "?")
 
 
 def _read_linked(conn: Connection, pages: dict[str, _Page]) -> None:
-    """Add the linked ids each page needs. On PostgreSQL one statement: a walk of the campaign
-    index for one campaign, else a lateral walk per campaign giving each campaign's page as one
-    array. On SQLite one short statement per campaign (no round trip, and a prepared statement
-    Python's sqlite3 keeps)."""
+    """Add the linked ids each page needs: a short walk of the campaign index per campaign (on
+    SQLite no round trip, and a prepared statement Python's sqlite3 keeps), or, for several
+    campaigns on PostgreSQL, one statement walking each by a lateral join and giving each
+    campaign's page as one array."""
     walks = {cid: _walk(page) for cid, page in pages.items()}
     found: dict[str, list[str]] = {cid: [] for cid in pages}
-    if conn.dialect.name == "postgresql" and len(walks) == 1:
-        # one campaign (GET /campaign/{id}): its ids as rows, in the index's order
-        ((cid, (skip, take)),) = walks.items()
-        rows = conn.exec_driver_sql(_LINKED_ONE_PG, (cid, take, skip))
-        found[cid] = list(rows.scalars().all())
-    elif conn.dialect.name == "postgresql":
+    postgres = conn.dialect.name == "postgresql"
+    if postgres and len(walks) > 1:
         params = {
             "ids": list(walks),
             "skips": [skip for skip, _ in walks.values()],
@@ -248,8 +244,10 @@ def _read_linked(conn: Connection, pages: dict[str, _Page]) -> None:
         for campaign_id, ids in conn.exec_driver_sql(_LINKED_PG, params).all():
             found[campaign_id] = ids or []
     else:
+        # no limit: NULL on PostgreSQL, -1 on SQLite
+        statement, no_limit = (_LINKED_ONE_PG, None) if postgres else (_LINKED_SQLITE, -1)
         for cid, (skip, take) in walks.items():
-            rows = conn.exec_driver_sql(_LINKED_SQLITE, (cid, -1 if take is None else take, skip))
+            rows = conn.exec_driver_sql(statement, (cid, no_limit if take is None else take, skip))
             found[cid] = list(rows.scalars().all())
     for cid, page in pages.items():
         linked = found[cid]
