@@ -249,9 +249,9 @@ def test_with_the_database_gone_requests_get_503_not_500(
     app = create_app(Settings(db_url=pg_url, data_dir=tmp_path))
     with TestClient(app) as api:
         root = _bearer(_make(api, "root", "admin"))
-        # The server's own connections are cut by the drop. (Closing its engine here instead
-        # raced its lease sweeper: a connection the sweeper held went back to the discarded
-        # pool, open, and was found by the garbage collector in some later test.)
+        # The drop cuts the server's own connections. Its engine stays open: closing it while
+        # the app runs would race the lease sweeper, whose connection would go back, open, to
+        # a discarded pool (and be found by the garbage collector in some later test).
         name = make_url(pg_url).database
         pg_cluster.execute(f'DROP DATABASE "{name}" WITH (FORCE)')  # type: ignore[attr-defined]
         time.sleep(1.1)  # past the token cache

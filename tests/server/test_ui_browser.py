@@ -10,7 +10,7 @@ import pytest
 
 from labledger_fixtures import LiveServer, server_env
 from server.chromium import chromium
-from server.ui_support import act, start, sweep
+from server.ui_support import act, log_points, start, sweep
 
 pytestmark = pytest.mark.browser
 
@@ -245,11 +245,11 @@ def test_metric_charts_follow_a_running_experiment(
     browser.get(f"{base}/ui/experiments/{exp}")
     assert "No metric series yet." in css(browser, "#metrics")[0].text
     points = [{"name": "loss", "value": 1.0 / (i + 1), "step": i} for i in range(100)]
-    assert api.post(f"/experiment/{exp}/metrics", json={"metrics": points}).status_code == 200
+    log_points(api, exp, points)
     chart = 'figure.metric[data-metric="loss"] svg[role="img"]'
     wait(browser, lambda d: css(d, chart), "the loss chart did not appear while running")
     more = [{"name": "loss", "value": 0.001, "step": 500}]
-    assert api.post(f"/experiment/{exp}/metrics", json={"metrics": more}).status_code == 200
+    log_points(api, exp, more)
     last = 'figure.metric[data-metric="loss"] g.curve[data-last="0.001"]'
     wait(browser, lambda d: css(d, last), "the chart did not take the new point")
     svg = css(browser, chart)[0]
@@ -278,9 +278,7 @@ def test_campaign_and_compare_plots_of_a_two_factor_sweep(
                 parameters={"lr": lr, "opt": opt},
             )["_id"]
             points = [{"name": "loss", "value": lr / (i + 1), "step": i} for i in range(20)]
-            assert (
-                api.post(f"/experiment/{exp}/metrics", json={"metrics": points}).status_code == 200
-            )
+            log_points(api, exp, points)
             ids.append(exp)
     browser.get(f"{base}/ui/campaigns/{campaign_id}")
     for figure in ("#parallel", "#scatter"):
@@ -348,7 +346,7 @@ def test_chart_labels_stay_inside_their_pictures_and_lines_stay_in_their_groups(
                 {"name": "validation_accuracy_top5", "value": 0.5 + temperature / 100 + i / 1e4}
                 for i in range(5)
             ]
-            assert api.post(f"/experiment/{exp}/metrics", json={"metrics": points}).status_code
+            log_points(api, exp, points)
             result = {"values": {"isolated_yield_percent": temperature * gain}}
             assert api.post(f"/experiment/{exp}/results", json=result).status_code in (200, 201)
             ids.append(exp)

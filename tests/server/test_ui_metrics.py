@@ -8,13 +8,11 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from labledger.server.ui.curves import PALETTE, Curve, curve_chart
-from server.ui_support import start
+from server.ui_support import log_points, start
 
 
 def _log(api: TestClient, exp_id: str, name: str, values: list[float]) -> None:
-    points = [{"name": name, "value": v, "step": i} for i, v in enumerate(values)]
-    answer = api.post(f"/experiment/{exp_id}/metrics", json={"metrics": points})
-    assert answer.status_code == 200, answer.text
+    log_points(api, exp_id, [{"name": name, "value": v, "step": i} for i, v in enumerate(values)])
 
 
 def _figures(html: str) -> dict[str, str]:

@@ -19,6 +19,12 @@ def start(api: Client, name: str = "Yield screen", **extra: Any) -> dict[str, An
     return data
 
 
+def log_points(api: Client, experiment_id: str, points: list[dict[str, Any]]) -> None:
+    """Post metric points to an experiment."""
+    response = api.post(f"/experiment/{experiment_id}/metrics", json={"metrics": points})
+    assert response.status_code == 200, response.text
+
+
 def act(api: Client, experiment_id: str, action: str, **params: str) -> dict[str, Any]:
     response = api.post(f"/experiment/{experiment_id}/{action}", params=params)
     assert response.status_code == 200, response.text

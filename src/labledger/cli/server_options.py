@@ -1,7 +1,7 @@
 """The options of every command that talks to a labledger server: where it is, and the token.
 
-``--server`` and ``--server-url`` are the same option (each command used one of them once);
-both read ``EXPERIMENT_SERVER_URL`` when not given, and the client falls back to
+``--server`` and ``--server-url`` are two spellings of one option on every such command; it
+reads ``EXPERIMENT_SERVER_URL`` when not given, and the client falls back to
 ``http://127.0.0.1:8002``.
 """
 
