@@ -149,6 +149,15 @@ class Server:
             start_new_session=self.new_session,
         )
         log.close()
+        try:
+            self._wait_ready(timeout)
+        except BaseException:
+            self.stop()  # whatever went wrong (Ctrl-C too), the process does not outlive us
+            raise
+        return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        assert self.process is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -159,9 +168,8 @@ class Server:
                 time.sleep(0.05)
                 continue
             if status == 200:
-                return self
+                return
             time.sleep(0.05)
-        self.stop()
         raise RuntimeError(f"server not ready after {timeout} s:\n{self.log()}")
 
     def log(self) -> str:

@@ -20,8 +20,8 @@ Experiments are bulk-loaded through the schema's own tables (``executemany`` in 
 the app's own inserts): realistic rows (design JSON, parameters, ownership), statuses mostly
 terminal, the first 10,000 experiments in one campaign and then 1,000 per campaign (each with
 its campaign row; the big one is the newest campaign), 50 owners, 1% in the trash. Events are
-not loaded (lists never read them). PostgreSQL is VACUUM ANALYZEd after each load, as
-autovacuum would do.
+not loaded (lists never read them). PostgreSQL is VACUUM ANALYZEd and checkpointed after each
+load, as autovacuum and the checkpointer would do before long.
 
     python benchmarks/scale.py                 # 10k, 100k, 1M on SQLite and PostgreSQL
     python benchmarks/scale.py --quick         # 1k and 3k
@@ -366,6 +366,7 @@ def measure_size(
         with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("VACUUM ANALYZE experiments")
             conn.exec_driver_sql("VACUUM ANALYZE campaigns")
+            conn.exec_driver_sql("CHECKPOINT")
     print(f"{name}: {size:,} experiments stored (loaded at {rate:,.0f} rows/s)", flush=True)
     print(f"{name}: load average before timing {loadavg()}", flush=True)
     results: dict[tuple[str, str], tuple[float, float]] = {}
