@@ -19,6 +19,7 @@ caller saves a record referring to the blobs only after the batch is closed.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import mmap
 import os
@@ -58,10 +59,11 @@ class BlobBatch:
     def __init__(self, store: BlobStore, cache: StatCache | None = None) -> None:
         self.store = store
         self.cache = cache
-        self._pending: dict[str, Path | None] = {}  # None: being copied by some thread
+        self._pending: dict[str, str | None] = {}  # temp file; None: being copied by a thread
         self._lock = threading.Lock()
-        self._shards: set[Path] = set()
+        self._shards: set[str] = set()
         self._names = itertools.count()  # next() on it is atomic: no two threads share a name
+        self._temp_prefix = f"{store.tmp}{os.sep}blob-{os.getpid()}-{id(self):x}-"
 
     def __enter__(self) -> BlobBatch:
         self.store.create()
@@ -91,38 +93,43 @@ class BlobBatch:
         with self._lock:
             del self._pending[digest]
 
-    def _temp(self) -> tuple[int, Path]:
+    def _temp(self) -> tuple[int, str]:
         # Created read-only (blobs are immutable; the mode guards against slips) under a name
         # unique to this batch: cheaper than mkstemp's random names, and O_EXCL still
         # refuses a name that a crashed process with the same pid left behind.
-        name = self.store.tmp / f"blob-{os.getpid()}-{id(self):x}-{next(self._names)}"
+        name = f"{self._temp_prefix}{next(self._names)}"
         try:
             return os.open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o444), name
         except FileExistsError:
             out, other = tempfile.mkstemp(dir=self.store.tmp, prefix="blob-")  # read-write
             os.fchmod(out, 0o444)
-            return out, Path(other)
+            return out, other
 
-    def _cached(self, path: Path) -> StoredBlob | None:
-        """The stored blob of ``path`` when the cache vouches it is unchanged, else None."""
-        if self.cache is None:
+    def _cached(self, path: str, st: os.stat_result | None = None) -> StoredBlob | None:
+        """The stored blob of ``path`` when the cache vouches it is unchanged, else None.
+
+        ``st`` is the file's ``lstat`` when the caller has it (a folder walk does).
+        """
+        if self.cache is None or path not in self.cache:
             return None
-        st = os.lstat(path)
-        digest = self.cache.lookup(str(path), st)
+        if st is None:
+            st = os.lstat(path)
+        digest = self.cache.lookup(path, st)
         if digest is not None and self.store.has(digest):
             return StoredBlob(digest, st.st_size, added=False)
         return None
 
     def put_file(self, path: Path) -> StoredBlob:
         """Store the regular file ``path`` (unless its content is stored already)."""
-        return self._cached(path) or self._put_file(path)
+        key = str(path)
+        return self._cached(key) or self._put_file(key)
 
-    def _put_file(self, path: Path) -> StoredBlob:
-        key = str(path)  # absolute when it comes from archive_tree
+    def _put_file(self, key: str) -> StoredBlob:
+        # ``key`` is the file's path (absolute when it comes from archive_tree)
         # One open of the source serves hashing, copying and both change checks: on a busy
         # disk, per-file system calls are what an archive of many small files costs.
         hashed_at = time.time_ns()
-        src = os.open(path, os.O_RDONLY)
+        src = os.open(key, os.O_RDONLY)
         try:
             before = os.fstat(src)
             if before.st_size <= SMALL_FILE:
@@ -144,20 +151,20 @@ class BlobBatch:
                 os.close(out)
             if size == before.st_size and _same_file(before, os.fstat(src)):
                 if not self._reserve(digest):
-                    tmp.unlink()
+                    os.unlink(tmp)
                     self._remember(key, before, src, digest, hashed_at, size)
                     return StoredBlob(digest, size, added=False)
                 self._pending[digest] = tmp
                 self._remember(key, before, src, digest, hashed_at, size)
                 return StoredBlob(digest, size, added=True)
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            _unlink(tmp)
             raise
         # The file changed while we copied it, or the kernel copied less than all of it (a
         # full tmpfs does that without an error). Store it the slow, always-consistent way
         # (hashing exactly the bytes written), which also raises the real error when the
         # disk is full.
-        tmp.unlink()
+        os.unlink(tmp)
         return self.store.put_file(Path(key))
 
     def _put_small(self, key: str, src: int, before: os.stat_result, hashed_at: int) -> StoredBlob:
@@ -166,7 +173,7 @@ class BlobBatch:
         data = _read_all(src, before.st_size)
         digest = blake3.blake3(data).hexdigest()
         if self._reserve(digest):
-            tmp: Path | None = None
+            tmp: str | None = None
             try:
                 out, tmp = self._temp()
                 try:
@@ -176,7 +183,7 @@ class BlobBatch:
             except BaseException:
                 self._release(digest)
                 if tmp is not None:
-                    tmp.unlink(missing_ok=True)
+                    _unlink(tmp)
                 raise
             self._pending[digest] = tmp
             added = True
@@ -193,34 +200,43 @@ class BlobBatch:
         if self.cache is not None and size == before.st_size and _same_file(before, os.fstat(src)):
             self.cache.record(key, before, digest, hashed_at)
 
-    def put_many(self, paths: Sequence[Path]) -> list[StoredBlob]:
+    def put_many(
+        self, paths: Sequence[Path | str], stats: Sequence[os.stat_result] | None = None
+    ) -> list[StoredBlob]:
         """:meth:`put_file` for each path, on a few threads (hashing and copying release the
-        GIL); results in the order of ``paths``."""
-        # Files the cache vouches for cost a stat each: check them here, and hand only the
-        # rest to the threads (a task costs more than such a check).
-        results = [self._cached(p) for p in paths]
-        todo = [i for i, found in enumerate(results) if found is None]
-        if len(todo) < 2:
-            for i in todo:
-                results[i] = self._put_file(paths[i])
+        GIL); results in the order of ``paths``. ``stats``, when given, are the files'
+        ``lstat`` results (taken by a folder walk), which spares the cache a stat per file."""
+        keys = [str(p) for p in paths]
+        if stats is None:
+            results = [self._cached(k) for k in keys]
         else:
-            with ThreadPoolExecutor(COPY_THREADS, thread_name_prefix="labledger-copy") as pool:
-                for i, stored in zip(
-                    todo, pool.map(self._put_file, [paths[i] for i in todo]), strict=True
-                ):
-                    results[i] = stored
+            results = [self._cached(k, st) for k, st in zip(keys, stats, strict=True)]
+        # Files the cache vouches for are done. Large files go to the threads, which spend
+        # their time in the kernel's copy and in BLAKE3 with the GIL released; small files
+        # are stored here, one after the other, meanwhile: a small file costs a few system
+        # calls and a little Python, so threads storing small files would mostly wait on
+        # each other for the GIL.
+        todo = [i for i, found in enumerate(results) if found is None]
+        small = [] if stats is None else [i for i in todo if stats[i].st_size <= SMALL_FILE]
+        large = [i for i in todo if stats is None or stats[i].st_size > SMALL_FILE]
+        with ThreadPoolExecutor(COPY_THREADS, thread_name_prefix="labledger-copy") as pool:
+            copies = [pool.submit(self._put_file, keys[i]) for i in large]
+            for i in small:
+                results[i] = self._put_file(keys[i])
+            for i, copy in zip(large, copies, strict=True):
+                results[i] = copy.result()
         assert all(r is not None for r in results)
         return results  # type: ignore[return-value]  # every None was filled above
 
     @staticmethod
-    def _flush(tmp: Path) -> None:
+    def _flush(tmp: str) -> None:
         fd = os.open(tmp, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
 
-    def _flush_all(self, temps: list[Path]) -> None:
+    def _flush_all(self, temps: list[str]) -> None:
         # Many small files: one syncfs() flushes them all, where an fsync each would cost a
         # journal commit each (milliseconds on ext4). Elsewhere, fsync each on a few threads.
         if len(temps) >= SYNCFS_FROM and _syncfs(self.store.tmp):
@@ -231,27 +247,37 @@ class BlobBatch:
     def close(self) -> None:
         """Flush every new blob, then give each its final name; raise the first error if any."""
         pending, self._pending = self._pending, {}
-        touched: set[Path] = set()
+        touched: set[str] = set()
+        renamed = 0
+        objects = f"{self.store.objects}{os.sep}"
         try:
             temps = [t for t in pending.values() if t is not None]
             if temps:
                 self._flush_all(temps)
             for digest, tmp in pending.items():
                 assert tmp is not None  # every reservation is filled or dropped by put_file
-                final = self.store.path_of(digest)
-                if final.parent not in self._shards:
-                    final.parent.mkdir(exist_ok=True)
-                    self._shards.add(final.parent)
-                os.replace(tmp, final)
-                touched.add(final.parent)
+                shard = f"{objects}{digest[:2]}"
+                if shard not in self._shards:
+                    with contextlib.suppress(FileExistsError):
+                        os.mkdir(shard)
+                    self._shards.add(shard)
+                os.replace(tmp, f"{shard}{os.sep}{digest[2:]}")
+                touched.add(shard)
+                renamed += 1
         finally:
-            for tmp in pending.values():
+            # Only what was not renamed is still there (pending keeps its order).
+            for tmp in itertools.islice(pending.values(), renamed, None):
                 if tmp is not None:
-                    tmp.unlink(missing_ok=True)  # only what was not renamed is still there
+                    _unlink(tmp)
         # Only the folders this batch renamed into: re-archiving unchanged files syncs nothing.
         if len(touched) >= SYNCFS_FROM and _syncfs(self.store.objects):
             return
-        self.store.sync_dirs(touched)
+        self.store.sync_dirs({Path(t) for t in touched})
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
 
 
 def _copy_fd(src: int, out: int, size: int) -> None:
@@ -289,11 +315,19 @@ def _copy_fd(src: int, out: int, size: int) -> None:
 
 
 def _read_all(fd: int, size: int) -> bytes:
-    """Everything ``fd`` holds (``size`` is the expected length; a grown file is read whole)."""
-    parts = []
-    while chunk := os.read(fd, max(size, CHUNK) + 1):
+    """Everything ``fd`` holds (``size`` is its length by ``fstat``; a grown file is read whole).
+
+    One read asking for a byte more than ``size`` that returns exactly ``size`` bytes found
+    the end: a file that grows later changes its stat, so the stat cache does not vouch for it.
+    """
+    want = max(size, CHUNK) + 1
+    chunk = os.read(fd, want)
+    if len(chunk) == size:
+        return chunk
+    parts = [chunk]
+    while chunk := os.read(fd, want):
         parts.append(chunk)
-    return b"".join(parts) if len(parts) != 1 else parts[0]
+    return b"".join(parts)
 
 
 def _same_file(a: os.stat_result, b: os.stat_result) -> bool:

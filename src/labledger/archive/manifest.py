@@ -149,7 +149,8 @@ class _Walk:
         *,
         seen: frozenset[Path],
     ) -> None:
-        files: list[tuple[str, Path, int]] = []
+        files: list[tuple[str, str, int]] = []
+        stats: list[os.stat_result] = []
         for rel, entry in scan_tree(root, exclude=exclude):
             path = prefix + rel
             if not _is_utf8(rel):
@@ -164,20 +165,26 @@ class _Walk:
             if stat.S_ISLNK(st.st_mode):
                 followed = self._link(batch, Path(entry.path), path, seen)
                 if followed is not None:
-                    files.append(followed)
+                    files.append(followed[0])
+                    stats.append(followed[1])
             elif stat.S_ISDIR(st.st_mode):
                 self.dirs.append((path, stat.S_IMODE(st.st_mode)))
             elif stat.S_ISREG(st.st_mode):
-                files.append((path, Path(entry.path), stat.S_IMODE(st.st_mode)))
+                files.append((path, entry.path, stat.S_IMODE(st.st_mode)))
+                stats.append(st)
             else:
                 self.skipped.append(path)
-        blobs = batch.put_many([file for _, file, _ in files])
+        # The walk's stats spare the stat cache a stat per file.
+        blobs = batch.put_many([file for _, file, _ in files], stats)
         for (path, _, mode), blob in zip(files, blobs, strict=True):
-            self.entries.append(FileEntry(path=path, size=blob.size, mode=mode, digest=blob.digest))
+            # Built without validation: every field comes from the walk and the store.
+            self.entries.append(
+                FileEntry.model_construct(path=path, size=blob.size, mode=mode, digest=blob.digest)
+            )
 
     def _link(
         self, batch: BlobBatch, link: Path, path: str, seen: frozenset[Path]
-    ) -> tuple[str, Path, int] | None:
+    ) -> tuple[tuple[str, str, int], os.stat_result] | None:
         """Keep a link inside as a link; follow one leading out (a file to store, or a folder)."""
         target = os.readlink(link)
         real = Path(os.path.realpath(link))
@@ -193,7 +200,7 @@ class _Walk:
             self.notes.append(
                 f"{path} is a link to {target}, outside the folder: archived the file it points to"
             )
-            return path, real, stat.S_IMODE(st.st_mode)
+            return (path, str(real), stat.S_IMODE(st.st_mode)), st
         if (
             st is not None
             and stat.S_ISDIR(st.st_mode)

@@ -55,6 +55,7 @@ class StatCache:
         self.path = path
         self._known: dict[str, tuple[StatKey, str, int]] = {}
         self._new: dict[str, tuple[StatKey, str, int]] = {}
+        self._seen: set[str] = set()  # paths looked up: they exist, save() need not check them
 
     def load(self) -> None:
         """Read every entry; an unreadable cache is dropped (it is only a hint)."""
@@ -73,11 +74,17 @@ class StatCache:
             row[0]: ((row[1], row[2], row[3], row[4], row[5]), row[6], row[7]) for row in rows
         }
 
+    def __contains__(self, path: str) -> bool:
+        """True when an entry for ``path`` was loaded (a file the cache knows nothing of needs
+        no stat to be looked up)."""
+        return path in self._known
+
     def lookup(self, path: str, st: os.stat_result) -> str | None:
         """The digest recorded for ``path`` if its stat is unchanged and its hash settled."""
         found = self._known.get(path)
         if found is None:
             return None
+        self._seen.add(path)
         key, digest, hashed_at = found
         if key != stat_key(st):
             return None
@@ -92,7 +99,9 @@ class StatCache:
     def save(self) -> None:
         """Write what was recorded (call once the blobs it names are durable), and forget the
         entries of files that no longer exist, so the cache does not grow without bound."""
-        gone = [(p,) for p in self._known.keys() - self._new.keys() if not os.path.lexists(p)]
+        unseen = self._known.keys() - self._new.keys() - self._seen
+        gone = [(p,) for p in unseen if not os.path.lexists(p)]
+        self._seen = set()
         if not self._new and not gone:
             return
         rows = [(p, *key, digest, at) for p, (key, digest, at) in self._new.items()]

@@ -139,6 +139,7 @@ class BlobStore:
         self.root = root
         self.objects = root / "objects"
         self.tmp = root / "tmp"
+        self._objects_prefix = f"{self.objects}{os.sep}"  # has() runs per file: no Path objects
 
     def create(self) -> None:
         """Make the folders of an empty store (idempotent)."""
@@ -152,7 +153,9 @@ class BlobStore:
 
     def has(self, digest: str) -> bool:
         """True when the blob is stored."""
-        return self.path_of(digest).is_file()
+        check_digest(digest)
+        blob = f"{self._objects_prefix}{digest[:2]}{os.sep}{digest[2:]}"
+        return os.path.isfile(blob)  # noqa: PTH113  # runs per archived file: no Path object
 
     @property
     def location(self) -> str:
