@@ -320,12 +320,11 @@ def _read_all(fd: int, size: int) -> bytes:
     One read asking for a byte more than ``size`` that returns exactly ``size`` bytes found
     the end: a file that grows later changes its stat, so the stat cache does not vouch for it.
     """
-    want = max(size, CHUNK) + 1
-    chunk = os.read(fd, want)
+    chunk = os.read(fd, size + 1)  # no bigger: a buffer of a MiB costs an mmap per file
     if len(chunk) == size:
         return chunk
     parts = [chunk]
-    while chunk := os.read(fd, want):
+    while chunk := os.read(fd, CHUNK):
         parts.append(chunk)
     return b"".join(parts)
 

@@ -177,10 +177,7 @@ class _Walk:
         # The walk's stats spare the stat cache a stat per file.
         blobs = batch.put_many([file for _, file, _ in files], stats)
         for (path, _, mode), blob in zip(files, blobs, strict=True):
-            # Built without validation: every field comes from the walk and the store.
-            self.entries.append(
-                FileEntry.model_construct(path=path, size=blob.size, mode=mode, digest=blob.digest)
-            )
+            self.entries.append(FileEntry(path=path, size=blob.size, mode=mode, digest=blob.digest))
 
     def _link(
         self, batch: BlobBatch, link: Path, path: str, seen: frozenset[Path]
