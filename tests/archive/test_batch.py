@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
+import signal
 import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import blake3
@@ -12,6 +17,7 @@ import pytest
 
 from labledger.archive import batch as batch_module
 from labledger.archive.batch import BlobBatch
+from labledger.archive.manifest import STAT_CACHE, archive_tree
 from labledger.archive.store import BlobStore
 
 
@@ -39,12 +45,15 @@ def _write_files(folder: Path) -> dict[Path, bytes]:
     return files
 
 
+@pytest.mark.parametrize("with_stats", [False, True], ids=["paths only", "with the walk's stats"])
 def test_every_blob_holds_exactly_the_content_its_digest_names(
-    store: BlobStore, tmp_path: Path
+    store: BlobStore, tmp_path: Path, with_stats: bool
 ) -> None:
     files = _write_files(tmp_path / "src")
+    # With stats, small files are stored on this thread while threads copy the large ones.
+    stats = [os.lstat(p) for p in files] if with_stats else None
     with BlobBatch(store) as batch:
-        stored = batch.put_many(list(files))
+        stored = batch.put_many(list(files), stats)
     for (path, data), blob in zip(files.items(), stored, strict=True):
         assert blob.digest == blake3.blake3(data).hexdigest(), path.name
         assert blob.size == len(data)
@@ -86,3 +95,63 @@ def test_a_temp_name_left_behind_by_a_crashed_process_is_not_reused(
         blob = batch.put_file(src)
     assert store.get(blob.digest) == data
     assert leftover.read_bytes() == b"left by a crash"
+
+
+_ARCHIVE_CHILD = """
+import sys
+from pathlib import Path
+from labledger.archive.manifest import archive_tree
+from labledger.archive.store import BlobStore
+archive_tree(BlobStore(Path(sys.argv[1])), Path(sys.argv[2]))
+"""
+
+
+def _killed_mid_batch(store: BlobStore, src: Path) -> bool:
+    """Archive ``src`` in a child process and SIGKILL it once its temp files exist; False
+    when it finished first."""
+    child = subprocess.Popen([sys.executable, "-c", _ARCHIVE_CHILD, str(store.root), str(src)])
+    try:
+        while child.poll() is None:
+            if store.tmp.is_dir() and any(store.tmp.iterdir()):
+                child.send_signal(signal.SIGKILL)
+                child.wait()
+                return True
+            time.sleep(0.001)
+        return False
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
+def test_an_archive_killed_mid_batch_leaves_only_temp_files_and_no_cache(
+    store: BlobStore, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    rnd = random.Random(9)
+    for i in range(3000):
+        folder = src / f"d{i // 300}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"f{i}.bin").write_bytes(rnd.randbytes(1024))
+    for i in range(2):
+        (src / f"large{i}.bin").write_bytes(rnd.randbytes(batch_module.SMALL_FILE * 4))
+    for _attempt in range(5):
+        shutil.rmtree(store.root, ignore_errors=True)
+        if _killed_mid_batch(store, src):
+            break
+    else:
+        pytest.fail("the archive finished each time before it could be killed")
+    # Every name under objects/ holds exactly the content its digest names; the rest is
+    # temp files, and the stat cache (saved only after the batch closed) is absent.
+    report = store.verify()
+    assert report.ok, report
+    assert not (store.root / STAT_CACHE).exists()
+    # The next archive stores everything and clears nothing it should keep.
+    entries, skipped = archive_tree(store, src)
+    assert not skipped
+    for entry in entries:
+        assert entry.digest is not None
+        data = (src / entry.path).read_bytes()
+        assert entry.digest == blake3.blake3(data).hexdigest()
+        assert store.get(entry.digest) == data
+    assert store.verify().ok

@@ -144,3 +144,19 @@ def test_entries_of_deleted_files_are_forgotten(store: BlobStore, tmp_path: Path
     with sqlite3.connect(store.root / STAT_CACHE) as conn:
         paths = sorted(Path(row[0]).name for row in conn.execute("SELECT path FROM files"))
     assert paths == ["kept.txt", "new.txt"]
+
+
+def test_a_deleted_file_is_forgotten_when_every_other_file_is_unchanged(
+    store: BlobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(statcache, "SETTLED_NS", 0)  # every hash counts as settled at once
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (src / name).write_text(name)
+    archive_tree(store, src)
+    (src / "b.txt").unlink()
+    archive_tree(store, src)  # nothing new to record: only found and deleted entries
+    with sqlite3.connect(store.root / STAT_CACHE) as conn:
+        paths = sorted(Path(row[0]).name for row in conn.execute("SELECT path FROM files"))
+    assert paths == ["a.txt", "c.txt"]
