@@ -1,8 +1,10 @@
 """Storing many files fast: read each once, copy in the kernel, flush to disk once at the end.
 
-A :class:`BlobBatch` stores files on a few threads (hashing and copying release the GIL). A
-small file is read whole once: its bytes are hashed and, when the digest is new, written to a
-temp file, so what is stored always matches its digest. A large file is copied to a temp file
+A :class:`BlobBatch` stores large files on a few threads (copying and hashing them release the
+GIL) and small files on the calling thread meanwhile (threads storing small files would mostly
+wait on each other for the GIL). A small file is read whole once: its bytes are hashed and,
+when the digest is new, written to a temp file, so what is stored always matches its digest.
+A large file is copied to a temp file
 inside the kernel (``copy_file_range``, which shares the blocks on file systems that can, else
 ``sendfile``), and the copy (our own file, which nobody else writes) is hashed through a
 read-only mapping: the stored bytes are the hashed bytes, read from memory once. A copy whose
