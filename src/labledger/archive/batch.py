@@ -4,12 +4,11 @@ A :class:`BlobBatch` stores large files on a few threads (copying and hashing th
 GIL) and small files on the calling thread meanwhile (threads storing small files would mostly
 wait on each other for the GIL). A small file is read whole once: its bytes are hashed and,
 when the digest is new, written to a temp file, so what is stored always matches its digest.
-A large file is copied to a temp file
-inside the kernel (``copy_file_range``, which shares the blocks on file systems that can, else
-``sendfile``), and the copy (our own file, which nobody else writes) is hashed through a
-read-only mapping: the stored bytes are the hashed bytes, read from memory once. A copy whose
-content is stored already is dropped. With a :class:`StatCache`, a file whose stat is
-unchanged since it was last hashed is not read at all.
+A large file is copied to a temp file inside the kernel (``copy_file_range``, which shares the
+blocks on file systems that can, else ``sendfile``), and the copy (our own file, which nobody
+else writes) is hashed through a read-only mapping: the stored bytes are the hashed bytes, read
+from memory once. A copy whose content is stored already is dropped. With a :class:`StatCache`,
+a file whose stat is unchanged since it was last hashed is not read at all.
 
 Leaving the batch flushes every temp file to disk (one ``syncfs`` for many files on Linux, else
 an ``fsync`` each on a few threads), then renames each to its final name and syncs the folders.
