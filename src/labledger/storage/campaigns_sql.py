@@ -210,45 +210,68 @@ def _declared_and_linked(conn: Connection, campaign_id: str, declared: list[str]
     return found
 
 
-_LINKED_PG = (
-    "SELECT c.id, e.ids FROM unnest(%(ids)s::text[], %(skips)s::bigint[], %(takes)s::bigint[]) "
+# A walk of one campaign's index: ORDER BY the whole index, so the planner walks it (a bitmap
+# scan and a sort of a big campaign's rows cost twice as much)
+_WALK = (
+    "SELECT {e}id FROM experiments {e_} WHERE {e}campaign_id = {cid} AND {e}deleted_at IS NULL "
+    "ORDER BY {e}campaign_id, {e}created_at, {e}id LIMIT {take} OFFSET {skip}"
+)
+# A page of ids joined into one string by the database, with how many there are: one value
+# instead of a row (or an array element, quoted and parsed) per id. The aggregate reads its
+# ordered subquery in order (a subquery with ORDER BY and LIMIT is not merged into the query
+# above it, on either database; PostgreSQL's manual gives this form for ordering an aggregate's
+# input when nothing else, such as a join, happens at the aggregate's level). An ORDER BY inside
+# the aggregate would sort the rows again: 10,000 ids 1.9 -> 4.7 ms on PostgreSQL 15.
+_JOINED = "SELECT {agg}(x.id, ','), count(*) FROM (" + _WALK + ") x"
+_JOINED_SQLITE = _JOINED.format(agg="group_concat", e="", e_="", cid="?", take="?", skip="?")
+_JOINED_PG = _JOINED.format(agg="string_agg", e="", e_="", cid="%s", take="%s", skip="%s")
+# several campaigns on PostgreSQL: one statement, each campaign walked by a lateral subquery
+_JOINED_PG_MANY = (
+    "SELECT c.id, j.ids, j.n FROM unnest(%s::text[], %s::bigint[], %s::bigint[]) "
     "AS c(id, skip, take) CROSS JOIN LATERAL ("
-    "SELECT array_agg(x.id ORDER BY x.created_at, x.id) AS ids FROM ("
-    "SELECT y.id, y.created_at FROM experiments y "
-    "WHERE y.campaign_id = c.id AND y.deleted_at IS NULL "
-    "ORDER BY y.campaign_id, y.created_at, y.id LIMIT c.take OFFSET c.skip) x) e"
+    + _JOINED.format(agg="string_agg", e="y.", e_="y", cid="c.id", take="c.take", skip="c.skip")
+    + ") AS j(ids, n)"
 )
-# ORDER BY the whole index, so the planner walks it rather than the creation index
-_LINKED_ONE = (
-    "SELECT id FROM experiments WHERE campaign_id = {} AND deleted_at IS NULL "
-    "ORDER BY campaign_id, created_at, id LIMIT {} OFFSET {}"
-)
-_LINKED_ONE_PG = _LINKED_ONE.format("%s", "%s", "%s")
-_LINKED_SQLITE = _LINKED_ONE.format("?", "?", "?")
+_ROWS_SQLITE = _WALK.format(e="", e_="", cid="?", take="?", skip="?")
+_ROWS_PG = _WALK.format(e="", e_="", cid="%s", take="%s", skip="%s")
 
 
 def _read_linked(conn: Connection, pages: dict[str, _Page]) -> None:
-    """Add the linked ids each page needs: a short walk of the campaign index per campaign (on
-    SQLite no round trip, and a prepared statement Python's sqlite3 keeps), or, for several
-    campaigns on PostgreSQL, one statement walking each by a lateral join and giving each
-    campaign's page as one array."""
-    walks = {cid: _walk(page) for cid, page in pages.items()}
-    found: dict[str, list[str]] = {cid: [] for cid in pages}
+    """Add the linked ids each page needs, each page read as one joined string through the
+    driver's own cursor (SQLAlchemy's result rows cost more than the walk: 10,000 ids took
+    5.5 ms as rows that way, 2.1 ms joined).
+
+    On PostgreSQL one statement for several campaigns; on SQLite (no round trip) one short walk
+    per campaign, a statement Python's sqlite3 keeps prepared. An id holding the separator
+    (only an imported record can have one) shows as more parts than the count: that page is
+    read again row by row."""
     postgres = conn.dialect.name == "postgresql"
-    if postgres and len(walks) > 1:
-        params = {
-            "ids": list(walks),
-            "skips": [skip for skip, _ in walks.values()],
-            "takes": [take for _, take in walks.values()],
-        }
-        for campaign_id, ids in conn.exec_driver_sql(_LINKED_PG, params).all():
-            found[campaign_id] = ids or []
-    else:
-        # no limit: NULL on PostgreSQL, -1 on SQLite
-        statement, no_limit = (_LINKED_ONE_PG, None) if postgres else (_LINKED_SQLITE, -1)
-        for cid, (skip, take) in walks.items():
-            rows = conn.exec_driver_sql(statement, (cid, no_limit if take is None else take, skip))
-            found[cid] = list(rows.scalars().all())
+    # no limit: NULL on PostgreSQL, -1 on SQLite
+    walks = {cid: _walk(page, None if postgres else -1) for cid, page in pages.items()}
+    found: dict[str, list[str]] = {}
+    joined: dict[str, tuple[str | None, int]] = {}
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        if postgres and len(walks) > 1:
+            cursor.execute(
+                _JOINED_PG_MANY,
+                (list(walks), [s for s, _ in walks.values()], [t for _, t in walks.values()]),
+            )
+            joined.update((cid, (ids, n)) for cid, ids, n in cursor.fetchall())
+        else:
+            statement = _JOINED_PG if postgres else _JOINED_SQLITE
+            for cid, (skip, take) in walks.items():
+                cursor.execute(statement, (cid, take, skip))
+                ((ids, n),) = cursor.fetchall()  # an aggregate: always one row
+                joined[cid] = (ids, n)
+        for cid, (ids, count) in joined.items():
+            found[cid] = ids.split(",") if ids else []
+            if len(found[cid]) != count:
+                skip, take = walks[cid]
+                cursor.execute(_ROWS_PG if postgres else _ROWS_SQLITE, (cid, take, skip))
+                found[cid] = [linked_id for (linked_id,) in cursor.fetchall()]
+    finally:
+        cursor.close()
     for cid, page in pages.items():
         linked = found[cid]
         if page.also_linked:
@@ -258,10 +281,11 @@ def _read_linked(conn: Connection, pages: dict[str, _Page]) -> None:
         page.ids.extend(linked)
 
 
-def _walk(page: _Page) -> tuple[int, int | None]:
+def _walk(page: _Page, no_limit: int | None) -> tuple[int, int | None]:
     """(offset, limit) of the linked experiments of a campaign its page may need."""
     if page.also_linked:
         # declared ones are left out after reading, so read from the start and a bit more
-        take = None if page.wanted is None else page.skip + page.wanted + len(page.also_linked)
-        return 0, take
-    return page.skip, page.wanted
+        if page.wanted is None:
+            return 0, no_limit
+        return 0, page.skip + page.wanted + len(page.also_linked)
+    return page.skip, no_limit if page.wanted is None else page.wanted

@@ -1,0 +1,70 @@
+"""A campaign's experiment ids as the store reads them: the declared ones, then the linked ones
+by creation, in pages, on SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine
+
+from labledger.core.models import Experiment, ExperimentalCampaign, ExperimentDesign
+from labledger.storage.engine import create_db_engine
+from labledger.storage.schema import ensure_ready
+from labledger.storage.sql import SqlStore
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[SqlStore]:
+    engine: Engine = create_db_engine(db_url)
+    ensure_ready(engine, db_url)
+    yield SqlStore(engine)
+    engine.dispose()
+
+
+def _linked(campaign_id: str, ids: list[str]) -> list[Experiment]:
+    """Experiments of ``campaign_id`` created one second apart, in the order of ``ids``."""
+    return [
+        Experiment(
+            _id=exp_id,
+            experiment_design=ExperimentDesign(experiment_name="linked"),
+            campaign_id=campaign_id,
+            created_at=START + timedelta(seconds=n),
+        )
+        for n, exp_id in enumerate(ids)
+    ]
+
+
+def _campaign(store: SqlStore, name: str, ids: list[str]) -> str:
+    campaign = ExperimentalCampaign(campaign_name=name)
+    store.campaigns.insert(campaign, [])
+    store.experiments.insert_many(_linked(campaign.campaign_id, ids), [])
+    return campaign.campaign_id
+
+
+def test_ids_with_the_separator_in_them_are_read_whole(store: SqlStore) -> None:
+    # an imported record may carry any id of up to 26 characters, a comma included
+    odd = ["01JD000000000000000000000A", "with,a comma", "01JD000000000000000000000C", ",", ""]
+    plain = [f"01JE00000000000000000000{n:02d}" for n in range(3)]
+    odd_campaign = _campaign(store, "odd", odd)
+    plain_campaign = _campaign(store, "plain", plain)
+
+    assert store.campaigns.get(odd_campaign).experiment_ids == odd
+    assert store.campaigns.get(odd_campaign, ids_limit=2, ids_offset=1).experiment_ids == odd[1:3]
+    pages = {c.campaign_id: c.experiment_ids for c in store.campaigns.find(10, 0, ids_limit=4)}
+    assert pages == {odd_campaign: odd[:4], plain_campaign: plain}
+
+
+def test_a_big_campaign_gives_every_id_in_creation_order(store: SqlStore) -> None:
+    ids = [f"01JF{n:022d}" for n in range(3000)]
+    campaign_id = _campaign(store, "big", ids[::-1])  # created in the reverse order of the ids
+    whole = store.campaigns.get(campaign_id)
+    assert whole.experiment_ids == ids[::-1] and whole.experiment_count == 3000
+    page = store.campaigns.get(campaign_id, ids_limit=500, ids_offset=2400)
+    assert page.experiment_ids == ids[::-1][2400:2900]
+    other = _campaign(store, "small", ["01JG000000000000000000000A"])
+    pages = {c.campaign_id: c.experiment_ids for c in store.campaigns.find(10, 0, ids_limit=None)}
+    assert pages == {campaign_id: ids[::-1], other: ["01JG000000000000000000000A"]}
