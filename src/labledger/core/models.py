@@ -27,6 +27,7 @@ from labledger.core.lifecycle import (
     ExperimentStatus,
     madsci_status,
 )
+from labledger.core.vocabulary import MAX_NAME, MAX_TEXT, EventType
 from labledger.core.where import FieldFilter, parse_field_sort
 
 __all__ = [
@@ -55,10 +56,6 @@ __all__ = [
     "experiment_to_wire",
 ]
 
-#: longest name accepted (run names, experiment names, campaign names)
-MAX_NAME = 1_000
-#: longest free text accepted (descriptions, hypotheses, observations)
-MAX_TEXT = 100_000
 
 Name = Annotated[str, Field(max_length=MAX_NAME)]
 Text = Annotated[str, Field(max_length=MAX_TEXT)]
@@ -480,27 +477,6 @@ def campaign_to_wire(campaign: ExperimentalCampaign) -> JsonObject:
 
 
 # --------------------------------------------------------------------------- events
-
-
-class EventType(StrEnum):
-    """What happened. Status changes carry from/to states."""
-
-    CREATED = "created"
-    STATUS_CHANGED = "status_changed"
-    UPDATED = "updated"
-    DELETED = "deleted"
-    RESTORED = "restored"
-    CAMPAIGN_CREATED = "campaign_created"
-    CAMPAIGN_STATUS_CHANGED = "campaign_status_changed"
-    CAMPAIGN_UPDATED = "campaign_updated"
-    CLAIMED = "claimed"
-    LEASE_EXPIRED = "lease_expired"
-    RESULT_ADDED = "result_added"
-    PROGRESS = "progress"
-    MILESTONE = "milestone"
-    RESOURCE_USED = "resource_used"
-    #: a pause/resume/cancel of the experiment carried to its workflows on the Workcell Manager
-    WORKFLOW_CONTROL = "workflow_control"
 
 
 class Event(LabModel):
