@@ -43,6 +43,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from _common import heading, loadavg, machine, table, workdir
 
 from labledger.archive.manifest import archive_tree
@@ -117,7 +118,11 @@ def archive_figures(tmp: Path, size_mb: float) -> list[list[Any]]:
     again, _ = archive_tree(store, src, prefix="outputs/")
     second = time.perf_counter() - t0
     added = tree_bytes(store.root / "objects") - stored
-    manifest = len(json.dumps([e.model_dump(mode="json", exclude_none=True) for e in again]))
+    manifest = len(
+        json.dumps(
+            [{k: v for k, v in msgspec.structs.asdict(e).items() if v is not None} for e in again]
+        )
+    )
     print(f"load average after: {loadavg()}", flush=True)
     return [
         ["cp -r (reference)", mb / cp, cp, 1.0, "-"],

@@ -40,7 +40,7 @@ def ran(tmp_path: Path) -> tuple[Path, str]:
 def test_show_prints_the_record_from_its_json_as_from_its_models(ran: tuple[Path, str]) -> None:
     exp, run_id = ran
     printed = labledger(exp, "show", run_id).stdout
-    from_models = _show_lines(Workspace(exp).load(run_id).model_dump(mode="json"))
+    from_models = _show_lines(Workspace(exp).load(run_id).to_dict())
     assert printed.splitlines() == [click.unstyle(line) for line in from_models]
     for line in (
         "name:         first",

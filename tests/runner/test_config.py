@@ -39,12 +39,21 @@ def _write(tmp_path: Path, text: str) -> Path:
         ("hypothesis = 'x'\n", "runners", "required"),
         ('colour = "blue"\n' + RUNNERS, "colour", "expected one of: name, hypothesis"),
         (RUNNERS + 'train = "t.sh"\n', "runners.train", "expected one of: pre-run, run"),
-        ("hypothesis = 3\n" + RUNNERS, "hypothesis", "valid string"),
+        ("hypothesis = 3\n" + RUNNERS, "hypothesis", "expected `str`, got 3"),
         ('[variables]\n"bad-name" = 1\n' + RUNNERS, "variables", "environment variable"),
         ("[variables]\nLABLEDGER_X = 1\n" + RUNNERS, "variables", "reserved"),
         ("[variables]\nlr = [1, 2]\n" + RUNNERS, "variables.lr", "got [1, 2]"),
+        ("[variables]\nday = 2026-01-01\n" + RUNNERS, "variables.day", "a float or a string"),
         ('[variables]\nx = "a\\u0000b"\n' + RUNNERS, "variables", "NUL byte"),
-        ('[runners]\nrun = ""\nfetch = "f.sh"\n', "runners.run", "at least 1 character"),
+        ('[runners]\nrun = ""\nfetch = "f.sh"\n', "runners.run", "length >= 1, got ''"),
+        (
+            '[runners]\npre_run = "p.sh"\nrun = "r.sh"\nfetch = "f.sh"\n',
+            "runners.pre_run",
+            "pre-run",
+        ),
+        ('results = ["a", ""]\n' + RUNNERS, "results.1", "length >= 1"),
+        (f"name = '{'n' * 1001}'\n" + RUNNERS, "name", "length <= 1000"),
+        (f"results = {['r'] * 101}\n" + RUNNERS, "results", "length <= 100"),
     ],
     ids=[
         "missing-fetch",
@@ -56,8 +65,13 @@ def _write(tmp_path: Path, text: str) -> Path:
         "bad-variable-name",
         "reserved-variable",
         "list-variable",
+        "date-variable",
         "nul-in-variable",
         "empty-run",
+        "underscored-phase",
+        "empty-result-file",
+        "long-name",
+        "too-many-result-files",
     ],
 )
 def test_a_bad_run_config_names_the_file_field_and_expectation(
@@ -71,6 +85,40 @@ def test_a_bad_run_config_names_the_file_field_and_expectation(
     assert f"'{field}" in message
     assert expected in message
     assert info.value.path == str(path)
+
+
+def test_variables_keep_their_toml_types_without_coercion(tmp_path: Path) -> None:
+    text = '[variables]\nn = "1"\nf = 1.0\ni = 1\nb = false\n' + RUNNERS
+    loaded = load_run_config(_write(tmp_path, text)).variables
+    assert [(k, type(v)) for k, v in loaded.items()] == [
+        ("n", str),
+        ("f", float),
+        ("i", int),
+        ("b", bool),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "expected"),
+    [
+        ("capture_env = 'HOME'\n", "capture_env", "expected `array`, got 'HOME'"),
+        ("description = 'x'\n", "name", "required"),
+        ("name = ''\n", "name", "length >= 1"),
+        ("name = 'x'\n[runners]\nfetch = 'f.sh'\n", "runners.run", "required"),
+        ("name = 'x'\nruns = 3\n", "runs", "expected one of: name, description, capture_env"),
+    ],
+    ids=["capture-env-not-a-list", "missing-name", "empty-name", "missing-run", "unknown-field"],
+)
+def test_a_bad_experiment_config_names_the_file_field_and_expectation(
+    tmp_path: Path, text: str, field: str, expected: str
+) -> None:
+    path = tmp_path / "labledger.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_experiment_config(path)
+    assert f"{path}: field '{field}': " in info.value.message
+    assert expected in info.value.message
+    assert info.value.details["field"] == field
 
 
 def test_invalid_toml_names_the_file_and_the_line(tmp_path: Path) -> None:
@@ -142,7 +190,7 @@ def test_any_run_config_written_reads_back_equal(
     name: str,
     hypothesis: str,
     observations: str,
-    variables: dict[str, object],
+    variables: dict[str, bool | int | float | str],
     run: str,
     pre_run: str | None,
 ) -> None:
@@ -151,11 +199,11 @@ def test_any_run_config_written_reads_back_equal(
         hypothesis=hypothesis,
         observations=observations,
         variables=variables,
-        runners=Runners.model_validate({"run": run, "fetch": "fetch.sh", "pre-run": pre_run}),
+        runners=Runners(run=run, fetch="fetch.sh", pre_run=pre_run),
     )
     path = _write(tmp_path, render_run_config(cfg, run_id="01J0", number=1, experiment="e"))
     loaded = load_run_config(path)
-    assert loaded.model_dump() == cfg.model_dump()
+    assert loaded == cfg
     for key, value in variables.items():
         if isinstance(value, float) and math.isinf(value):
             assert math.isinf(loaded.variables[key])  # type: ignore[arg-type]

@@ -1,7 +1,7 @@
 """Content-addressed blob store and per-run manifests (see :mod:`.store` and :mod:`.manifest`).
 
 Names are imported lazily: the store needs only blake3, and commands that only read the store
-must not pay for building the manifest's pydantic model.
+import nothing more.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict
+import msgspec
 
 from labledger.archive.store import BlobStore, check_digest
 from labledger.errors import IntegrityError, InvalidInput
@@ -27,10 +27,12 @@ __all__ = ["FileEntry", "archive_tree", "check_entry_path", "restore_entries", "
 EntryKind = Literal["file", "symlink", "dir"]
 
 
-class FileEntry(BaseModel):
-    """One entry of a manifest. ``digest`` for files, ``target`` for symlinks."""
+class FileEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """One entry of a manifest. ``digest`` for files, ``target`` for symlinks.
 
-    model_config = ConfigDict(frozen=True)
+    A msgspec struct (as the run record holding it): reading a record must not build pydantic
+    models. It is checked against its types when a record is read.
+    """
 
     path: str
     kind: EntryKind = "file"

@@ -50,7 +50,7 @@ def show(run_ref: str | None, directory: Path | None, as_json: bool) -> None:
     ws = open_workspace(directory, reading=True)
     run_id = ws.resolve_id(run_ref)
     if as_json:
-        print_json(ws.load(run_id).model_dump(mode="json"))
+        print_json(ws.load(run_id).to_dict())
         return
     # The record file is printed from its JSON, without building the record's models (most
     # of the command's time); a record that does not read that way is read through them,
@@ -58,7 +58,7 @@ def show(run_ref: str | None, directory: Path | None, as_json: bool) -> None:
     try:
         lines = _show_lines(ws.load_json(run_id))
     except (LookupError, TypeError, ValueError, AttributeError):
-        lines = _show_lines(ws.load(run_id).model_dump(mode="json"))
+        lines = _show_lines(ws.load(run_id).to_dict())
     for line in lines:
         click.echo(line)
 
@@ -223,7 +223,9 @@ def ls(run_ref: str | None, show_all: bool, directory: Path | None, as_json: boo
     sections = list(rec.files) if show_all else ["outputs"]
     entries = [e for s in sections for e in rec.files.get(s, [])]
     if as_json:
-        print_json([e.model_dump(mode="json") for e in entries])
+        import msgspec
+
+        print_json(msgspec.to_builtins(entries))
         return
     table = Table("path", "size", "digest", title=f"run {rec.number}: {', '.join(sections)}")
     for e in entries:

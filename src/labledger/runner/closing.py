@@ -10,7 +10,7 @@ from labledger.archive.manifest import FileEntry, restore_entries, scan_tree
 from labledger.archive.store import VerifyReport, hash_file
 from labledger.core.ids import utcnow
 from labledger.core.lifecycle import ExperimentStatus as S
-from labledger.core.models import EventType
+from labledger.core.vocabulary import EventType
 from labledger.errors import Conflict, IntegrityError, InvalidInput, LabledgerError
 from labledger.runner.config import RUN_FILE, load_run_config
 from labledger.runner.record import RunRecord

@@ -1,33 +1,25 @@
-"""The two config files of an experiment folder, read with :mod:`tomllib`, checked with pydantic.
+"""The two config files of an experiment folder, read with :mod:`tomllib`, checked with msgspec.
 
 ``labledger.toml`` describes the experiment (name, description, default variables and runners,
 which environment variables to record). ``run.toml`` describes the current run (name,
 hypothesis, variables, runners, observations). Both are plain TOML meant to be edited by hand;
 labledger writes them with comments explaining every field. Any error names the file, the field
-and what was expected.
+and what was expected; a key the file may not hold is refused, naming the keys it may.
 """
 
 from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
+import msgspec
 import tomli_w
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StrictBool,
-    StrictFloat,
-    StrictInt,
-    StrictStr,
-    ValidationError,
-    field_validator,
-)
+from msgspec import Meta, field
 
-from labledger.core.models import MAX_NAME, MAX_TEXT
+from labledger.core.vocabulary import MAX_NAME, MAX_TEXT
 from labledger.errors import ConfigError
 from labledger.runner.files import EXPERIMENT_FILE, RUN_FILE
 
@@ -51,8 +43,8 @@ __all__ = [
 #: the four phases, in the order they run
 PHASES = ("pre-run", "run", "post-run", "fetch")
 
-#: a variable's value: TOML's scalars
-Value = StrictBool | StrictInt | StrictFloat | StrictStr
+#: a variable's value: TOML's scalars, taken as they are (no string is read as a number)
+Value = bool | int | float | str
 _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _DEFAULT_CAPTURE_ENV = [
     "CUDA_VISIBLE_DEVICES",
@@ -62,18 +54,33 @@ _DEFAULT_CAPTURE_ENV = [
     "CONDA_DEFAULT_ENV",
 ]
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+Script = Annotated[str, Meta(min_length=1)]
 
 
-class Runners(_Strict):
+class _Strict(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Base of the config files' tables: unknown keys are refused.
+
+    Every table is built by keyword (``kw_only``, repeated on each class for type checkers).
+    """
+
+
+class Runners(_Strict, kw_only=True):
     """The scripts of the four phases, as paths relative to the experiment folder."""
 
-    pre_run: str | None = Field(default=None, alias="pre-run")
-    run: Annotated[str, Field(min_length=1)]
-    post_run: str | None = Field(default=None, alias="post-run")
-    fetch: Annotated[str, Field(min_length=1)]
+    pre_run: str | None = field(default=None, name="pre-run")
+    run: Script
+    post_run: str | None = field(default=None, name="post-run")
+    fetch: Script
+
+    @classmethod
+    def from_phases(cls, scripts: Mapping[str, str]) -> Runners:
+        """The runners of a phase -> script mapping (a record's ``runners``), unchecked."""
+        return cls(
+            pre_run=scripts.get("pre-run"),
+            run=scripts.get("run", ""),
+            post_run=scripts.get("post-run"),
+            fetch=scripts.get("fetch", ""),
+        )
 
     def by_phase(self) -> dict[str, str]:
         """Phase name -> script, for the phases that have one."""
@@ -84,6 +91,10 @@ class Runners(_Strict):
             "fetch": self.fetch,
         }
         return {phase: s for phase, s in scripts.items() if s}
+
+
+def _default_runners() -> Runners:
+    return Runners(pre_run="pre-run.sh", run="run.sh", post_run="post-run.sh", fetch="fetch.sh")
 
 
 def _check_variables(value: dict[str, Any]) -> dict[str, Any]:
@@ -100,41 +111,28 @@ def _check_variables(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
-class ExperimentConfig(_Strict):
+class ExperimentConfig(_Strict, kw_only=True):
     """``labledger.toml``: what the experiment is and the defaults of its runs."""
 
-    name: Annotated[str, Field(min_length=1, max_length=MAX_NAME)]
-    description: Annotated[str, Field(max_length=MAX_TEXT)] = ""
-    capture_env: list[str] = Field(default_factory=lambda: list(_DEFAULT_CAPTURE_ENV))
-    variables: dict[str, Value] = Field(default_factory=dict)
-    runners: Runners = Field(
-        default_factory=lambda: Runners.model_validate(
-            {
-                "pre-run": "pre-run.sh",
-                "run": "run.sh",
-                "post-run": "post-run.sh",
-                "fetch": "fetch.sh",
-            }
-        )
-    )
-
-    _vars = field_validator("variables")(_check_variables)
+    name: Annotated[str, Meta(min_length=1, max_length=MAX_NAME)]
+    description: Annotated[str, Meta(max_length=MAX_TEXT)] = ""
+    capture_env: list[str] = field(default_factory=lambda: list(_DEFAULT_CAPTURE_ENV))
+    variables: dict[str, Value] = field(default_factory=dict)
+    runners: Runners = field(default_factory=_default_runners)
 
 
-class RunConfig(_Strict):
+class RunConfig(_Strict, kw_only=True):
     """``run.toml``: one run's name, hypothesis, variables, runners and observations."""
 
-    name: Annotated[str, Field(max_length=MAX_NAME)] = ""
-    hypothesis: Annotated[str, Field(max_length=MAX_TEXT)] = ""
-    variables: dict[str, Value] = Field(default_factory=dict)
+    name: Annotated[str, Meta(max_length=MAX_NAME)] = ""
+    hypothesis: Annotated[str, Meta(max_length=MAX_TEXT)] = ""
+    variables: dict[str, Value] = field(default_factory=dict)
     runners: Runners
-    observations: Annotated[str, Field(max_length=MAX_TEXT)] = ""
+    observations: Annotated[str, Meta(max_length=MAX_TEXT)] = ""
     #: files the run writes whose values become its results (JSON, TOML or CSV)
-    results: list[Annotated[str, Field(min_length=1, max_length=1000)]] = Field(
-        default_factory=list, max_length=100
-    )
-
-    _vars = field_validator("variables")(_check_variables)
+    results: Annotated[
+        list[Annotated[str, Meta(min_length=1, max_length=1000)]], Meta(max_length=100)
+    ] = field(default_factory=list)
 
 
 def env_value(value: Value) -> str:
@@ -166,43 +164,99 @@ def _check_one(name: str, option: str) -> None:
         raise ConfigError(f"{option}: {exc}", field=option) from None
 
 
-def _field_of(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in loc) or "(file)"
+ConfigT = TypeVar("ConfigT", ExperimentConfig, RunConfig)
 
 
-def validate_config(model: type[_Strict], data: dict[str, Any], path: Path) -> Any:
+def validate_config(model: type[ConfigT], data: dict[str, Any], path: Path) -> ConfigT:
     """Check ``data`` against ``model``; a problem raises ConfigError naming file and field."""
+    problem = _variables_problem(data)
+    if problem is None:
+        try:
+            return msgspec.convert(data, type=model, strict=True)
+        except msgspec.ValidationError as exc:
+            problem = _explain(model, data, str(exc))
+    field_name, detail = problem
+    raise ConfigError(
+        f"{path}: field '{field_name}': {detail}. Edit the file and try again.",
+        path=str(path),
+        field=field_name,
+    )
+
+
+def _variables_problem(data: dict[str, Any]) -> tuple[str, str] | None:
+    """The first bad variable of ``data`` (its field and what is wrong), if any.
+
+    Checked here rather than by msgspec, whose errors do not name the key of a table's value.
+    """
+    variables = data.get("variables")
+    if not isinstance(variables, dict):
+        return None  # missing (the default) or not a table: msgspec says so
+    for name, value in variables.items():
+        if not isinstance(value, bool | int | float | str):
+            return (
+                f"variables.{name}",
+                f"expected a boolean, an integer, a float or a string, got {_shown(value)}",
+            )
     try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = _field_of(err["loc"])
-        kind = err["type"]
-        if kind == "missing":
-            detail = "this field is required and is missing"
-        elif kind == "extra_forbidden":
-            allowed = ", ".join(_allowed_keys(model, err["loc"][:-1]))
-            detail = f"unknown field; expected one of: {allowed}"
-        else:
-            detail = f"{err['msg']} (got {err.get('input')!r})"
-        more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
-        raise ConfigError(
-            f"{path}: field '{field}': {detail}{more}. Edit the file and try again.",
-            path=str(path),
-            field=field,
-        ) from None
+        _check_variables(variables)
+    except ValueError as exc:
+        return "variables", str(exc)
+    return None
 
 
-def _allowed_keys(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
-    current: type[BaseModel] = model
+#: ``<message> - at `$.runners.run``` or ``<message>`` (at the top of the file)
+_AT = re.compile(r"\A(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?\Z", re.DOTALL)
+_PART = re.compile(r"\.([^.\[]+)|\[(\d+|\.\.\.)\]")
+_NAMED = re.compile(
+    r"\AObject (?P<what>missing required|contains unknown) field `(?P<name>[^`]*)`\Z"
+)
+_GOT = re.compile(r", got `[^`]*`\Z")
+
+
+def _explain(model: type[msgspec.Struct], data: Any, error: str) -> tuple[str, str]:
+    """(field, what was expected and got) of msgspec's first validation error."""
+    found = _AT.match(error)
+    message, path = (found["message"], found["path"] or "") if found else (error, "")
+    loc: list[str | int] = [
+        name or (int(index) if index.isdigit() else index) for name, index in _PART.findall(path)
+    ]
+    named = _NAMED.match(message)
+    if named:
+        field_name = ".".join(str(p) for p in [*loc, named["name"]])
+        if named["what"] == "missing required":
+            return field_name, "this field is required and is missing"
+        allowed = ", ".join(_allowed_keys(model, loc))
+        return field_name, f"unknown field; expected one of: {allowed}"
+    detail = message[:1].lower() + message[1:]
+    value, ok = _value_at(data, loc)
+    if ok:
+        detail = _GOT.sub("", detail) + f", got {_shown(value)}"
+    return ".".join(str(p) for p in loc) or "(file)", detail
+
+
+def _value_at(data: Any, loc: list[str | int]) -> tuple[Any, bool]:
     for part in loc:
-        info = current.model_fields.get(str(part))
-        sub = getattr(info, "annotation", None) if info else None
-        if isinstance(sub, type) and issubclass(sub, BaseModel):
+        try:
+            data = data[part]
+        except (LookupError, TypeError):
+            return None, False
+    return data, True
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _allowed_keys(model: type[msgspec.Struct], loc: list[str | int]) -> list[str]:
+    current: type[msgspec.Struct] = model
+    for part in loc:
+        sub = next((f.type for f in msgspec.structs.fields(current) if f.encode_name == part), None)
+        if isinstance(sub, type) and issubclass(sub, msgspec.Struct):
             current = sub
         else:
             return []
-    return [f.alias or name for name, f in current.model_fields.items()]
+    return [f.encode_name for f in msgspec.structs.fields(current)]
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -227,14 +281,12 @@ def _load(path: Path) -> dict[str, Any]:
 
 def load_experiment_config(path: Path) -> ExperimentConfig:
     """Read and check ``labledger.toml``."""
-    result: ExperimentConfig = validate_config(ExperimentConfig, _load(path), path)
-    return result
+    return validate_config(ExperimentConfig, _load(path), path)
 
 
 def load_run_config(path: Path) -> RunConfig:
     """Read and check ``run.toml``."""
-    result: RunConfig = validate_config(RunConfig, _load(path), path)
-    return result
+    return validate_config(RunConfig, _load(path), path)
 
 
 # ---------------------------------------------------------------------------- writing

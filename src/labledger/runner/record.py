@@ -1,9 +1,15 @@
 """The run record: one JSON file per run, the source of truth the query index is built from.
 
-A run is an :class:`~labledger.core.models.Experiment` (design, parameters, status, timestamps)
-plus what the recorder adds: the hypothesis and observations, the runners and how each phase
-went, the code version, the environment and the manifest of every stored file. Pushing a run
-to a server maps ``RunRecord.experiment`` and ``RunRecord.events`` directly.
+A run is an experiment (design, parameters, status, timestamps: the fields and checks of the
+server's :class:`~labledger.core.models.Experiment`) plus what the recorder adds: the hypothesis
+and observations, the runners and how each phase went, the code version, the environment and
+the manifest of every stored file. Pushing a run to a server turns ``RunRecord.experiment`` and
+``RunRecord.events`` into the server's models (:mod:`labledger.runner.push`).
+
+The record's types are msgspec structs, not pydantic models: every recorder command reads or
+writes a record, and building pydantic's models would cost them more than all their own work.
+The JSON written is the same as the server's models would write (field names, timestamps in
+UTC with ``Z``), and unknown keys are ignored, so records of other versions still read.
 """
 
 from __future__ import annotations
@@ -11,14 +17,15 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+import msgspec
+from msgspec import Meta, field
 
 from labledger.archive.manifest import FileEntry
-from labledger.core.ids import utcnow
+from labledger.core.ids import new_ulid, utcnow
 from labledger.core.lifecycle import ExperimentStatus, check_transition
-from labledger.core.models import Event, EventType, Experiment
+from labledger.core.vocabulary import MAX_NAME, MAX_TEXT, EventType
 from labledger.errors import IntegrityError
 from labledger.runner.files import write_json_atomic
 
@@ -26,8 +33,13 @@ __all__ = [
     "RECORD_FORMAT",
     "CodeVersion",
     "EnvironmentInfo",
+    "MetricSummary",
+    "Ownership",
     "PhaseResult",
     "PhaseStatus",
+    "RunDesign",
+    "RunEvent",
+    "RunExperiment",
     "RunRecord",
     "read_record",
     "write_json_atomic",
@@ -38,26 +50,104 @@ RECORD_FORMAT = 1
 
 PhaseStatus = Literal["pending", "running", "ok", "failed", "skipped", "cancelled", "interrupted"]
 
+# the bounds of the server's models (and of its database columns)
+Name = Annotated[str, Meta(max_length=MAX_NAME)]
+Text = Annotated[str, Meta(max_length=MAX_TEXT)]
+#: a timestamp: always with its time zone (the recorder writes UTC)
+Time = Annotated[datetime, Meta(tz=True)]
+Id = Annotated[str, Meta(max_length=26)]
+JsonObject = dict[str, Any]
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+
+class _Struct(msgspec.Struct, kw_only=True):
+    """Base of the record's parts: unknown keys are ignored when read.
+
+    Every part is built by keyword (``kw_only``, repeated on each class for type checkers).
+    """
 
 
-class PhaseResult(_Model):
+class Ownership(_Struct, kw_only=True):
+    """Who and what owns the run (the server's ``OwnershipInfo``; the recorder sets none)."""
+
+    user_id: str | None = None
+    experiment_id: str | None = None
+    campaign_id: str | None = None
+    project_id: str | None = None
+    node_id: str | None = None
+    workcell_id: str | None = None
+    lab_id: str | None = None
+    step_id: str | None = None
+    workflow_id: str | None = None
+    manager_id: str | None = None
+
+
+class RunDesign(_Struct, kw_only=True):
+    """The experiment the run belongs to (the server's ``ExperimentDesign``)."""
+
+    experiment_name: Annotated[str, Meta(min_length=1, max_length=MAX_NAME)]
+    experiment_description: Text | None = None
+    #: kept as found; checked by the server's models when the run is pushed
+    resource_conditions: list[JsonObject] = field(default_factory=list)
+    ownership_info: Ownership = field(default_factory=Ownership)
+    parameters: JsonObject = field(default_factory=dict)
+
+
+class RunExperiment(_Struct, kw_only=True):
+    """The run as an experiment: the fields of the server's ``Experiment``, with its bounds."""
+
+    experiment_id: str = field(default_factory=new_ulid)
+    status: ExperimentStatus = ExperimentStatus.IN_PROGRESS
+    experiment_design: RunDesign | None = None
+    ownership_info: Ownership = field(default_factory=Ownership)
+    run_name: Name | None = None
+    run_description: Text | None = None
+    started_at: Time | None = None
+    ended_at: Time | None = None
+    created_at: Time = field(default_factory=utcnow)
+    updated_at: Time = field(default_factory=utcnow)
+    campaign_id: Id | None = None
+    parameters: JsonObject = field(default_factory=dict)
+    metadata: JsonObject = field(default_factory=dict)
+    priority: Annotated[int, Meta(ge=-1_000_000, le=1_000_000)] = 0
+    not_before: Time | None = None
+    progress: float | None = None
+    attempts: Annotated[int, Meta(ge=0, le=1_000_000)] = 0
+    version: Annotated[int, Meta(ge=1, le=2**31 - 1)] = 1
+    deleted_at: Time | None = None
+    worker_id: Annotated[str, Meta(max_length=200)] | None = None
+    claimed_at: Time | None = None
+    lease_expires_at: Time | None = None
+
+
+class RunEvent(_Struct, kw_only=True):
+    """One entry of the run's event log (the server's ``Event``)."""
+
+    event_id: int | None = None
+    experiment_id: Id | None = None
+    campaign_id: Id | None = None
+    type: EventType
+    actor: Annotated[str, Meta(max_length=200)] | None = None
+    from_status: Annotated[str, Meta(max_length=16)] | None = None
+    to_status: Annotated[str, Meta(max_length=16)] | None = None
+    at: Time = field(default_factory=utcnow)
+    data: JsonObject = field(default_factory=dict)
+
+
+class PhaseResult(_Struct, kw_only=True):
     """How one phase went: its script, exit code, timings and the digest of its log."""
 
     phase: str
     script: str
     status: PhaseStatus = "pending"
     exit_code: int | None = None
-    started_at: datetime | None = None
-    ended_at: datetime | None = None
+    started_at: Time | None = None
+    ended_at: Time | None = None
     duration_s: float | None = None
     log_digest: str | None = None
     note: str | None = None
 
 
-class MetricSummary(_Model):
+class MetricSummary(_Struct, kw_only=True):
     """A metric series of a run: its points, range of steps, last, lowest and highest value."""
 
     count: int
@@ -68,7 +158,7 @@ class MetricSummary(_Model):
     max: float
 
 
-class CodeVersion(_Model):
+class CodeVersion(_Struct, kw_only=True):
     """The code the run used: git commit and branch, and a patch of uncommitted changes."""
 
     vcs: Literal["git", "none"] = "none"
@@ -78,29 +168,28 @@ class CodeVersion(_Model):
     dirty: bool = False
     patch_digest: str | None = None
     patch_size: int = 0
-    changed_files: list[str] = Field(default_factory=list)
-    skipped_untracked: list[str] = Field(
-        default_factory=list, description="Untracked files left out of the patch (too large)."
-    )
+    changed_files: list[str] = field(default_factory=list)
+    #: untracked files left out of the patch (too large)
+    skipped_untracked: list[str] = field(default_factory=list)
     error: str | None = None
 
 
-class EnvironmentInfo(_Model):
+class EnvironmentInfo(_Struct, kw_only=True):
     """Where the run ran: Python and its packages, OS, host, CPU/GPU and chosen env vars."""
 
     python_version: str = ""
     python_executable: str = ""
-    packages: dict[str, str] = Field(default_factory=dict)
+    packages: dict[str, str] = field(default_factory=dict)
     os: str = ""
     host: str = ""
     user: str = ""
     cpu: str = ""
     cpu_count: int | None = None
-    gpus: list[str] = Field(default_factory=list)
-    env_vars: dict[str, str] = Field(default_factory=dict)
+    gpus: list[str] = field(default_factory=list)
+    env_vars: dict[str, str] = field(default_factory=dict)
 
 
-class RunRecord(_Model):
+class RunRecord(_Struct, kw_only=True):
     """Everything recorded about one run. ``files`` maps a section to its manifest entries.
 
     Sections: ``config`` (run.toml and labledger.toml as used), ``scripts`` (runner scripts),
@@ -108,31 +197,31 @@ class RunRecord(_Model):
     """
 
     format: int = RECORD_FORMAT
-    experiment: Experiment
+    experiment: RunExperiment
     number: int
     experiment_dir: str
     hypothesis: str = ""
     observations: str = ""
-    runners: dict[str, str] = Field(default_factory=dict)
-    phases: list[PhaseResult] = Field(default_factory=list)
+    runners: dict[str, str] = field(default_factory=dict)
+    phases: list[PhaseResult] = field(default_factory=list)
     code: CodeVersion | None = None
     environment: EnvironmentInfo | None = None
-    files: dict[str, list[FileEntry]] = Field(default_factory=dict)
-    skipped_files: list[str] = Field(default_factory=list)
+    files: dict[str, list[FileEntry]] = field(default_factory=dict)
+    skipped_files: list[str] = field(default_factory=list)
     #: what archiving outputs/ noticed: links out of the folder followed, links not kept
-    archive_notes: list[str] = Field(default_factory=list)
+    archive_notes: list[str] = field(default_factory=list)
     #: the status a run ends with once its outputs can be archived (the disk was full)
     pending_status: ExperimentStatus | None = None
     pending_note: str | None = None
-    events: list[Event] = Field(default_factory=list)
-    sealed_at: datetime | None = None
+    events: list[RunEvent] = field(default_factory=list)
+    sealed_at: Time | None = None
     rerun_of: str | None = None
     rerun_outputs_match: bool | None = None
     recorder_pid: int | None = None
     #: values from the result files run.toml names (dotted names for nested objects)
-    results: dict[str, Any] = Field(default_factory=dict)
+    results: dict[str, Any] = field(default_factory=dict)
     #: the series written to $LABLEDGER_METRICS (their points are the ``metrics`` file)
-    metrics: dict[str, MetricSummary] = Field(default_factory=dict)
+    metrics: dict[str, MetricSummary] = field(default_factory=dict)
 
     @property
     def run_id(self) -> str:
@@ -182,7 +271,7 @@ class RunRecord(_Model):
     def add_event(self, type_: EventType, **fields: Any) -> None:
         """Append an event about this run."""
         self.events.append(
-            Event(experiment_id=self.run_id, type=type_, actor="labledger-recorder", **fields)
+            RunEvent(experiment_id=self.run_id, type=type_, actor="labledger-recorder", **fields)
         )
 
     def digests(self) -> set[str]:
@@ -193,15 +282,26 @@ class RunRecord(_Model):
             found.add(self.code.patch_digest)
         return found
 
+    def to_dict(self) -> dict[str, Any]:
+        """The record as JSON-ready data (what its file holds)."""
+        data: dict[str, Any] = msgspec.to_builtins(self)
+        return data
+
     def to_json(self) -> str:
         """The record as the JSON text of its file."""
-        data = self.model_dump(mode="json", by_alias=False)
-        return json.dumps(data, indent=1, ensure_ascii=False, sort_keys=False) + "\n"
+        return json.dumps(self.to_dict(), indent=1, ensure_ascii=False, sort_keys=False) + "\n"
+
+
+_decoder = msgspec.json.Decoder(RunRecord)
 
 
 def read_record(path: Path) -> RunRecord:
-    """Read a record file; raise IntegrityError naming the file if it is unreadable."""
+    """Read a record file; raise IntegrityError naming the file if it is unreadable.
+
+    The message names the field and what was expected, e.g. ``Expected `int`, got `str` -
+    at `$.number```.
+    """
     try:
-        return RunRecord.model_validate_json(path.read_bytes())
-    except (OSError, ValidationError, ValueError) as exc:
+        return _decoder.decode(path.read_bytes())
+    except (OSError, msgspec.DecodeError) as exc:
         raise IntegrityError(f"Run record {path} is unreadable: {exc}", path=str(path)) from None

@@ -16,11 +16,13 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from labledger.archive.manifest import FileEntry, archive_tree
 from labledger.archive.store import no_space_is_storage_full
 from labledger.core.ids import utcnow
 from labledger.core.lifecycle import ExperimentStatus as S
-from labledger.core.models import EventType, Experiment, ExperimentDesign
+from labledger.core.vocabulary import EventType
 from labledger.errors import AlreadyExists, ConfigError, Conflict, LabledgerError, StorageFull
 from labledger.runner import templates
 from labledger.runner.capture import capture_code, capture_environment
@@ -39,7 +41,14 @@ from labledger.runner.config import (
 )
 from labledger.runner.outcomes import read_metrics_file, read_result_file
 from labledger.runner.phases import GRACE_S, SignalGuard, Watchdog, command_for, run_phase
-from labledger.runner.record import CodeVersion, MetricSummary, PhaseResult, RunRecord
+from labledger.runner.record import (
+    CodeVersion,
+    MetricSummary,
+    PhaseResult,
+    RunDesign,
+    RunExperiment,
+    RunRecord,
+)
 from labledger.runner.workspace import STATE_DIR, Workspace
 
 __all__ = [
@@ -68,7 +77,10 @@ def init_experiment(root: Path, *, name: str | None, description: str = "") -> W
             "Start a run with `labledger new`."
         )
     root.mkdir(parents=True, exist_ok=True)
-    cfg = ExperimentConfig(name=name or ws.root.name, description=description)
+    # checked as a hand-written labledger.toml would be (the name's and description's length)
+    cfg = validate_config(
+        ExperimentConfig, {"name": name or ws.root.name, "description": description}, ws.config_path
+    )
     ws.config_path.write_text(render_experiment_config(cfg), encoding="utf-8")
     for phase, script in cfg.runners.by_phase().items():
         path = ws.root / script
@@ -85,7 +97,7 @@ def _previous_config(ws: Workspace, exp_cfg: ExperimentConfig) -> RunConfig:
     if not ids:
         return RunConfig(variables=dict(exp_cfg.variables), runners=exp_cfg.runners)
     last = ws.load(ids[-1])
-    runners = Runners.model_validate(last.runners) if last.runners else exp_cfg.runners
+    runners = Runners.from_phases(last.runners) if last.runners else exp_cfg.runners
     return RunConfig(hypothesis=last.hypothesis, variables=dict(last.variables), runners=runners)
 
 
@@ -113,11 +125,11 @@ def new_run(
         prev = RunConfig(
             hypothesis=base.hypothesis,
             variables=dict(base.variables),
-            runners=Runners.model_validate(base.runners),
+            runners=Runners.from_phases(base.runners),
         )
     else:
         prev = _previous_config(ws, exp_cfg)
-    data = prev.model_dump(by_alias=True)
+    data: dict[str, Any] = msgspec.to_builtins(prev)
     data["name"] = name or ""
     if hypothesis is not None:
         data["hypothesis"] = hypothesis
@@ -129,9 +141,9 @@ def new_run(
     if open_run is not None:
         seal_run(ws, open_run, observations=None)  # ran but never ended: seal it as it is
     number = ws.next_number()
-    experiment = Experiment(
+    experiment = RunExperiment(
         status=S.PLANNED,
-        experiment_design=ExperimentDesign(
+        experiment_design=RunDesign(
             experiment_name=exp_cfg.name,
             experiment_description=exp_cfg.description or None,
             parameters=dict(exp_cfg.variables),
