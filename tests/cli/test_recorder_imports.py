@@ -79,12 +79,46 @@ def test_a_whole_run_cycle_imports_no_server_client_database_or_rich(tmp_path: P
         assert _heavy(loaded, SERVER_AND_CLIENT) == set(), args
 
 
-def test_show_and_list_read_records_without_pydantic(tmp_path: Path) -> None:
-    exp = make_experiment(tmp_path / "exp", run="echo running\n")
-    _loaded_by(exp, "new", "--name", "one")
-    _loaded_by(exp, "run")
-    for args in (["show"], ["show", "1"], ["list"]):
+#: the data-checking library of the server's models, which the recorder's records do without
+PYDANTIC = {"pydantic", "pydantic_core", "labledger.core.models"}
+
+
+def test_every_recorder_command_but_push_reads_and_writes_records_without_pydantic(
+    tmp_path: Path,
+) -> None:
+    metric = 'echo "{\\"step\\": 1, \\"loss\\": 0.5}" >> "$LABLEDGER_METRICS"\n'
+    exp = make_experiment(tmp_path / "exp", run="echo running > results.txt\n" + metric)
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    loaded = _loaded_by(fresh, "init", "--name", "fresh")
+    assert "labledger.runner.config" in loaded  # it did write its config
+    assert _heavy(loaded, PYDANTIC) == set(), "init"
+    # push is the one that needs them: it converts runs to the server's models
+    commands = [
+        ["new", "--name", "one", "--var", "lr=0.1", "--hypothesis", "h"],
+        ["run"],
+        ["end", "--observations", "done"],
+        ["new", "--name", "two", "--var", "lr=0.2"],
+        ["run"],
+        ["show"],
+        ["show", "1"],
+        ["show", "--json"],
+        ["list"],
+        ["logs", "1"],
+        ["ls", "1", "--all"],
+        ["ls", "1", "--json"],
+        ["compare", "1", "2"],
+        ["metrics", "1"],
+        ["metrics", "1", "loss"],
+        ["end", "--observations", "done too"],
+        ["verify"],
+        ["gc"],
+        ["reindex"],
+        ["checkout", "1", str(tmp_path / "restored")],
+        ["rerun", "1"],
+        ["end", "--observations", "again"],
+    ]
+    for args in commands:
         loaded = _loaded_by(exp, *args)
-        assert _heavy(loaded, {"pydantic", "pydantic_core"}) == set(), args
-    # --json prints the record through its models, which fill in what an older file lacks
-    assert "pydantic" in _loaded_by(exp, "show", "--json")
+        assert "labledger.runner.workspace" in loaded, args  # the command did run
+        assert _heavy(loaded, PYDANTIC) == set(), args
