@@ -77,6 +77,18 @@ def test_a_clean_repository_has_no_patch(tmp_path: Path, store: BlobStore) -> No
     assert (code.dirty, code.patch_digest, code.changed_files) == (False, None, [])
 
 
+def test_a_detached_head_has_its_commit_and_no_branch(tmp_path: Path, store: BlobStore) -> None:
+    git(tmp_path, "init", "-q", "-b", "main")
+    (tmp_path / "HEAD").write_text("a file named like the ref\n")
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "commit", "-q", "-m", "a")
+    git(tmp_path, "checkout", "-q", "--detach")
+    (tmp_path / "sub").mkdir()
+    code = capture_code(tmp_path / "sub", store, exclude=[])
+    assert code.commit == git(tmp_path, "rev-parse", "HEAD").strip()
+    assert (code.branch, code.repo_root, code.error) == (None, str(tmp_path), None)
+
+
 def test_a_repository_without_commits_records_everything_as_changes(
     tmp_path: Path, store: BlobStore
 ) -> None:

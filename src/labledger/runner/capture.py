@@ -53,31 +53,43 @@ def capture_code(experiment_dir: Path, store: BlobStore, exclude: list[str]) -> 
     """
     if shutil.which("git") is None:
         return CodeVersion(vcs="none", error="git is not installed")
+    # One git process answers the usual case (each costs milliseconds, on every run): the
+    # top folder, the git folder, the commit and the branch ("HEAD" when detached).
+    ask = ["rev-parse", "--show-toplevel", "--absolute-git-dir"]
     try:
-        root = Path(_git(["rev-parse", "--show-toplevel"], experiment_dir).decode().strip())
-    except (RuntimeError, subprocess.TimeoutExpired):
-        return CodeVersion(vcs="none")
-    code = CodeVersion(vcs="git", repo_root=str(root))
+        head = ["HEAD", "--symbolic-full-name", "HEAD", "--"]
+        top, git_dir, commit, ref = _git([*ask, *head], experiment_dir).decode().splitlines()[:4]
+    except (RuntimeError, subprocess.TimeoutExpired, ValueError):
+        try:  # a repository without commits yet, or none at all
+            top, git_dir = _git(ask, experiment_dir).decode().splitlines()[:2]
+        except (RuntimeError, subprocess.TimeoutExpired, ValueError):
+            return CodeVersion(vcs="none")
+        commit = ref = ""
+    root = Path(top)
+    code = CodeVersion(
+        vcs="git",
+        repo_root=str(root),
+        commit=commit or None,
+        branch=ref.removeprefix("refs/heads/") if ref.startswith("refs/heads/") else None,
+    )
     try:
-        _fill_git(code, root, experiment_dir, store, exclude)
+        _fill_git(code, root, Path(git_dir), experiment_dir, store, exclude)
     except (RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
         code.error = f"git capture incomplete: {exc}"
     return code
 
 
 def _fill_git(
-    code: CodeVersion, root: Path, experiment_dir: Path, store: BlobStore, exclude: list[str]
+    code: CodeVersion,
+    root: Path,
+    git_dir: Path,
+    experiment_dir: Path,
+    store: BlobStore,
+    exclude: list[str],
 ) -> None:
-    try:
-        code.commit = _git(["rev-parse", "--verify", "-q", "HEAD"], root).decode().strip()
-    except RuntimeError:
-        code.commit = None  # a repository without commits yet
-    branch = _git(["symbolic-ref", "-q", "--short", "HEAD"], root, None) if code.commit else b""
-    code.branch = branch.decode().strip() or None
     rel = experiment_dir.resolve().relative_to(root.resolve())
     excludes = [f":(top,exclude){(rel / e).as_posix()}" for e in exclude]
     with tempfile.TemporaryDirectory(prefix="labledger-git-") as tmp:
-        git_dir = Path(_git(["rev-parse", "--absolute-git-dir"], root).decode().strip())
         env = {
             **os.environ,
             "GIT_INDEX_FILE": str(Path(tmp) / "index"),
