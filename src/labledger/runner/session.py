@@ -25,7 +25,6 @@ from labledger.core.lifecycle import ExperimentStatus as S
 from labledger.core.vocabulary import EventType
 from labledger.errors import AlreadyExists, ConfigError, Conflict, LabledgerError, StorageFull
 from labledger.runner import templates
-from labledger.runner.capture import capture_code, capture_environment
 from labledger.runner.closing import seal
 from labledger.runner.config import (
     EXPERIMENT_FILE,
@@ -244,6 +243,9 @@ def execute_run(
     the working directory of every phase is the experiment folder, or ``workdir`` (a copy of
     the recorded code, with ``code`` its version, for ``rerun --at-recorded-code``).
     """
+    # Imported here: `labledger new` and the rest need none of git's or the packages' capture.
+    from labledger.runner.capture import capture_code, capture_environment
+
     with ws.locked(purpose="recording a run"):
         current = ws.current_id()
         if current is None:
