@@ -14,8 +14,11 @@ EXPERIMENT_FILE = "labledger.toml"
 RUN_FILE = "run.toml"
 
 
-def write_json_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temp file, fsync and rename: all or nothing."""
+def write_json_atomic(path: Path, text: str, *, durable: bool = True) -> None:
+    """Write ``text`` to ``path`` through a temp file, fsync and rename: all or nothing.
+
+    ``durable`` also syncs the folder, so the rename itself survives a power cut.
+    """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o644)  # mkstemp makes 0600; records are meant to be shared and synced
@@ -27,6 +30,8 @@ def write_json_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    if not durable:
+        return
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
