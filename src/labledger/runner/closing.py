@@ -101,7 +101,6 @@ def seal(ws: Workspace, record: RunRecord, *, observations: str | None) -> RunRe
     if is_current:
         ws.run_config_path.unlink(missing_ok=True)
         ws.set_current(None)
-    ws.index.sync()
     return record
 
 

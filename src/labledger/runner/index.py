@@ -2,7 +2,9 @@
 
 The record files are the truth; this index only makes listing and filtering fast. It is brought
 up to date cheaply on every query (a record whose file size or mtime changed is read again), and
-``labledger reindex`` rebuilds it from scratch.
+``labledger reindex`` rebuilds it from scratch. Commands that only write records (``new``,
+``run``, ``end``) leave the index to the next query: updating it costs a durable SQLite commit,
+and the next query catches up with every record written since, in one.
 """
 
 from __future__ import annotations

@@ -67,5 +67,4 @@ def rerun(
     diff = compare_outputs(source, record)
     record.rerun_outputs_match = diff.match
     ws.save(record)
-    ws.index.sync()
     return record, diff

@@ -164,7 +164,6 @@ def new_run(
     text = render_run_config(cfg, run_id=record.run_id, number=number, experiment=exp_cfg.name)
     ws.run_config_path.write_text(text, encoding="utf-8")
     ws.set_current(record.run_id)
-    ws.index.sync()
     return record
 
 
@@ -434,7 +433,6 @@ def _finalize(
     for leftover in live.iterdir():
         leftover.unlink()
     live.rmdir()
-    ws.index.sync()
 
 
 def _collect_outcomes(ws: Workspace, record: RunRecord, live: Path, added: set[str] | None) -> None:
