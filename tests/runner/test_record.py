@@ -13,15 +13,31 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
+from pydantic import BaseModel
 
 from labledger.archive.manifest import FileEntry
 from labledger.core.lifecycle import ExperimentStatus
-from labledger.core.models import Event, Experiment, experiment_to_wire
+from labledger.core.models import (
+    Event,
+    Experiment,
+    ExperimentDesign,
+    OwnershipInfo,
+    experiment_to_wire,
+)
 from labledger.core.vocabulary import EventType
 from labledger.errors import IntegrityError
 from labledger.runner.push import events_for_push, experiment_for_push
-from labledger.runner.record import RECORD_FORMAT, RunRecord, read_record
+from labledger.runner.record import (
+    RECORD_FORMAT,
+    Ownership,
+    RunDesign,
+    RunEvent,
+    RunExperiment,
+    RunRecord,
+    read_record,
+)
 from labledger.runner.session import new_run
 from labledger.runner.workspace import Workspace
 from runner.recorder_support import make_experiment
@@ -85,6 +101,22 @@ def test_a_new_record_has_the_fields_of_the_pydantic_models_in_their_order(tmp_p
     # timestamps as the pydantic models wrote them: UTC, with microseconds and a Z
     assert written["experiment"]["created_at"].endswith("Z")
     assert datetime.fromisoformat(written["experiment"]["created_at"]).tzinfo is not None
+
+
+@pytest.mark.parametrize(
+    ("struct", "model"),
+    [
+        (RunExperiment, Experiment),
+        (RunEvent, Event),
+        (RunDesign, ExperimentDesign),
+        (Ownership, OwnershipInfo),
+    ],
+    ids=["experiment", "event", "design", "ownership"],
+)
+def test_the_records_parts_have_the_fields_of_the_servers_models(
+    struct: type[msgspec.Struct], model: type[BaseModel]
+) -> None:
+    assert [f.name for f in msgspec.structs.fields(struct)] == list(model.model_fields)
 
 
 def test_a_record_converts_to_the_servers_models_at_the_push(tmp_path: Path) -> None:
