@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -38,7 +39,7 @@ def test_the_time_and_randomness_are_encoded_as_python_ulid_does(
     millis: int, randomness: bytes
 ) -> None:
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(ids.time, "time_ns", lambda: millis * 1_000_000 + 999_999)
-        patch.setattr(ids.os, "urandom", lambda n: randomness[:n])
+        patch.setattr(time, "time_ns", lambda: millis * 1_000_000 + 999_999)
+        patch.setattr(os, "urandom", lambda n: randomness[:n])
         made = ids.new_ulid()
     assert made == str(ULID.from_bytes(millis.to_bytes(6, "big") + randomness))
