@@ -53,3 +53,16 @@ def test_a_never_run_run_ends_cancelled_and_keeps_its_config(tmp_path: Path) -> 
     assert "cancelled" in shown
     assert "never tested" in shown and "changed my mind" in shown
     assert "run.toml" in labledger(exp, "ls", "1", "--all").stdout
+
+
+@pytest.mark.parametrize(
+    ("option", "limit"), [("--name", 1_000), ("--description", 100_000)], ids=["name", "text"]
+)
+def test_init_refuses_a_name_or_description_longer_than_the_server_takes(
+    tmp_path: Path, option: str, limit: int
+) -> None:
+    result = labledger(tmp_path, "init", "exp", option, "x" * (limit + 1), ok=False)
+    assert result.returncode == 2
+    assert f"Error: {option}: expected `str` of length <= {limit}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "exp" / "labledger.toml").exists()

@@ -31,6 +31,7 @@ __all__ = [
     "RunConfig",
     "Runners",
     "Value",
+    "check_config",
     "env_value",
     "load_experiment_config",
     "load_run_config",
@@ -169,6 +170,20 @@ ConfigT = TypeVar("ConfigT", ExperimentConfig, RunConfig)
 
 def validate_config(model: type[ConfigT], data: dict[str, Any], path: Path) -> ConfigT:
     """Check ``data`` against ``model``; a problem raises ConfigError naming file and field."""
+    try:
+        return check_config(model, data)
+    except ConfigError as exc:
+        field_name = exc.details["field"]
+        raise ConfigError(
+            f"{path}: field '{field_name}': {exc.message}. Edit the file and try again.",
+            path=str(path),
+            field=field_name,
+        ) from None
+
+
+def check_config(model: type[ConfigT], data: dict[str, Any]) -> ConfigT:
+    """``data`` as a ``model``; the first problem raises ConfigError with its ``field`` and a
+    message saying what was expected and got (:func:`validate_config` adds the file)."""
     problem = _variables_problem(data)
     if problem is None:
         try:
@@ -176,11 +191,7 @@ def validate_config(model: type[ConfigT], data: dict[str, Any], path: Path) -> C
         except msgspec.ValidationError as exc:
             problem = _explain(model, data, str(exc))
     field_name, detail = problem
-    raise ConfigError(
-        f"{path}: field '{field_name}': {detail}. Edit the file and try again.",
-        path=str(path),
-        field=field_name,
-    )
+    raise ConfigError(detail, field=field_name)
 
 
 def _variables_problem(data: dict[str, Any]) -> tuple[str, str] | None:

@@ -32,6 +32,7 @@ from labledger.runner.config import (
     ExperimentConfig,
     RunConfig,
     Runners,
+    check_config,
     env_value,
     load_run_config,
     render_experiment_config,
@@ -77,9 +78,13 @@ def init_experiment(root: Path, *, name: str | None, description: str = "") -> W
         )
     root.mkdir(parents=True, exist_ok=True)
     # checked as a hand-written labledger.toml would be (the name's and description's length)
-    cfg = validate_config(
-        ExperimentConfig, {"name": name or ws.root.name, "description": description}, ws.config_path
-    )
+    try:
+        cfg = check_config(
+            ExperimentConfig, {"name": name or ws.root.name, "description": description}
+        )
+    except ConfigError as exc:
+        option = f"--{exc.details['field']}"
+        raise ConfigError(f"{option}: {exc.message}", field=option) from None
     ws.config_path.write_text(render_experiment_config(cfg), encoding="utf-8")
     for phase, script in cfg.runners.by_phase().items():
         path = ws.root / script
