@@ -242,3 +242,20 @@ def test_a_manifest_naming_a_path_both_file_and_folder_is_refused(
     ]
     with pytest.raises(IntegrityError, match="both"):
         restore_entries(store, entries, tmp_path / "dest")
+
+
+@pytest.mark.parametrize("what", ["empty", "missing", "a-file"])
+def test_an_empty_or_missing_folder_archives_to_nothing_without_touching_the_store(
+    store: BlobStore, tmp_path: Path, what: str
+) -> None:
+    root = tmp_path / "outputs"
+    if what == "empty":
+        root.mkdir()
+    elif what == "a-file":
+        root.write_text("not a folder")
+    assert archive_tree(store, root, prefix="outputs/") == ([], [])
+    assert not (store.root / "statcache.sqlite").exists()
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "empty-folder").mkdir()  # not empty: its empty folder is kept
+    entries, _ = archive_tree(store, tmp_path / "other")
+    assert [(e.path, e.kind) for e in entries] == [("empty-folder", "dir")]

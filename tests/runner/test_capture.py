@@ -77,6 +77,46 @@ def test_a_clean_repository_has_no_patch(tmp_path: Path, store: BlobStore) -> No
     assert (code.dirty, code.patch_digest, code.changed_files) == (False, None, [])
 
 
+@pytest.mark.parametrize(
+    ("change", "changed"),
+    [
+        ("unstaged", ["exp/run.sh"]),
+        ("staged", ["exp/run.sh"]),
+        ("untracked", ["exp/new.txt"]),
+        ("deleted", ["exp/run.sh"]),
+        ("in-an-excluded-folder", []),
+        ("ignored", []),
+    ],
+)
+def test_a_single_change_of_any_kind_makes_the_code_dirty_unless_left_out(
+    tmp_path: Path, store: BlobStore, change: str, changed: list[str]
+) -> None:
+    repo = tmp_path / "repo"
+    (repo / "exp" / "outputs").mkdir(parents=True)
+    git(repo, "init", "-q", "-b", "main")
+    (repo / ".gitignore").write_text("*.log\n")
+    (repo / "exp" / "run.sh").write_text("echo one\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "first")
+    if change in ("unstaged", "staged"):
+        (repo / "exp" / "run.sh").write_text("echo two\n")
+        if change == "staged":
+            git(repo, "add", "exp/run.sh")
+    elif change == "untracked":
+        (repo / "exp" / "new.txt").write_text("new\n")
+    elif change == "deleted":
+        (repo / "exp" / "run.sh").unlink()
+    elif change == "in-an-excluded-folder":
+        (repo / "exp" / "outputs" / "result.bin").write_bytes(b"out")
+    else:
+        (repo / "exp" / "debug.log").write_text("ignored\n")
+    index_before = (repo / ".git" / "index").read_bytes()
+    code = capture_code(repo / "exp", store, exclude=["outputs"])
+    assert (code.changed_files, code.dirty, code.error) == (changed, bool(changed), None)
+    assert (code.patch_digest is not None) == bool(changed)
+    assert (repo / ".git" / "index").read_bytes() == index_before
+
+
 def test_a_detached_head_has_its_commit_and_no_branch(tmp_path: Path, store: BlobStore) -> None:
     git(tmp_path, "init", "-q", "-b", "main")
     (tmp_path / "HEAD").write_text("a file named like the ref\n")

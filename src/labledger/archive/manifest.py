@@ -108,6 +108,8 @@ def archive_tree(
     folder it points to is archived under the link's name, and ``notes`` (when given) says so.
     A link that leads nowhere is skipped, and ``notes`` says that too.
     """
+    if _empty(root):
+        return [], []  # nothing to archive: no batch threads, no stat cache to open
     # Imported here: reading records needs FileEntry, not the threads and SQLite of archiving.
     from labledger.archive.batch import BlobBatch
     from labledger.archive.statcache import StatCache
@@ -124,6 +126,15 @@ def archive_tree(
             entries.append(FileEntry(path=path, kind="dir", mode=mode))
     entries.sort(key=lambda e: e.path)
     return entries, skipped
+
+
+def _empty(folder: Path) -> bool:
+    """True when ``folder`` holds nothing (or is not a folder)."""
+    try:
+        with os.scandir(folder) as it:
+            return next(it, None) is None
+    except (FileNotFoundError, NotADirectoryError):
+        return True
 
 
 class _Walk:

@@ -89,6 +89,8 @@ def _fill_git(
 ) -> None:
     rel = experiment_dir.resolve().relative_to(root.resolve())
     excludes = [f":(top,exclude){(rel / e).as_posix()}" for e in exclude]
+    if code.commit and _clean(root, excludes):
+        return  # nothing differs from the commit: no patch to make (one git process, not five)
     with tempfile.TemporaryDirectory(prefix="labledger-git-") as tmp:
         env = {
             **os.environ,
@@ -123,6 +125,26 @@ def _fill_git(
             blob = store.put_bytes(patch)
             code.patch_digest, code.patch_size = blob.digest, blob.size
     code.dirty = bool(code.changed_files or code.skipped_untracked)
+
+
+def _clean(root: Path, excludes: list[str]) -> bool:
+    """True when nothing under ``root`` (but ``excludes``) differs from the commit: no staged,
+    unstaged or untracked change, submodules included. Reads the index without writing it."""
+    status = _git(
+        [
+            "--no-optional-locks",
+            "status",
+            "--porcelain",
+            "-z",
+            "--untracked-files=all",
+            "--ignore-submodules=none",
+            "--",
+            ":/",
+            *excludes,
+        ],
+        root,
+    )
+    return not status
 
 
 def _gpus() -> list[str]:
