@@ -104,6 +104,7 @@ def test_every_recorder_command_but_push_reads_and_writes_records_without_pydant
         ["show", "1"],
         ["show", "--json"],
         ["list"],
+        ["export", "--format", "csv", "-o", str(tmp_path / "runs.csv")],
         ["logs", "1"],
         ["ls", "1", "--all"],
         ["ls", "1", "--json"],
