@@ -177,6 +177,11 @@ _MISSING = object()
     [
         ("number", "one", "Expected `int`, got `str` - at `$.number`"),
         ("number", _MISSING, "Object missing required field `number`"),
+        (
+            "experiment.experiment_id",
+            _MISSING,
+            "Object missing required field `experiment_id` - at `$.experiment`",
+        ),
         ("experiment.status", "done", "Invalid enum value 'done' - at `$.experiment.status`"),
         (
             "experiment.created_at",
@@ -193,6 +198,7 @@ _MISSING = object()
     ids=[
         "wrong-type",
         "field-missing",
+        "id-missing",
         "unknown-status",
         "naive-time",
         "long-name",

@@ -22,7 +22,7 @@ import msgspec
 from msgspec import Meta, field
 
 from labledger.archive.manifest import FileEntry
-from labledger.core.ids import new_ulid, utcnow
+from labledger.core.ids import utcnow
 from labledger.core.lifecycle import ExperimentStatus, check_transition
 from labledger.core.vocabulary import MAX_NAME, MAX_TEXT, EventType
 from labledger.errors import IntegrityError
@@ -94,7 +94,8 @@ class RunDesign(_Struct, kw_only=True):
 class RunExperiment(_Struct, kw_only=True):
     """The run as an experiment: the fields of the server's ``Experiment``, with its bounds."""
 
-    experiment_id: str = field(default_factory=new_ulid)
+    #: required when read: a record without its id must not be given a new one
+    experiment_id: Annotated[str, Meta(min_length=1)]
     status: ExperimentStatus = ExperimentStatus.IN_PROGRESS
     experiment_design: RunDesign | None = None
     ownership_info: Ownership = field(default_factory=Ownership)

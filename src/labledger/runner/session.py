@@ -20,7 +20,7 @@ import msgspec
 
 from labledger.archive.manifest import FileEntry, archive_tree
 from labledger.archive.store import no_space_is_storage_full
-from labledger.core.ids import utcnow
+from labledger.core.ids import new_ulid, utcnow
 from labledger.core.lifecycle import ExperimentStatus as S
 from labledger.core.vocabulary import EventType
 from labledger.errors import AlreadyExists, ConfigError, Conflict, LabledgerError, StorageFull
@@ -146,6 +146,7 @@ def new_run(
         seal_run(ws, open_run, observations=None)  # ran but never ended: seal it as it is
     number = ws.next_number()
     experiment = RunExperiment(
+        experiment_id=new_ulid(),
         status=S.PLANNED,
         experiment_design=RunDesign(
             experiment_name=exp_cfg.name,
