@@ -84,3 +84,23 @@ def test_status_and_text_filters(ws: Workspace) -> None:
 def test_bad_variable_expressions_say_what_is_expected(ws: Workspace, text: str) -> None:
     with pytest.raises(InvalidInput, match="--where"):
         ws.index.query(RunQuery(where=[parse_var_filter(text)]))
+
+
+def test_a_new_run_is_numbered_from_every_record_and_the_next_query_indexes_it(
+    tmp_path: Path,
+) -> None:
+    ws = Workspace(make_experiment(tmp_path / "exp", run="true\n"))
+    new_run(ws, hypothesis="first")
+    execute_run(ws, lambda _chunk: None)
+    ws.index.sync()
+    indexed = ws.index.path.read_bytes()
+    second = new_run(ws, hypothesis="numbered without touching the index")
+    assert second.number == 2
+    assert ws.index.path.read_bytes() == indexed  # writing runs leaves the index to queries
+    execute_run(ws, lambda _chunk: None)  # the second run's record changed since the index
+    assert new_run(ws, hypothesis="third").number == 3
+    assert ws.index.path.read_bytes() == indexed
+    execute_run(ws, lambda _chunk: None)
+    ws.index.path.unlink()  # a lost index: the records still number the next run
+    assert new_run(ws, hypothesis="fourth").number == 4
+    assert _numbers(ws) == [4, 3, 2, 1]

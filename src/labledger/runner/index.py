@@ -254,10 +254,31 @@ class RunIndex:
                 for table in ("runs", "variables", "outcomes")
             }
 
-    def query_numbers(self) -> list[int]:
-        """The numbers of the indexed runs."""
+    def numbers(self) -> list[int]:
+        """The number of every run, leaving the index as it is: the indexed number of each
+        record unchanged since, the number read from each record written since.
+
+        For `labledger new`, which needs only the highest number: updating the index would cost
+        it a durable SQLite commit, which the next query pays once for every record written.
+        """
+        from labledger.runner.record import read_record
+
+        files = self._record_files()
         with self._connect() as conn:
-            return [row[0] for row in conn.execute("SELECT number FROM runs")]
+            known = {
+                row[0]: (row[1], row[2], row[3])
+                for row in conn.execute(
+                    "SELECT run_id, record_mtime_ns, record_size, number FROM runs"
+                )
+            }
+        found: list[int] = []
+        for run_id, st in files.items():
+            indexed = known.get(run_id)
+            if indexed is not None and indexed[:2] == (st.st_mtime_ns, st.st_size):
+                found.append(indexed[2])
+                continue
+            found.append(read_record(self.runs_dir / f"{run_id}.json").number)
+        return found
 
     def ids_with_number(self, number: int) -> list[str]:
         """The ids of the runs numbered ``number`` (one, unless folders were merged)."""

@@ -132,9 +132,7 @@ class Workspace:
 
     def next_number(self) -> int:
         """The number the next run gets (1 + the highest so far)."""
-        self.index.sync()
-        rows = self.index.query_numbers()
-        return max(rows, default=0) + 1
+        return max(self.index.numbers(), default=0) + 1
 
     def resolve(self, ref: str | None) -> RunRecord:
         """The run ``ref`` names: an id or unique id prefix, a number, ``last``; None = current."""
