@@ -52,9 +52,9 @@ def show(run_ref: str | None, directory: Path | None, as_json: bool) -> None:
     if as_json:
         print_json(ws.load(run_id).to_dict())
         return
-    # The record file is printed from its JSON, without building the record's models (most
-    # of the command's time); a record that does not read that way is read through them,
-    # which names the file and what is wrong with it when it is damaged.
+    # The record file is printed from its JSON, without building the record (whose structs
+    # and msgspec `show` need not import); a record that does not read that way is read
+    # through them, which names the file and what is wrong with it when it is damaged.
     try:
         lines = _show_lines(ws.load_json(run_id))
     except (LookupError, TypeError, ValueError, AttributeError):

@@ -224,7 +224,7 @@ class RunIndex:
                 if known.get(run_id) != (st.st_mtime_ns, st.st_size)
             }
             if changed:
-                # Reading records needs the models; an index already up to date never loads them.
+                # Reading records needs their structs; an index up to date never imports them.
                 from labledger.runner.record import read_record
             for run_id, st in changed.items():
                 self._upsert(conn, read_record(self.runs_dir / f"{run_id}.json"), st)

@@ -35,7 +35,7 @@ from labledger.runner.files import EXPERIMENT_FILE, RUN_FILE, write_json_atomic
 from labledger.runner.index import RunIndex
 
 if TYPE_CHECKING:
-    # Imported where used, so opening a folder and listing runs need no pydantic models.
+    # Imported where used: opening a folder and listing runs read no record and no config.
     from labledger.runner.config import ExperimentConfig
     from labledger.runner.record import RunRecord
 
@@ -179,7 +179,7 @@ class Workspace:
         """The record of ``run_id`` as parsed JSON, unchecked; None when it cannot be parsed.
 
         For commands that only print a record: reading it as JSON costs a fraction of building
-        the record's models. Anything unexpected in it is for :meth:`load` to report.
+        the record's structs. Anything unexpected in it is for :meth:`load` to report.
         """
         try:
             return json.loads(self.record_path(run_id).read_bytes())
@@ -237,7 +237,7 @@ class Workspace:
         return f"pid {info.get('pid')}, {info.get('purpose')}"
 
     def may_hold_orphan(self) -> bool:
-        """Cheap check (no models loaded): could the open run have lost its recorder?"""
+        """Cheap check (no record built): could the open run have lost its recorder?"""
         current = self.current_id()
         if current is None or self.is_locked():
             return False
