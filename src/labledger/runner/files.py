@@ -14,10 +14,10 @@ EXPERIMENT_FILE = "labledger.toml"
 RUN_FILE = "run.toml"
 
 
-def write_json_atomic(path: Path, text: str, *, durable: bool = True) -> None:
+def write_json_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temp file, fsync and rename: all or nothing.
 
-    ``durable`` also syncs the folder, so the rename itself survives a power cut.
+    The folder is synced too, so the rename itself survives a power cut.
     """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -30,8 +30,6 @@ def write_json_atomic(path: Path, text: str, *, durable: bool = True) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    if not durable:
-        return
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)

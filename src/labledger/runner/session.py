@@ -317,9 +317,7 @@ def _run_phases(
                 result.status = "skipped"
                 continue
             result.status, result.started_at = "running", utcnow()
-            # An orphan recovery must know which phase was running. A recorder killed leaves
-            # the file in the page cache: the rename need not be synced (the final save is).
-            ws.save(record, durable=False)
+            ws.save(record)  # an orphan recovery must know which phase was running
             if guard.cancelled:
                 guard.bound(FETCH_AFTER_STOP_S)
                 result.note = "ran after the run was stopped, to keep partial outputs"
@@ -348,7 +346,7 @@ def _run_phases(
                 failed = failed or result.phase
             else:
                 result.status = "ok"
-        ws.save(record, durable=False)
+        ws.save(record)
         if guard.cancelled:
             status, note = S.CANCELLED, _stop_note(guard.signal)
         elif failed:

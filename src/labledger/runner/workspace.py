@@ -97,14 +97,9 @@ class Workspace:
         """The record file of ``run_id``."""
         return self.runs_dir / f"{run_id}.json"
 
-    def save(self, record: RunRecord, *, durable: bool = True) -> None:
-        """Write the record atomically (temp file, fsync, rename).
-
-        ``durable=False`` leaves the rename unsynced: the file holds either the old record or
-        the new one, whole, but a power cut may bring back the old one. For saves a later
-        durable save follows (a run's progress between its phases).
-        """
-        write_json_atomic(self.record_path(record.run_id), record.to_json(), durable=durable)
+    def save(self, record: RunRecord) -> None:
+        """Write the record atomically and durably (temp file, fsync, rename, folder fsync)."""
+        write_json_atomic(self.record_path(record.run_id), record.to_json())
 
     def load(self, run_id: str) -> RunRecord:
         """Read one record by its full id."""

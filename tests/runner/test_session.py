@@ -1,0 +1,60 @@
+"""A run's record reaches the disk durably at every save."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from labledger.runner.session import execute_run, new_run
+from labledger.runner.workspace import Workspace
+from runner.recorder_support import make_experiment
+
+
+class DiskLog:
+    """What the real ``os.replace`` and ``os.fsync`` did, in order (each still does it)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.events: list[tuple[str, Path]] = []
+        real_replace, real_fsync = os.replace, os.fsync
+
+        def replace(src: str | Path, dst: str | Path) -> None:
+            real_replace(src, dst)
+            self.events.append(("replace", Path(dst).resolve()))
+
+        def fsync(fd: int) -> None:
+            real_fsync(fd)
+            self.events.append(("fsync", Path(os.readlink(f"/proc/self/fd/{fd}")).resolve()))
+
+        monkeypatch.setattr(os, "replace", replace)
+        monkeypatch.setattr(os, "fsync", fsync)
+
+    def synced(self) -> set[Path]:
+        return {path for what, path in self.events if what == "fsync"}
+
+
+def _workspace(tmp_path: Path) -> Workspace:
+    root = make_experiment(tmp_path / "exp", run='mkdir -p results; echo "$lr" > results/lr.txt\n')
+    ws = Workspace(root)
+    new_run(ws, hypothesis="first", variables={"lr": 0.1})
+    return ws
+
+
+def test_every_save_of_a_run_record_syncs_its_folder_before_the_next_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = _workspace(tmp_path)
+    log = DiskLog(monkeypatch)
+    record = execute_run(ws, lambda _chunk: None)
+    record_path, runs_dir = ws.record_path(record.run_id).resolve(), ws.runs_dir.resolve()
+    saves = [
+        i for i, (what, path) in enumerate(log.events) if (what, path) == ("replace", record_path)
+    ]
+    # in progress, each phase started, the phases done, the final status
+    assert len(saves) >= 4, log.events
+    for n, i in enumerate(saves):
+        end = saves[n + 1] if n + 1 < len(saves) else len(log.events)
+        assert ("fsync", runs_dir) in log.events[i + 1 : end], (
+            f"save {n + 1} of {len(saves)} was not followed by a sync of {runs_dir}"
+        )
