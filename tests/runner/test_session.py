@@ -1,4 +1,4 @@
-"""A run's record reaches the disk durably at every save."""
+"""A run's record and blobs reach the disk durably: every save and every blob it names."""
 
 from __future__ import annotations
 
@@ -58,3 +58,26 @@ def test_every_save_of_a_run_record_syncs_its_folder_before_the_next_step(
         assert ("fsync", runs_dir) in log.events[i + 1 : end], (
             f"save {n + 1} of {len(saves)} was not followed by a sync of {runs_dir}"
         )
+
+
+def test_a_run_syncs_the_folder_of_every_blob_it_names_even_one_stored_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A blob found stored may be one another recorder renamed in and has not synced yet (it
+    # runs alongside, or was killed): a durable record naming it must not rely on that.
+    ws = _workspace(tmp_path)
+    execute_run(ws, lambda _chunk: None)
+    new_run(ws, hypothesis="second, same scripts and config")
+    log = DiskLog(monkeypatch)
+    record = execute_run(ws, lambda _chunk: None)
+    final_save = max(
+        i
+        for i, (what, path) in enumerate(log.events)
+        if (what, path) == ("replace", ws.record_path(record.run_id).resolve())
+    )
+    synced_before = {path for what, path in log.events[:final_save] if what == "fsync"}
+    unchanged = [e.digest for e in record.files["scripts"]]
+    assert unchanged
+    for digest in record.digests():
+        folder = ws.store.path_of(digest).parent.resolve()
+        assert folder in synced_before, f"{digest} ({folder}) was named unsynced"

@@ -200,26 +200,19 @@ def _script_paths(ws: Workspace, runners: Runners, script_root: Path) -> dict[st
 
 def _archive_inputs(
     ws: Workspace, record: RunRecord, scripts: dict[str, Path], script_root: Path
-) -> set[str]:
-    """Store the config files and scripts; return the digests of the blobs new to the store."""
-    added: set[str] = set()
+) -> None:
     config: list[FileEntry] = []
     for name in (RUN_FILE, EXPERIMENT_FILE):
         blob = ws.store.put_file(ws.root / name)
         config.append(FileEntry(path=name, size=blob.size, digest=blob.digest))
-        if blob.added:
-            added.add(blob.digest)
     entries: dict[str, FileEntry] = {}
     for path in scripts.values():
         rel = path.relative_to(script_root).as_posix()
         blob = ws.store.put_file(path)
         mode = path.stat().st_mode & 0o777
         entries[rel] = FileEntry(path=rel, size=blob.size, mode=mode, digest=blob.digest)
-        if blob.added:
-            added.add(blob.digest)
     record.files["config"] = config
     record.files["scripts"] = sorted(entries.values(), key=lambda e: e.path)
-    return added
 
 
 def _phase_env(ws: Workspace, record: RunRecord) -> dict[str, str]:
@@ -275,12 +268,10 @@ def execute_run(
         record.experiment.run_description = cfg.hypothesis or None
         record.experiment.parameters = dict(cfg.variables)
         record.hypothesis, record.runners = cfg.hypothesis, cfg.runners.by_phase()
-        added = _archive_inputs(ws, record, scripts, script_root or ws.root)
+        _archive_inputs(ws, record, scripts, script_root or ws.root)
         record.code = code or capture_code(
             ws.root, ws.store, exclude=["outputs", STATE_DIR, RUN_FILE]
         )
-        if record.code.patch_digest:
-            added.add(record.code.patch_digest)
         record.environment = capture_environment(exp_cfg.capture_env)
         record.phases = [PhaseResult(phase=p, script=record.runners[p]) for p in scripts]
         record.recorder_pid = os.getpid()
@@ -291,7 +282,7 @@ def execute_run(
         live.mkdir(parents=True, exist_ok=True)
         record.set_status(S.IN_PROGRESS)
         ws.save(record)
-        _run_phases(ws, record, scripts, live, echo, workdir or ws.root, added)
+        _run_phases(ws, record, scripts, live, echo, workdir or ws.root)
         return record
 
 
@@ -302,7 +293,6 @@ def _run_phases(
     live: Path,
     echo: Echo,
     workdir: Path,
-    added: set[str],
 ) -> None:
     env = _phase_env(ws, record)
     guard = SignalGuard()
@@ -354,7 +344,7 @@ def _run_phases(
         else:
             status, note = S.COMPLETED, None
         try:
-            finalize(ws, record, status, note=note, added=added)
+            finalize(ws, record, status, note=note)
         except StorageFull:
             # outputs/ and the logs stay where they are: the next command archives them
             record.pending_status, record.pending_note = status, note
@@ -380,31 +370,21 @@ DISK_FULL_THEN = (
 )
 
 
-def finalize(
-    ws: Workspace,
-    record: RunRecord,
-    status: S,
-    *,
-    note: str | None,
-    added: set[str] | None = None,
-) -> None:
+def finalize(ws: Workspace, record: RunRecord, status: S, *, note: str | None) -> None:
     """Archive outputs/ and the phase logs, set the final status and save the record.
 
-    The store's folders holding blobs new to it are synced before the record is saved, so a
-    power cut cannot leave the record naming a blob whose file is lost. ``added`` holds the
-    blobs this process stored for the run before (its inputs and patch); without it (a run
-    finished by another process), the folders of every blob the record names are synced.
+    The store's folders of every blob the record names are synced before the record is saved,
+    so a power cut cannot leave the record naming a blob whose file is lost: a blob found
+    stored already may be one another recorder renamed into place and has not synced yet.
 
     On a full disk this raises :class:`~labledger.errors.StorageFull` having changed nothing
     that was recorded: outputs/ and the logs stay, and the run can be finalized again.
     """
     with no_space_is_storage_full(ws.root, DISK_FULL_THEN):
-        _finalize(ws, record, status, note=note, added=added)
+        _finalize(ws, record, status, note=note)
 
 
-def _finalize(
-    ws: Workspace, record: RunRecord, status: S, *, note: str | None, added: set[str] | None
-) -> None:
+def _finalize(ws: Workspace, record: RunRecord, status: S, *, note: str | None) -> None:
     notes: list[str] = []
     record.files["outputs"], skipped = archive_tree(
         ws.store, ws.outputs, prefix="outputs/", notes=notes
@@ -417,21 +397,17 @@ def _finalize(
         if log.is_file():
             blob = ws.store.put_file(log)
             result.log_digest = blob.digest
-            if blob.added and added is not None:
-                added.add(blob.digest)
             logs.append(
                 FileEntry(path=f"logs/{result.phase}.log", size=blob.size, digest=blob.digest)
             )
     record.files["logs"] = logs
-    _collect_outcomes(ws, record, live, added)
+    _collect_outcomes(ws, record, live)
     if record.code and record.code.patch_digest:
         patch = FileEntry(
             path="code/patch.diff", size=record.code.patch_size, digest=record.code.patch_digest
         )
         record.files["code"] = [patch]
-    # (the outputs' blobs were synced by the archive itself)
-    fresh = record.digests() if added is None else added
-    ws.store.sync_dirs({ws.store.path_of(d).parent for d in fresh if ws.store.has(d)})
+    ws.store.sync_dirs({ws.store.path_of(d).parent for d in record.digests() if ws.store.has(d)})
     record.set_status(status, note=note)
     ws.save(record)
     for leftover in live.iterdir():
@@ -439,7 +415,7 @@ def _finalize(
     live.rmdir()
 
 
-def _collect_outcomes(ws: Workspace, record: RunRecord, live: Path, added: set[str] | None) -> None:
+def _collect_outcomes(ws: Workspace, record: RunRecord, live: Path) -> None:
     """Keep the run's metric series (summaries in the record, points as a file) and read the
     result files run.toml names. A bad file is noted on the run, never fatal: the run ran."""
     metrics_file = live / "metrics.jsonl"
@@ -457,8 +433,6 @@ def _collect_outcomes(ws: Workspace, record: RunRecord, live: Path, added: set[s
     }
     if metrics_file.is_file():
         blob = ws.store.put_file(metrics_file)
-        if blob.added and added is not None:
-            added.add(blob.digest)
         record.files["metrics"] = [
             FileEntry(path="metrics/metrics.jsonl", size=blob.size, digest=blob.digest)
         ]
