@@ -47,9 +47,9 @@ def _write(tmp_path: Path, text: str) -> Path:
         ('[variables]\nx = "a\\u0000b"\n' + RUNNERS, "variables", "NUL byte"),
         ('[runners]\nrun = ""\nfetch = "f.sh"\n', "runners.run", "length >= 1, got ''"),
         (
-            '[runners]\npre_run = "p.sh"\nrun = "r.sh"\nfetch = "f.sh"\n',
+            '[runners]\npre_run = "p.sh"\npre-run = "q.sh"\nrun = "r.sh"\nfetch = "f.sh"\n',
             "runners.pre_run",
-            "pre-run",
+            "expected one of: pre-run, run, post-run, fetch",
         ),
         ('results = ["a", ""]\n' + RUNNERS, "results.1", "length >= 1"),
         (f"name = '{'n' * 1001}'\n" + RUNNERS, "name", "length <= 1000"),
@@ -68,7 +68,7 @@ def _write(tmp_path: Path, text: str) -> Path:
         "date-variable",
         "nul-in-variable",
         "empty-run",
-        "underscored-phase",
+        "phase-spelt-both-ways",
         "empty-result-file",
         "long-name",
         "too-many-result-files",
@@ -85,6 +85,16 @@ def test_a_bad_run_config_names_the_file_field_and_expectation(
     assert f"'{field}" in message
     assert expected in message
     assert info.value.path == str(path)
+
+
+def test_phases_spelt_as_field_names_are_read_as_the_phases(tmp_path: Path) -> None:
+    # run.toml and labledger.toml have always taken pre_run and post_run for pre-run and post-run
+    runners = '[runners]\npre_run = "p.sh"\nrun = "r.sh"\npost_run = "o.sh"\nfetch = "f.sh"\n'
+    run = load_run_config(_write(tmp_path, runners)).runners
+    assert run.by_phase() == {"pre-run": "p.sh", "run": "r.sh", "post-run": "o.sh", "fetch": "f.sh"}
+    path = tmp_path / "labledger.toml"
+    path.write_text("name = 'x'\n" + runners)
+    assert load_experiment_config(path).runners == run
 
 
 def test_variables_keep_their_toml_types_without_coercion(tmp_path: Path) -> None:

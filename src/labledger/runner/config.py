@@ -187,11 +187,29 @@ def check_config(model: type[ConfigT], data: dict[str, Any]) -> ConfigT:
     problem = _variables_problem(data)
     if problem is None:
         try:
-            return msgspec.convert(data, type=model, strict=True)
+            return msgspec.convert(_runners_by_name(data), type=model, strict=True)
         except msgspec.ValidationError as exc:
             problem = _explain(model, data, str(exc))
     field_name, detail = problem
     raise ConfigError(detail, field=field_name)
+
+
+#: the phases' field names, which a config may use for their keys (``pre_run = "..."``)
+_PHASE_FIELDS = {"pre_run": "pre-run", "post_run": "post-run"}
+
+
+def _runners_by_name(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with a ``[runners]`` key spelt as the field's name (``pre_run``) renamed to the
+    phase's (``pre-run``). A table giving both spellings keeps both: the field's name is then
+    refused as an unknown key."""
+    runners = data.get("runners")
+    if not isinstance(runners, dict) or not any(key in runners for key in _PHASE_FIELDS):
+        return data
+    renamed: dict[str, Any] = {}
+    for key, value in runners.items():
+        phase = _PHASE_FIELDS.get(key)
+        renamed[phase if phase is not None and phase not in runners else key] = value
+    return {**data, "runners": renamed}
 
 
 def _variables_problem(data: dict[str, Any]) -> tuple[str, str] | None:
