@@ -1,10 +1,10 @@
 """The local query index: one SQLite file, rebuilt from the run records whenever needed.
 
-The record files are the truth; this index only makes listing and filtering fast. It is brought
-up to date cheaply on every query (a record whose file size or mtime changed is read again), and
-``labledger reindex`` rebuilds it from scratch. Commands that only write records (``new``,
-``run``, ``end``) leave the index to the next query: updating it costs a durable SQLite commit,
-and the next query catches up with every record written since, in one.
+The record files are the truth; this index only makes listing and filtering fast. Every method
+that reads it brings it up to date first, cheaply (a record whose file size or mtime changed is
+read again), and ``labledger reindex`` rebuilds it from scratch. Commands that only write
+records (``new``, ``run``, ``end``) leave the index to the next reader: updating it costs a
+durable SQLite commit, and the next reader catches up with every record written since, in one.
 """
 
 from __future__ import annotations
@@ -247,7 +247,8 @@ class RunIndex:
         return len(files)
 
     def dump(self) -> dict[str, list[tuple[Any, ...]]]:
-        """Every row of every table, sorted (to compare two indexes)."""
+        """Every row of every table, sorted (to compare two indexes), once up to date."""
+        self.sync()
         with self._connect() as conn:
             return {
                 table: sorted(conn.execute(f"SELECT * FROM {table}").fetchall())
@@ -282,6 +283,7 @@ class RunIndex:
 
     def ids_with_number(self, number: int) -> list[str]:
         """The ids of the runs numbered ``number`` (one, unless folders were merged)."""
+        self.sync()
         with self._connect() as conn:
             rows = conn.execute(
                 "SELECT run_id FROM runs WHERE number = ? ORDER BY run_id", (number,)

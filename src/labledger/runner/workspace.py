@@ -149,7 +149,6 @@ class Workspace:
             return ids[-1]
         number = ref.lstrip("#")
         if number.isdigit():
-            self.index.sync()
             found = self.index.ids_with_number(int(number))
             if len(found) > 1:  # runs synced in from another copy of the folder
                 raise InvalidInput(
