@@ -66,3 +66,29 @@ def test_init_refuses_a_name_or_description_longer_than_the_server_takes(
     assert f"Error: {option}: expected `str` of length <= {limit}" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "exp" / "labledger.toml").exists()
+
+
+@pytest.mark.parametrize(
+    ("table", "field", "expected"),
+    [
+        ("hypothesis = 3\n", "hypothesis", "expected `str`, got 3"),
+        ("[variables]\nlr = [1]\n", "variables.lr", "expected a boolean, an integer"),
+        ('[runners]\nrun = "run.sh"\n', "runners.fetch", "this field is required"),
+    ],
+    ids=["wrong-type", "bad-variable", "missing-runner"],
+)
+def test_a_bad_run_toml_is_one_line_naming_the_file_field_and_expectation(
+    tmp_path: Path, table: str, field: str, expected: str
+) -> None:
+    exp = make_experiment(tmp_path / "exp", run="echo hi\n")
+    labledger(exp, "new")
+    run_toml = exp / "run.toml"
+    if table.startswith("[runners]"):
+        run_toml.write_text(table)
+    else:
+        run_toml.write_text(table + '[runners]\nrun = "run.sh"\nfetch = "fetch.sh"\n')
+    result = labledger(exp, "run", ok=False)
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"Error: {run_toml}: field '{field}': ")
+    assert expected in line and line.endswith("Edit the file and try again.")
