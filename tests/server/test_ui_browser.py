@@ -262,6 +262,7 @@ def test_metric_charts_follow_a_running_experiment(
 def test_campaign_and_compare_plots_of_a_two_factor_sweep(
     browser: Any, server: tuple[str, httpx.Client]
 ) -> None:
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.support.ui import Select
 
     base, api = server
@@ -282,10 +283,16 @@ def test_campaign_and_compare_plots_of_a_two_factor_sweep(
             ids.append(exp)
     browser.get(f"{base}/ui/campaigns/{campaign_id}")
     for figure in ("#parallel", "#scatter"):
-        found = css(browser, f'{figure} svg[role="img"]')
-        # when the chart is missing, say what the page showed instead
-        assert found, f"{figure} not drawn; the page said: {css(browser, 'body')[0].text[:1500]}"
-        svg = found[0]
+        # On a loaded machine the driver has been seen to answer the first query from before
+        # the page's charts were in the document (its text read a moment later showed them),
+        # so the charts are waited for; if one never comes, say what the page showed instead.
+        try:
+            svg = wait(
+                browser, lambda d, f=figure: next(iter(css(d, f'{f} svg[role="img"]')), None), ""
+            )
+        except TimeoutException:
+            page = css(browser, "body")[0].text[:1500]
+            raise AssertionError(f"{figure} not drawn; the page said: {page}") from None
         assert svg.rect["width"] > 300 and svg.rect["height"] > 150, figure  # drawn, readable
     assert len(css(browser, "#parallel g.run")) == 4
     groups = [g.get_attribute("data-group") for g in css(browser, "#scatter g.group")]
