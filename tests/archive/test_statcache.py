@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 import blake3
@@ -56,6 +57,52 @@ def test_a_hash_taken_right_after_a_change_is_not_trusted(tmp_path: Path) -> Non
     cache.save()
     cache.load()
     assert cache.lookup(str(f), st) is None  # within the settling time: read it again
+
+
+def _stat_at(st: os.stat_result, mtime_ns: int, ctime_ns: int) -> os.stat_result:
+    """``st`` with other modification and change times (as another file system stamps them)."""
+    return os.stat_result(tuple(st), {"st_mtime_ns": mtime_ns, "st_ctime_ns": ctime_ns})
+
+
+@pytest.mark.parametrize(
+    ("changed", "settle"),
+    [
+        (1_700_000_000_123_456_789, statcache.SETTLED_NS),  # nanosecond stamps
+        (1_700_000_000_000_000_000, statcache.SETTLED_COARSE_NS),  # whole seconds, as on FAT
+    ],
+    ids=["fine-stamps", "whole-second-stamps"],
+)
+def test_how_long_a_hash_must_follow_a_change_depends_on_the_stamps(
+    tmp_path: Path, changed: int, settle: int
+) -> None:
+    f = tmp_path / "f.bin"
+    f.write_bytes(b"one")
+    st = _stat_at(os.stat(f), changed, changed)
+    assert statcache.settling_time(st) == settle
+    cache = StatCache(tmp_path / "cache.sqlite")
+    cache.record(str(f), st, "a" * 64, hashed_at_ns=changed + settle - 1)
+    cache.record(str(tmp_path / "g.bin"), st, "b" * 64, hashed_at_ns=changed + settle)
+    cache.save()
+    cache.load()
+    assert cache.lookup(str(f), st) is None  # a moment too soon: read it again
+    assert cache.lookup(str(tmp_path / "g.bin"), st) == "b" * 64
+
+
+def test_a_file_hashed_a_moment_after_it_was_written_is_trusted_by_the_next_archive(
+    store: BlobStore, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("alpha")
+    written = os.stat(src / "a.txt")
+    while time.time_ns() - max(written.st_mtime_ns, written.st_ctime_ns) < statcache.SETTLED_NS:
+        time.sleep(0.01)
+    archive_tree(store, src)
+    cache = StatCache(store.root / STAT_CACHE)
+    cache.load()
+    assert cache.lookup(str(src / "a.txt"), os.stat(src / "a.txt")) == (
+        blake3.blake3(b"alpha").hexdigest()
+    )
 
 
 def test_an_unreadable_cache_is_dropped_and_rebuilt(

@@ -4,11 +4,16 @@ Re-archiving a folder whose files did not change should cost a ``stat`` per file
 every byte. The cache remembers, per absolute path, the device, inode, size, modification and
 change times (in nanoseconds) the file had when it was hashed, the digest, and when the hash
 was taken. A file is trusted unchanged only when all of these still match **and** the hash was
-taken at least :data:`SETTLED_NS` after the file's last modification or change: a write landing
-in the same timestamp tick as the hash (file systems stamp times from a coarse clock, some with
-a granularity of seconds) would leave the times unchanged, so a file modified that close to its
-hashing is read and hashed again. Any write also moves the change time, which ``touch`` and
-``utime`` cannot set back, so restoring an old modification time does not fool the cache.
+taken long enough after the file's last modification or change: a write landing in the same
+timestamp tick as the hash would leave the times unchanged, so a file modified that close to its
+hashing is read and hashed again. How long is enough depends on the file system's tick. Linux's
+local file systems stamp nanoseconds from the kernel's coarse clock, which ticks every few
+milliseconds: there :data:`SETTLED_NS` (100 ms) is ample. A file system that stamps whole
+seconds (FAT counts in two) shows times without a fraction of a second: there
+:data:`SETTLED_COARSE_NS` (2 s) applies. Outputs archived a moment after a run wrote them are
+trusted by the next archive, not only by the one after it. Any write also moves the change
+time, which ``touch`` and ``utime`` cannot set back, so restoring an old modification time does
+not fool the cache.
 
 The cache is a hint, never the truth: it lives in one SQLite file beside the blobs, a digest is
 used only when its blob is still in the store, and a missing or unreadable cache is simply
@@ -22,10 +27,14 @@ import os
 import sqlite3
 from pathlib import Path
 
-__all__ = ["SETTLED_NS", "StatCache", "stat_key"]
+__all__ = ["SETTLED_COARSE_NS", "SETTLED_NS", "StatCache", "settling_time", "stat_key"]
 
-#: a hash taken less than this long after the file's last change is not trusted later
-SETTLED_NS = 2_000_000_000
+#: a hash taken less than this long after the file's last change is not trusted later, on a
+#: file system whose times have fractions of a second
+SETTLED_NS = 100_000_000
+#: the same, on a file system whose times are whole seconds
+SETTLED_COARSE_NS = 2_000_000_000
+_SECOND_NS = 1_000_000_000
 
 StatKey = tuple[int, int, int, int, int]
 
@@ -41,6 +50,13 @@ CREATE TABLE IF NOT EXISTS files (
     hashed_at_ns INTEGER NOT NULL
 )
 """
+
+
+def settling_time(st: os.stat_result) -> int:
+    """How long after its last change a file must be hashed for its times to vouch for it."""
+    if st.st_mtime_ns % _SECOND_NS or st.st_ctime_ns % _SECOND_NS:
+        return SETTLED_NS  # the file system stamps fractions of a second
+    return SETTLED_COARSE_NS
 
 
 def stat_key(st: os.stat_result) -> StatKey:
@@ -88,7 +104,7 @@ class StatCache:
         key, digest, hashed_at = found
         if key != stat_key(st):
             return None
-        if hashed_at - max(st.st_mtime_ns, st.st_ctime_ns) < SETTLED_NS:
+        if hashed_at - max(st.st_mtime_ns, st.st_ctime_ns) < settling_time(st):
             return None  # changed too close to its hashing for the times to prove anything
         return digest
 
