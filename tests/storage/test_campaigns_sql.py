@@ -3,26 +3,12 @@ by creation, in pages, on SQLite and PostgreSQL alike."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import pytest
-from sqlalchemy import Engine
-
 from labledger.core.models import Experiment, ExperimentalCampaign, ExperimentDesign
-from labledger.storage.engine import create_db_engine
-from labledger.storage.schema import ensure_ready
 from labledger.storage.sql import SqlStore
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[SqlStore]:
-    engine: Engine = create_db_engine(db_url)
-    ensure_ready(engine, db_url)
-    yield SqlStore(engine)
-    engine.dispose()
 
 
 def _linked(campaign_id: str, ids: list[str]) -> list[Experiment]:

@@ -4,12 +4,10 @@ writers (PostgreSQL)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import Engine
 
 from labledger.core.models import (
     Event,
@@ -19,19 +17,10 @@ from labledger.core.models import (
     ExperimentDesign,
     ExperimentQuery,
 )
-from labledger.storage.engine import create_db_engine, write_transaction
-from labledger.storage.schema import ensure_ready
+from labledger.storage.engine import write_transaction
 from labledger.storage.sql import SqlStore
 
 LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[SqlStore]:
-    engine: Engine = create_db_engine(db_url)
-    ensure_ready(engine, db_url)
-    yield SqlStore(engine)
-    engine.dispose()
 
 
 def _new(name: str = "e") -> Experiment:
