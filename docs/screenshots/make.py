@@ -261,7 +261,8 @@ def recorded_run(base: str, root: Path) -> str:
     return str(run["run_id"])
 
 
-def driver(width: int = 1280, height: int = 900) -> Any:
+def driver(profile: Path, width: int = 1280, height: int = 900) -> Any:
+    """A headless Chromium whose profile lives in ``profile`` (removed with the caller's temp)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -277,7 +278,7 @@ def driver(width: int = 1280, height: int = 900) -> Any:
         "--disable-sync",
         "--no-first-run",
         f"--window-size={width},{height}",
-        f"--user-data-dir={tempfile.mkdtemp(prefix='labledger-shots-')}",
+        f"--user-data-dir={profile}",
     ):
         options.add_argument(flag)
     return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
@@ -305,7 +306,7 @@ def main() -> None:
         try:
             ids = seed(base)
             ids["pushed"] = recorded_run(base, Path(tmp) / "lr-study")
-            browser = driver()
+            browser = driver(Path(tmp) / "chromium-profile")
             try:
                 pages = {
                     "experiments": "/ui/experiments",
