@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 
 from labledger.archive.store import BlobStore
-from labledger.runner.capture import MAX_UNTRACKED_BYTES, capture_code, capture_environment
+from labledger.runner.capture import (
+    MAX_UNTRACKED_BYTES,
+    CodeCapture,
+    capture_code,
+    capture_environment,
+)
 from runner.recorder_support import git
 
 
@@ -66,6 +71,36 @@ def test_patch_holds_unstaged_staged_and_untracked_changes_and_leaves_git_untouc
     assert (clone / "lib.py").read_text() == "x = 2\n"
     assert (clone / "exp" / "new.txt").read_text() == "untracked\n"
     assert (clone / "exp" / "staged.py").read_text() == "staged = True\n"
+
+
+def test_a_capture_in_the_background_records_what_one_in_the_foreground_does(
+    tmp_path: Path, store: BlobStore
+) -> None:
+    repo = tmp_path / "repo"  # beside the store, not holding it
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "a.txt").write_text("a\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "a")
+    (repo / "a.txt").write_text("changed\n")
+    (repo / "new.txt").write_text("new\n")
+    with CodeCapture(repo, store, exclude=[]) as pending:
+        in_background = pending.result()
+    assert in_background == capture_code(repo, store, exclude=[])
+    assert in_background.commit == git(repo, "rev-parse", "HEAD").strip()
+    assert in_background.changed_files == ["a.txt", "new.txt"]
+    assert in_background.patch_digest is not None
+    assert "+changed" in store.get(in_background.patch_digest).decode()
+
+
+def test_an_error_of_a_capture_in_the_background_is_raised_by_its_result(
+    tmp_path: Path, store: BlobStore
+) -> None:
+    gone = tmp_path / "gone"  # git cannot even start in a folder that does not exist
+    with pytest.raises(FileNotFoundError):
+        capture_code(gone, store, exclude=[])
+    with CodeCapture(gone, store, exclude=[]) as pending, pytest.raises(FileNotFoundError):
+        pending.result()
 
 
 def test_a_clean_repository_has_no_patch(tmp_path: Path, store: BlobStore) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from labledger.runner.session import execute_run, new_run
 from labledger.runner.workspace import Workspace
-from runner.recorder_support import make_experiment
+from runner.recorder_support import git, make_experiment
 
 
 class DiskLog:
@@ -81,3 +81,19 @@ def test_a_run_syncs_the_folder_of_every_blob_it_names_even_one_stored_before(
     for digest in record.digests():
         folder = ws.store.path_of(digest).parent.resolve()
         assert folder in synced_before, f"{digest} ({folder}) was named unsynced"
+
+
+def test_a_run_records_its_repositorys_commit_and_uncommitted_changes(tmp_path: Path) -> None:
+    ws = _workspace(tmp_path)
+    git(ws.root, "add", "-A")
+    git(ws.root, "commit", "-q", "-m", "the experiment")
+    (ws.root / "model.py").write_text("lr = 0.2\n")  # untracked, so part of the patch
+    record = execute_run(ws, lambda _chunk: None)
+    assert record.code is not None
+    assert record.code.commit == git(ws.root, "rev-parse", "HEAD").strip()
+    assert (record.code.branch, record.code.dirty) == ("main", True)
+    assert record.code.changed_files == ["model.py"]  # outputs/, run.toml, the store left out
+    assert record.code.patch_digest is not None
+    assert "+lr = 0.2" in ws.store.get(record.code.patch_digest).decode()
+    assert [e.digest for e in record.files["code"]] == [record.code.patch_digest]
+    assert ws.load(record.run_id).code == record.code

@@ -17,12 +17,14 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
+from types import TracebackType
 
 from labledger.archive.store import BlobStore
 from labledger.runner.record import CodeVersion, EnvironmentInfo
 
-__all__ = ["MAX_UNTRACKED_BYTES", "capture_code", "capture_environment"]
+__all__ = ["MAX_UNTRACKED_BYTES", "CodeCapture", "capture_code", "capture_environment"]
 
 #: untracked files larger than this are listed but left out of the patch (data, not code)
 MAX_UNTRACKED_BYTES = 5 * 1024 * 1024
@@ -77,6 +79,49 @@ def capture_code(experiment_dir: Path, store: BlobStore, exclude: list[str]) -> 
     except (RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
         code.error = f"git capture incomplete: {exc}"
     return code
+
+
+class CodeCapture:
+    """:func:`capture_code` in a thread, so its git processes run while the recorder does other
+    work (archiving the scripts, capturing the environment) instead of before it.
+
+    Use as a context manager: leaving the block waits for the thread, so no git process it
+    started outlives the block. :meth:`result` returns what :func:`capture_code` returned, or
+    raises what it raised.
+    """
+
+    def __init__(self, experiment_dir: Path, store: BlobStore, exclude: list[str]) -> None:
+        self._args = (experiment_dir, store, exclude)
+        self._code: CodeVersion | None = None
+        self._error: BaseException | None = None
+        # a daemon: an interpreter ending on an error elsewhere does not wait for git
+        self._thread = threading.Thread(target=self._capture, name="labledger-code", daemon=True)
+
+    def _capture(self) -> None:
+        try:
+            self._code = capture_code(*self._args)
+        except BaseException as exc:  # handed to the caller by result()
+            self._error = exc
+
+    def __enter__(self) -> CodeCapture:
+        self._thread.start()
+        return self
+
+    def result(self) -> CodeVersion:
+        """Wait for the capture; its result, or its error raised here."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._code is not None
+        return self._code
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._thread.join()
 
 
 def _fill_git(

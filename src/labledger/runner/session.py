@@ -12,7 +12,7 @@ import os
 import signal
 import socket
 from collections.abc import Callable
-from contextlib import suppress
+from contextlib import ExitStack, suppress
 from pathlib import Path
 from typing import Any
 
@@ -249,7 +249,7 @@ def execute_run(
     the recorded code, with ``code`` its version, for ``rerun --at-recorded-code``).
     """
     # Imported here: `labledger new` and the rest need none of git's or the packages' capture.
-    from labledger.runner.capture import capture_code, capture_environment
+    from labledger.runner.capture import CodeCapture, capture_environment
 
     with ws.locked(purpose="recording a run"):
         current = ws.current_id()
@@ -264,15 +264,18 @@ def execute_run(
         cfg = load_run_config(ws.run_config_path)
         scripts = _script_paths(ws, cfg.runners, script_root or ws.root)
         exp_cfg = ws.config()
-        record.experiment.run_name = cfg.name or None
-        record.experiment.run_description = cfg.hypothesis or None
-        record.experiment.parameters = dict(cfg.variables)
-        record.hypothesis, record.runners = cfg.hypothesis, cfg.runners.by_phase()
-        _archive_inputs(ws, record, scripts, script_root or ws.root)
-        record.code = code or capture_code(
-            ws.root, ws.store, exclude=["outputs", STATE_DIR, RUN_FILE]
-        )
-        record.environment = capture_environment(exp_cfg.capture_env)
+        # git's processes run while this thread archives the scripts and reads the packages
+        with ExitStack() as stack:
+            if code is None:
+                exclude = ["outputs", STATE_DIR, RUN_FILE]
+                pending = stack.enter_context(CodeCapture(ws.root, ws.store, exclude))
+            record.experiment.run_name = cfg.name or None
+            record.experiment.run_description = cfg.hypothesis or None
+            record.experiment.parameters = dict(cfg.variables)
+            record.hypothesis, record.runners = cfg.hypothesis, cfg.runners.by_phase()
+            _archive_inputs(ws, record, scripts, script_root or ws.root)
+            record.environment = capture_environment(exp_cfg.capture_env)
+            record.code = code or pending.result()
         record.phases = [PhaseResult(phase=p, script=record.runners[p]) for p in scripts]
         record.recorder_pid = os.getpid()
         ws.outputs.mkdir(exist_ok=True)
