@@ -170,6 +170,37 @@ def test_a_later_phase_is_ended_when_its_recorder_is_killed(tmp_path: Path) -> N
     assert phases == {"pre-run": "ok", "run": "ok", "post-run": "interrupted", "fetch": "skipped"}
 
 
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def test_a_phase_ignoring_sigterm_is_killed_when_its_recorder_dies_whatever_its_watchdog_got(
+    tmp_path: Path,
+) -> None:
+    # The watchdog ignores the signals that stop a run (a closed terminal sends them to all),
+    # and kills a phase group that shrugs off its SIGTERM once the grace period has passed.
+    stubborn = "trap '' TERM\n" + SLOW_RUN
+    exp = make_experiment(tmp_path / "exp", run=stubborn)
+    labledger_json(exp, "new", "--var", "lr=0.1")
+    proc = start_labledger(exp, "run")
+    try:
+        wait_for(exp / "started")
+        phase_pid = int((exp / "phase.pid").read_text())
+        watchdogs = [
+            c for c in _children(proc.pid) if b"watchdog" in Path(f"/proc/{c}/cmdline").read_bytes()
+        ]
+        assert len(watchdogs) == 1
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            os.kill(watchdogs[0], sig)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=10)
+        wait_until_gone(phase_pid)
+    finally:
+        kill_group_of(exp / "phase.pid")
+    shown = labledger_json(exp, "list")
+    assert shown[0]["status"] == "unknown"
+
+
 @pytest.mark.parametrize("missing", ["run", "fetch"])
 def test_run_refuses_a_config_without_a_required_runner(tmp_path: Path, missing: str) -> None:
     exp = make_experiment(tmp_path / "exp", run="echo hi\n")

@@ -18,7 +18,6 @@ import selectors
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -46,28 +45,28 @@ _READ = 65536
 # The watchdog: reads lines, each the process group id of a phase that started or "done" when
 # it ended. End of file while a phase runs means the recorder died: end that group. It ignores
 # the signals that stop a run, so a closed terminal cannot take it down before it has done its
-# job. One watchdog serves every phase of a run.
-_WATCHDOG = r"""
-import os, signal, sys, time
-for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-    signal.signal(s, signal.SIG_IGN)
-group = None
-for line in sys.stdin.buffer:
-    if not line.endswith(b"\n"):
-        break  # cut short: the recorder died while writing
-    group = None if line == b"done\n" else int(line)
-if group is None:
-    sys.exit(0)
-try:
-    os.killpg(group, signal.SIGTERM)
-    deadline = time.monotonic() + float(sys.argv[1])
-    while time.monotonic() < deadline:
-        time.sleep(0.05)
-        os.killpg(group, 0)
-    os.killpg(group, signal.SIGKILL)
-except ProcessLookupError:
-    pass
+# job. One watchdog serves every phase of a run. It is a POSIX shell script, not Python: a
+# shell starts in a millisecond of CPU where an interpreter takes tens, on every run. A last
+# line cut short (the recorder died while writing it) makes `read` fail: it is not used.
+_WATCHDOG = """
+trap '' INT TERM HUP
+group=
+while IFS= read -r line; do
+    if [ "$line" = done ]; then group=; else group=$line; fi
+done
+[ -n "$group" ] || exit 0
+kill -s TERM -- "-$group" 2>/dev/null || exit 0
+polls=$1
+while [ "$polls" -gt 0 ]; do
+    sleep 0.05
+    kill -s 0 -- "-$group" 2>/dev/null || exit 0
+    polls=$((polls - 1))
+done
+kill -s KILL -- "-$group" 2>/dev/null
+exit 0
 """
+#: the watchdog checks every 50 ms whether the group it terminated is gone
+_WATCHDOG_POLLS = round(GRACE_S / 0.05)
 
 
 @dataclass(frozen=True)
@@ -236,8 +235,9 @@ class Watchdog:
         read_end, self._pipe = os.pipe()  # not inheritable: phases never hold the writing end
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", "-c", _WATCHDOG, str(GRACE_S)],
+                ["/bin/sh", "-c", _WATCHDOG, "watchdog", str(_WATCHDOG_POLLS)],
                 stdin=read_end,
+                env={"PATH": os.environ.get("PATH", os.defpath)},  # for sleep, and nothing else
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 start_new_session=True,  # a closed terminal's SIGHUP does not reach it
