@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -207,3 +209,18 @@ def test_packages_are_named_and_versioned_as_their_full_metadata_says() -> None:
     assert capture_environment([]).packages == dict(
         sorted(expected.items(), key=lambda kv: kv[0].lower())
     )
+
+
+def test_the_capture_module_leaves_the_package_metadata_import_to_the_environment_capture() -> None:
+    # A run starts its git processes first; the metadata import (tens of ms) runs beside them.
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, labledger.runner.capture; print('importlib.metadata' in sys.modules)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert loaded == "False"

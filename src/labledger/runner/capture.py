@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import fnmatch
 import getpass
-import importlib.metadata
 import os
 import platform
 import shutil
@@ -20,9 +19,13 @@ import tempfile
 import threading
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from labledger.archive.store import BlobStore
 from labledger.runner.record import CodeVersion, EnvironmentInfo
+
+if TYPE_CHECKING:
+    import importlib.metadata
 
 __all__ = ["MAX_UNTRACKED_BYTES", "CodeCapture", "capture_code", "capture_environment"]
 
@@ -239,6 +242,10 @@ def _name_and_version(dist: importlib.metadata.Distribution) -> tuple[str, str]:
 
 def capture_environment(patterns: list[str]) -> EnvironmentInfo:
     """Python and its packages, OS, host, user, CPU/GPU, and env vars matching ``patterns``."""
+    # Imported here, not with the module: a run starts its code capture's git processes first,
+    # and this import (tens of milliseconds) runs while they do.
+    import importlib.metadata
+
     packages = {}
     for dist in importlib.metadata.distributions():
         name, version = _name_and_version(dist)
