@@ -120,6 +120,28 @@ class BlobBatch:
             return StoredBlob(digest, st.st_size, added=False)
         return None
 
+    def _all_cached(
+        self, keys: list[str], stats: Sequence[os.stat_result] | None
+    ) -> list[StoredBlob | None]:
+        """:meth:`_cached` of each of ``keys``, asking the store about all their blobs at once
+        (a listing of its shard folders, not a stat per blob, when there are many)."""
+        cache = self.cache
+        if cache is None:
+            return [None] * len(keys)
+        vouched: list[tuple[str, int] | None] = []
+        for i, key in enumerate(keys):
+            if key not in cache:
+                vouched.append(None)
+                continue
+            st = os.lstat(key) if stats is None else stats[i]
+            digest = cache.lookup(key, st)
+            vouched.append(None if digest is None else (digest, st.st_size))
+        stored = self.store.present({v[0] for v in vouched if v is not None})
+        return [
+            StoredBlob(v[0], v[1], added=False) if v is not None and v[0] in stored else None
+            for v in vouched
+        ]
+
     def put_file(self, path: Path) -> StoredBlob:
         """Store the regular file ``path`` (unless its content is stored already)."""
         key = str(path)
@@ -208,10 +230,7 @@ class BlobBatch:
         GIL); results in the order of ``paths``. ``stats``, when given, are the files'
         ``lstat`` results (taken by a folder walk), which spares the cache a stat per file."""
         keys = [str(p) for p in paths]
-        if stats is None:
-            results = [self._cached(k) for k in keys]
-        else:
-            results = [self._cached(k, st) for k, st in zip(keys, stats, strict=True)]
+        results = self._all_cached(keys, stats)
         # Files the cache vouches for are done. Large files go to the threads, which spend
         # their time in the kernel's copy and in BLAKE3 with the GIL released; small files
         # are stored here, one after the other, meanwhile: a small file costs a few system

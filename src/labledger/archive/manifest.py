@@ -166,7 +166,7 @@ class _Walk:
         stats: list[os.stat_result] = []
         for rel, entry in scan_tree(root, exclude=exclude):
             path = prefix + rel
-            if not _is_utf8(rel):
+            if not rel.isascii() and not _is_utf8(rel):  # isascii: no copy made
                 # A name that is not UTF-8 cannot be written into a JSON record faithfully;
                 # it is reported rather than stored under a mangled name.
                 self.skipped.append(

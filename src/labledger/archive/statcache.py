@@ -37,6 +37,9 @@ SETTLED_COARSE_NS = 2_000_000_000
 _SECOND_NS = 1_000_000_000
 
 StatKey = tuple[int, int, int, int, int]
+#: a row of the cache as SQLite gives it: path, the stat key's five parts, digest, hashed_at_ns
+#: (kept as read: building other tuples from every row would cost more than the read itself)
+Row = tuple[str, int, int, int, int, int, str, int]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -69,8 +72,8 @@ class StatCache:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._known: dict[str, tuple[StatKey, str, int]] = {}
-        self._new: dict[str, tuple[StatKey, str, int]] = {}
+        self._known: dict[str, Row] = {}
+        self._new: dict[str, Row] = {}
         self._seen: set[str] = set()  # paths looked up: they exist, save() need not check them
 
     def load(self) -> None:
@@ -86,9 +89,7 @@ class StatCache:
         except sqlite3.DatabaseError:
             self._drop()
             return
-        self._known = {
-            row[0]: ((row[1], row[2], row[3], row[4], row[5]), row[6], row[7]) for row in rows
-        }
+        self._known = {row[0]: row for row in rows}
 
     def __contains__(self, path: str) -> bool:
         """True when an entry for ``path`` was loaded (a file the cache knows nothing of needs
@@ -101,16 +102,16 @@ class StatCache:
         if found is None:
             return None
         self._seen.add(path)
-        key, digest, hashed_at = found
-        if key != stat_key(st):
+        _, dev, ino, size, mtime_ns, ctime_ns, digest, hashed_at = found
+        if (dev, ino, size, mtime_ns, ctime_ns) != stat_key(st):
             return None
-        if hashed_at - max(st.st_mtime_ns, st.st_ctime_ns) < settling_time(st):
+        if hashed_at - max(mtime_ns, ctime_ns) < settling_time(st):
             return None  # changed too close to its hashing for the times to prove anything
         return digest
 
     def record(self, path: str, st: os.stat_result, digest: str, hashed_at_ns: int) -> None:
         """Remember that ``path`` with stat ``st`` (taken before reading) hashed to ``digest``."""
-        self._new[path] = (stat_key(st), digest, hashed_at_ns)
+        self._new[path] = (path, *stat_key(st), digest, hashed_at_ns)
 
     def save(self) -> None:
         """Write what was recorded (call once the blobs it names are durable), and forget the
@@ -120,7 +121,7 @@ class StatCache:
         self._seen = set()
         if not self._new and not gone:
             return
-        rows = [(p, *key, digest, at) for p, (key, digest, at) in self._new.items()]
+        rows = list(self._new.values())
         try:
             with contextlib.closing(sqlite3.connect(self.path, timeout=30)) as conn:
                 conn.execute("PRAGMA journal_mode = WAL")
