@@ -14,6 +14,13 @@ Then the count without filters (``GET /experiments/count``), the campaign list (
 /campaigns``: 100 campaigns, the first one of 10,000 experiments, 100 ids each) and that
 campaign with all its 10,000 ids (``GET /campaign/{id}``). Each figure is printed with its
 ratio to the figure at the smallest size, and the load average is printed beside each size.
+Each HTTP figure comes with the server's CPU time (user + system) per request, which other work
+on the machine disturbs less than latency does.
+
+``--reference-src`` compares two versions of the code on the same database in the same
+minutes: a second server runs the code of that ``src`` folder (``PYTHONPATH``), and each HTTP
+figure is timed on both servers alternately, request by request (``via`` ``http ref`` is the
+reference's; ``x ref`` divides this code's figure by the reference's).
 
 Experiments are bulk-loaded through the schema's own tables (``executemany`` in transactions of
 20,000 rows, so the database's triggers keep the text index and the live count as they do for
@@ -27,6 +34,7 @@ before long.
     python benchmarks/scale.py                 # 10k, 100k, 1M on SQLite and PostgreSQL
     python benchmarks/scale.py --quick         # 1k and 3k
     python benchmarks/scale.py --sizes 10000,100000 --backends sqlite
+    python benchmarks/scale.py --sizes 100000 --reference-src /path/to/main/src   # A/B
 """
 
 from __future__ import annotations
@@ -46,6 +54,8 @@ from pathlib import Path
 from typing import Any
 
 from _common import (
+    Server,
+    cpu_seconds,
     has_postgres,
     heading,
     labledger_server,
@@ -320,6 +330,41 @@ def timed(fn: Callable[[], Any], n: int) -> tuple[float, float]:
     return percentile(samples, 50), percentile(samples, 99)
 
 
+@dataclass
+class Target:
+    """A server the HTTP figures are timed on."""
+
+    via: str  # "http", or "http ref" for the reference code's server
+    pid: int
+    get: Callable[[str], None]
+
+
+def timed_http(targets: list[Target], path: str, n: int) -> list[tuple[float, float, float]]:
+    """p50 and p99 in ms and the server's CPU ms per request of ``n`` GETs of ``path`` on each
+    target (after 5 warm-up calls each); with several targets, requests alternate between them
+    (the first of each round changes, so neither always follows the other)."""
+    for target in targets:
+        for _ in range(5):
+            target.get(path)
+    samples: list[list[float]] = [[] for _ in targets]
+    cpu = [cpu_seconds(t.pid) for t in targets]
+    order = list(range(len(targets)))
+    for _ in range(n):
+        for i in order:
+            t0 = time.perf_counter()
+            targets[i].get(path)
+            samples[i].append((time.perf_counter() - t0) * 1000)
+        order.reverse()
+    used = [
+        (cpu_seconds(t.pid) - before) * 1000 / n for t, before in zip(targets, cpu, strict=True)
+    ]
+    figures = []
+    for values, cpu_ms in zip(samples, used, strict=True):
+        values.sort()
+        figures.append((percentile(values, 50), percentile(values, 99), cpu_ms))
+    return figures
+
+
 def http_getter(base_url: str) -> tuple[Callable[[str], None], Callable[[], None]]:
     """A GET over one keep-alive connection, opened again if the server closed it when idle."""
     host, port = base_url.removeprefix("http://").split(":")
@@ -379,7 +424,7 @@ def measure_size(
     data: Dataset,
     size: int,
     n: int,
-    base_url: str,
+    servers: list[tuple[str, Server]],
     first: dict[tuple[str, str, str], float],
     rnd: random.Random,
 ) -> list[list[Any]]:
@@ -390,44 +435,66 @@ def measure_size(
         settle_postgres(store)
     print(f"{name}: {size:,} experiments stored (loaded at {rate:,.0f} rows/s)", flush=True)
     print(f"{name}: load average before timing {loadavg()}", flush=True)
-    results: dict[tuple[str, str], tuple[float, float]] = {}
+    results: dict[tuple[str, str], tuple[float, float, float | None]] = {}
     cases = queries(data)
     others = other_cases(store, data)
     for label, filters in cases.items():
         query = ExperimentQuery(limit=10, **filters)
-        results[(label, "store")] = timed(lambda q=query: store.experiments.find(q), n)
+        results[(label, "store")] = (*timed(lambda q=query: store.experiments.find(q), n), None)
     for label, (call, _) in others.items():
-        results[(label, "store")] = timed(call, n)
-    get, close = http_getter(base_url)
+        results[(label, "store")] = (*timed(call, n), None)
+    targets: list[Target] = []
+    closers: list[Callable[[], None]] = []
     try:
-        for label, filters in cases.items():
-            path = query_string(filters)
-            results[(label, "http")] = timed(lambda p=path, g=get: g(p), n)
-        for label, (_, path) in others.items():
-            results[(label, "http")] = timed(lambda p=path, g=get: g(p), n)
+        for via, server in servers:
+            get, close = http_getter(server.url)
+            closers.append(close)
+            targets.append(Target(via, server.pid, get))
+        paths = [(label, query_string(filters)) for label, filters in cases.items()]
+        paths += [(label, path) for label, (_, path) in others.items()]
+        for label, path in paths:
+            for target, figures in zip(targets, timed_http(targets, path, n), strict=True):
+                results[(label, target.via)] = figures
     finally:
-        close()
+        for close in closers:
+            close()
     print(f"{name}: load average after timing {loadavg()}", flush=True)
     rows = []
-    for (label, via), (p50, p99) in sorted(results.items(), key=lambda kv: kv[0][1] != "store"):
+    for (label, via), (p50, p99, cpu_ms) in sorted(
+        results.items(), key=lambda kv: (kv[0][1] != "store", kv[0][1])
+    ):
         first.setdefault((label, via, "p50"), p50)
         first.setdefault((label, via, "p99"), p99)
-        rows.append(
-            [
-                name,
-                f"{size:,}",
-                label,
-                via,
-                p50,
-                p99,
-                p50 / first[(label, via, "p50")],
-                p99 / first[(label, via, "p99")],
-            ]
-        )
+        row: list[Any] = [
+            name,
+            f"{size:,}",
+            label,
+            via,
+            p50,
+            p99,
+            p50 / first[(label, via, "p50")],
+            p99 / first[(label, via, "p99")],
+            "-" if cpu_ms is None else cpu_ms,
+        ]
+        if len(servers) > 1:
+            ref = results.get((label, "http ref"))
+            row.append("-" if via != "http" or ref is None else _ratios(p50, p99, cpu_ms, ref))
+        rows.append(row)
     return rows
 
 
-def run_backend(name: str, sizes: list[int], n: int, tmp: Path) -> list[list[Any]]:
+def _ratios(
+    p50: float, p99: float, cpu_ms: float | None, ref: tuple[float, float, float | None]
+) -> str:
+    """This code's p50, p99 and CPU per request divided by the reference's."""
+    ref_cpu = ref[2]
+    cpu = "-" if not (cpu_ms is not None and ref_cpu) else f"{cpu_ms / ref_cpu:.2f}"
+    return f"{p50 / ref[0]:.2f} / {p99 / ref[1]:.2f} / {cpu}"
+
+
+def run_backend(
+    name: str, sizes: list[int], n: int, tmp: Path, reference_src: Path | None
+) -> list[list[Any]]:
     rows: list[list[Any]] = []
     with backend_url(name, tmp) as url:
         engine = create_db_engine(url)
@@ -436,9 +503,14 @@ def run_backend(name: str, sizes: list[int], n: int, tmp: Path) -> list[list[Any
         data = Dataset()
         rnd = random.Random(7)
         first: dict[tuple[str, str, str], float] = {}
-        with labledger_server(url, tmp) as server:
+        with contextlib.ExitStack() as stack:
+            servers = [("http", stack.enter_context(labledger_server(url, tmp)))]
+            if reference_src is not None:
+                reference = labledger_server(url, tmp)
+                reference.env["PYTHONPATH"] = str(reference_src)
+                servers.append(("http ref", stack.enter_context(reference)))
             for size in sizes:
-                rows += measure_size(name, store, data, size, n, server.url, first, rnd)
+                rows += measure_size(name, store, data, size, n, servers, first, rnd)
         engine.dispose()
     return rows
 
@@ -449,6 +521,13 @@ def main() -> int:
     parser.add_argument("--sizes", default=None, help="comma-separated, ascending")
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--requests", type=int, default=None, help="timed calls per figure")
+    parser.add_argument(
+        "--reference-src",
+        type=Path,
+        default=None,
+        help="a src folder of labledger (e.g. main's) to time over HTTP beside this code, on a "
+        "second server over the same database, requests alternating",
+    )
     args = parser.parse_args()
     sizes = [
         int(s)
@@ -465,7 +544,7 @@ def main() -> int:
             if backend == "postgresql" and not has_postgres():
                 print("postgresql: skipped (PostgreSQL 15 binaries not installed)")
                 continue
-            all_rows += run_backend(backend, sizes, n, tmp)
+            all_rows += run_backend(backend, sizes, n, tmp, args.reference_src)
     print()
     print(
         table(
@@ -478,6 +557,8 @@ def main() -> int:
                 "p99 ms",
                 "p50 x smallest",
                 "p99 x smallest",
+                "server CPU ms/req",
+                *(["x ref (p50 / p99 / CPU)"] if args.reference_src else []),
             ],
             all_rows,
         )
