@@ -25,6 +25,7 @@ from labledger.core.models import (
     ExperimentQuery,
     ExperimentRegistration,
     ExperimentUpdate,
+    JsonObject,
     OwnershipInfo,
 )
 from labledger.core.store import Store
@@ -425,6 +426,27 @@ class ExperimentService:
     ) -> list[ExperimentalCampaign]:
         """Campaigns, newest first, each with its experiment ids (all, or the page asked for)."""
         return self.store.campaigns.find(limit, offset, ids_limit=ids_limit, ids_offset=ids_offset)
+
+    def get_campaign_wire(
+        self, campaign_id: str, *, ids_limit: int | None = None, ids_offset: int = 0
+    ) -> JsonObject:
+        """:meth:`get_campaign` as the JSON object the API answers (no model in between)."""
+        return self.store.campaigns.get_wire(
+            campaign_id, ids_limit=ids_limit, ids_offset=ids_offset
+        )
+
+    def list_campaigns_wire(
+        self,
+        limit: int = 100,
+        offset: int = 0,
+        *,
+        ids_limit: int | None = None,
+        ids_offset: int = 0,
+    ) -> list[JsonObject]:
+        """:meth:`list_campaigns` as the JSON objects the API answers (no models in between)."""
+        return self.store.campaigns.find_wire(
+            limit, offset, ids_limit=ids_limit, ids_offset=ids_offset
+        )
 
     # ------------------------------------------------------------------ events
 

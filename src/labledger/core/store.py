@@ -20,7 +20,13 @@ from typing import Any, Protocol
 from labledger.core.access import ApiToken, Scope
 from labledger.core.idempotency import IdempotencyClaim, StoredAnswer
 from labledger.core.metrics import MetricStore
-from labledger.core.models import Event, Experiment, ExperimentalCampaign, ExperimentQuery
+from labledger.core.models import (
+    Event,
+    Experiment,
+    ExperimentalCampaign,
+    ExperimentQuery,
+    JsonObject,
+)
 from labledger.core.records import Milestone, ResourceUse, Result
 
 __all__ = [
@@ -114,6 +120,18 @@ class Campaigns(Protocol):
         self, limit: int, offset: int, *, ids_limit: int | None = None, ids_offset: int = 0
     ) -> list[ExperimentalCampaign]:
         """Campaigns, newest first, each with its experiment ids (paged as in :meth:`get`)."""
+
+    def get_wire(
+        self, campaign_id: str, *, ids_limit: int | None = None, ids_offset: int = 0
+    ) -> JsonObject:
+        """:meth:`get` as the campaign's JSON object (``campaign_to_wire`` of it), made
+        without the model."""
+
+    def find_wire(
+        self, limit: int, offset: int, *, ids_limit: int | None = None, ids_offset: int = 0
+    ) -> list[JsonObject]:
+        """:meth:`find` as the campaigns' JSON objects (``campaign_to_wire`` of each), made
+        without the models."""
 
     def update(
         self,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
@@ -12,17 +13,21 @@ from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from labledger.core.idempotency import IdempotencyClaim
 from labledger.core.ids import utcnow
 from labledger.core.lifecycle import CampaignStatus
-from labledger.core.models import Event, Experiment, ExperimentalCampaign
+from labledger.core.models import Event, Experiment, ExperimentalCampaign, JsonObject, OwnershipInfo
 from labledger.errors import AlreadyExists, CampaignNotFound
 from labledger.storage.engine import read_transaction, write_transaction
 from labledger.storage.idempotency_sql import record_key
 from labledger.storage.rows import append_events, campaign_row, experiment_row, row_to_campaign
 from labledger.storage.tables import campaigns, experiments
 
-__all__ = ["CampaignStore"]
+__all__ = ["CampaignStore", "row_to_campaign_wire"]
 
 E = experiments.c
 C = campaigns.c
+
+T = TypeVar("T")
+#: how a campaign is made from its row, a page of its experiment ids and how many it has
+RowReader = Callable[[Any, list[str], int], T]
 
 #: campaign field -> column, for the fields a conditional update may change
 _UPDATABLE = {
@@ -71,23 +76,43 @@ class CampaignStore:
     def get(
         self, campaign_id: str, *, ids_limit: int | None = None, ids_offset: int = 0
     ) -> ExperimentalCampaign:
+        return self._get(campaign_id, ids_limit, ids_offset, row_to_campaign)
+
+    def get_wire(
+        self, campaign_id: str, *, ids_limit: int | None = None, ids_offset: int = 0
+    ) -> JsonObject:
+        return self._get(campaign_id, ids_limit, ids_offset, row_to_campaign_wire)
+
+    def find(
+        self, limit: int, offset: int, *, ids_limit: int | None = None, ids_offset: int = 0
+    ) -> list[ExperimentalCampaign]:
+        return self._find(limit, offset, ids_limit, ids_offset, row_to_campaign)
+
+    def find_wire(
+        self, limit: int, offset: int, *, ids_limit: int | None = None, ids_offset: int = 0
+    ) -> list[JsonObject]:
+        return self._find(limit, offset, ids_limit, ids_offset, row_to_campaign_wire)
+
+    def _get(
+        self, campaign_id: str, ids_limit: int | None, ids_offset: int, make: RowReader[T]
+    ) -> T:
         with read_transaction(self.engine) as conn:
             row = conn.execute(select(campaigns).where(C.id == campaign_id)).first()
             if row is None:
                 raise CampaignNotFound(campaign_id)
             ids, total = _experiment_ids(conn, [row], ids_limit, ids_offset)[campaign_id]
-        return row_to_campaign(row, ids, total)
+        return make(row, ids, total)
 
-    def find(
-        self, limit: int, offset: int, *, ids_limit: int | None = None, ids_offset: int = 0
-    ) -> list[ExperimentalCampaign]:
+    def _find(
+        self, limit: int, offset: int, ids_limit: int | None, ids_offset: int, make: RowReader[T]
+    ) -> list[T]:
         stmt = select(campaigns).order_by(C.created_at.desc(), C.id.desc()).offset(offset)
         if limit:
             stmt = stmt.limit(limit)
         with read_transaction(self.engine) as conn:
             rows = conn.execute(stmt).all()
             pages = _experiment_ids(conn, rows, ids_limit, ids_offset)
-        return [row_to_campaign(r, *pages[r.id]) for r in rows]
+        return [make(r, *pages[r.id]) for r in rows]
 
     def update(
         self,
@@ -125,6 +150,38 @@ class CampaignStore:
         )
         with read_transaction(self.engine) as conn:
             return {status: int(n) for status, n in conn.execute(stmt)}
+
+
+_OWNERSHIP_FIELDS = tuple(OwnershipInfo.model_fields)
+
+
+def row_to_campaign_wire(row: Any, experiment_ids: list[str], experiment_count: int) -> JsonObject:
+    """The JSON object of a campaign straight from its row: what
+    ``campaign_to_wire(row_to_campaign(row, ...))`` gives, without the two pydantic models
+    (making them was a third of the server's time for a page of 100 campaigns)."""
+    ownership = row.ownership
+    return {
+        "campaign_id": row.id,
+        "campaign_name": row.name,
+        "campaign_description": row.description,
+        "experiment_ids": experiment_ids,
+        "experiment_count": experiment_count,
+        # only the known ids that are set, in the model's order (OwnershipInfo.compact)
+        "ownership_info": {k: v for k in _OWNERSHIP_FIELDS if (v := ownership.get(k)) is not None}
+        if ownership
+        else {},
+        "created_at": _iso(row.created_at),
+        "ended_at": _iso(row.ended_at),
+        "status": CampaignStatus(row.status).value,
+        "parameters": row.parameters,
+        "metadata": row.metadata,
+        "updated_at": _iso(row.updated_at),
+        "version": row.version,
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
 
 
 def _changes(changes: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,6 @@ from labledger.server.deps import Actor, Claim, LabDep
 from labledger.server.rendering import (
     JSONBody,
     campaign_json,
-    campaigns_json,
     events_json,
     json_response,
 )
@@ -79,8 +78,8 @@ def get_campaign(
 ) -> JSONBody:
     """One campaign with its experiment ids: all of them (what MADSci's client expects), or
     the page ``experiments_number`` and ``experiments_offset`` ask for."""
-    return campaign_json(
-        lab.experiments.get_campaign(
+    return json_response(
+        lab.experiments.get_campaign_wire(
             campaign_id, ids_limit=experiments_number, ids_offset=experiments_offset
         )
     )
@@ -97,8 +96,8 @@ def get_campaigns(
     """Campaigns, newest first, as a bare array; each with its first 100 experiment ids
     unless ``experiments_number`` asks for another page size (``experiment_count`` is the
     total)."""
-    return campaigns_json(
-        lab.experiments.list_campaigns(
+    return json_response(
+        lab.experiments.list_campaigns_wire(
             number, offset, ids_limit=experiments_number, ids_offset=experiments_offset
         )
     )
