@@ -297,11 +297,11 @@ def other_cases(store: SqlStore, data: Dataset) -> dict[str, tuple[Callable[[], 
     return {
         "count, no filter": (store.experiments.count, "/experiments/count"),
         "campaigns (100)": (
-            lambda: store.campaigns.find(100, 0, ids_limit=100),
+            lambda: store.campaigns.find_wire(100, 0, ids_limit=100),
             "/campaigns",
         ),
         f"campaign of {BIG_CAMPAIGN:,}, all ids": (
-            lambda: store.campaigns.get(big),
+            lambda: store.campaigns.get_wire(big),
             f"/campaign/{big}",
         ),
     }
