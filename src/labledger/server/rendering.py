@@ -26,7 +26,6 @@ __all__ = [
     "Download",
     "JSONBody",
     "campaign_json",
-    "campaigns_json",
     "event_wire",
     "events_json",
     "experiment_json",
@@ -92,11 +91,6 @@ def experiments_json(exps: Iterable[Experiment]) -> JSONBody:
 def campaign_json(campaign: ExperimentalCampaign, status_code: int = 200) -> JSONBody:
     """One campaign."""
     return JSONBody(campaign_to_wire(campaign), status_code=status_code)
-
-
-def campaigns_json(campaigns: Iterable[ExperimentalCampaign]) -> JSONBody:
-    """A bare array of campaigns."""
-    return JSONBody([campaign_to_wire(c) for c in campaigns])
 
 
 def event_wire(ev: Event) -> dict[str, Any]:
