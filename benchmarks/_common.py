@@ -197,7 +197,7 @@ class Server:
 
 def labledger_server(db_url: str, workdir: Path) -> Server:
     """``labledger serve`` exactly as users run it (uvicorn, one process, its default loop)."""
-    code = "import sys; from labledger.cli.main import main; sys.argv[0] = 'labledger'; main()"
+    code = "import sys; from labledger.cli.entry import main; sys.argv[0] = 'labledger'; main()"
     cmd = [sys.executable, "-c", code, "serve", "--host", "127.0.0.1", "--db-url", db_url]
     # its data folder (manager id, result files) is the benchmark's, never the user's home
     env = bench_env({"EXPERIMENT_DATA_DIR": str(workdir)})

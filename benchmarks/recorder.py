@@ -228,7 +228,7 @@ def hyperfine(
 
 def labledger_command() -> list[str]:
     exe = Path(sys.executable).parent / "labledger"
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "labledger.cli.main"]
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "labledger"]
 
 
 def clone_runs(exp: Path, count: int) -> None:

@@ -199,7 +199,7 @@ def stop_cluster(root: Path) -> None:
 
 def serve_command() -> list[str]:
     """The command that runs ``labledger`` with this interpreter (no console script needed)."""
-    code = "import sys; from labledger.cli.main import main; sys.argv[0] = 'labledger'; main()"
+    code = "import sys; from labledger.cli.entry import main; sys.argv[0] = 'labledger'; main()"
     return [sys.executable, "-c", code]
 
 

@@ -39,6 +39,8 @@ LAYERS: dict[str, set[str]] = {
     "cli": {"errors", "core", "settings", "storage", "runner", "client", "server"},
     # the package root re-exports the public API lazily
     "__init__": {"errors", "core", "client"},
+    # ``python -m labledger`` is the command line
+    "__main__": {"cli"},
 }
 
 #: third-party and stdlib modules the pure core must not touch (style.md)

@@ -39,7 +39,7 @@ def free_port() -> int:
 
 def start_server(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    code = "import sys; from labledger.cli.main import main; sys.argv[0]='labledger'; main()"
+    code = "import sys; from labledger.cli.entry import main; sys.argv[0]='labledger'; main()"
     cmd = [
         sys.executable,
         "-c",
@@ -201,7 +201,7 @@ GIT_ENV = {
     "GIT_CONFIG_NOSYSTEM": "1",
     "EDITOR": "false",
 }
-CLI = [sys.executable, "-c", "from labledger.cli.main import main; main()"]
+CLI = [sys.executable, "-c", "from labledger.cli.entry import main; main()"]
 RUN_SH = """#!/usr/bin/env bash
 set -eu
 mkdir -p results

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("EXPERIMENT_")}
     return subprocess.run(
-        [sys.executable, "-m", "labledger.cli.main", *args],
+        [sys.executable, "-m", "labledger", *args],
         capture_output=True,
         text=True,
         env={**clean, **env},

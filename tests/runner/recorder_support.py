@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-CLI = [sys.executable, "-c", "from labledger.cli.main import main; main()"]
+CLI = [sys.executable, "-c", "from labledger.cli.entry import main; main()"]
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Test",

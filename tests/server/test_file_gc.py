@@ -89,7 +89,7 @@ def test_db_gc_removes_only_old_unreferenced_files(db_url: str, tmp_path: Path) 
             "EXPERIMENT_DATA_DIR": str(tmp_path),
         }
         done = subprocess.run(
-            [sys.executable, "-m", "labledger.cli.main", "db", "gc"],
+            [sys.executable, "-m", "labledger", "db", "gc"],
             capture_output=True, text=True, env=env, timeout=120, check=False,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
@@ -123,7 +123,7 @@ def test_gc_on_an_s3_store_removes_only_unreferenced_files_past_the_grace_period
             "EXPERIMENT_BLOB_URL": blob_url,
         }
         done = subprocess.run(
-            [sys.executable, "-m", "labledger.cli.main", "db", "gc"],
+            [sys.executable, "-m", "labledger", "db", "gc"],
             capture_output=True, text=True, env=env, timeout=120, check=False,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr

@@ -46,7 +46,7 @@ def add_old_experiment(engine: Engine) -> None:
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "labledger.cli.main", *args],
+        [sys.executable, "-m", "labledger", *args],
         capture_output=True,
         text=True,
         env={**os.environ, **(env or {})},
@@ -131,7 +131,7 @@ def test_serve_refuses_to_start_on_an_older_database(sqlite_url: str, tmp_path: 
         [
             sys.executable,
             "-m",
-            "labledger.cli.main",
+            "labledger",
             "serve",
             "--db-url",
             sqlite_url,
@@ -162,7 +162,7 @@ def test_the_printed_upgrade_command_works_when_pasted(db_url: str, tmp_path: Pa
     url = with_password(db_url)
     at_revision(url, "0001").dispose()
     served = subprocess.run(
-        [sys.executable, "-m", "labledger.cli.main", "serve", "--port", "1"],
+        [sys.executable, "-m", "labledger", "serve", "--port", "1"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -1,4 +1,4 @@
-"""Entry point of the ``labledger`` command.
+"""The ``labledger`` command group (run by :mod:`labledger.cli.entry`).
 
 Commands are loaded lazily from :data:`COMMANDS` so that ``labledger --help`` imports only
 click. Command modules import click at the top and everything heavier inside the command body.
@@ -7,11 +7,10 @@ click. Command modules import click at the top and everything heavier inside the
 from __future__ import annotations
 
 import importlib
-import sys
 
 import click
 
-__all__ = ["COMMANDS", "cli", "main"]
+__all__ = ["COMMANDS", "cli"]
 
 #: command name -> "module:attribute" of a click command or group
 COMMANDS: dict[str, str] = {
@@ -70,14 +69,3 @@ def cli() -> None:
     Service:   labledger serve            (MADSci-compatible API on 127.0.0.1:8002)
     Recorder:  labledger init; labledger new; labledger run; labledger end
     """
-
-
-def main() -> None:
-    """Run the command line; domain errors print a message and exit with their code."""
-    from labledger.cli.errors import run_cli
-
-    sys.exit(run_cli(cli))
-
-
-if __name__ == "__main__":
-    main()

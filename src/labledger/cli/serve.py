@@ -39,6 +39,7 @@ def serve(
 
     import uvicorn
 
+    from labledger.cli.entry import long_running
     from labledger.server.app import create_app
     from labledger.server.security import access_summary, exposure_problem
     from labledger.settings import load_settings
@@ -70,6 +71,7 @@ def serve(
     # What start-up built (modules, routes, models) lives as long as the process: kept out of
     # the collector's sight, a full collection walks only what requests made, instead of
     # pausing a request for tens of milliseconds.
+    long_running()
     gc.collect()
     gc.freeze()
     uvicorn.run(app, host=bind_host, port=bind_port, log_level=log_level, access_log=False)

@@ -87,8 +87,11 @@ def worker(
     import signal
     import sys
 
+    from labledger.cli.entry import long_running
     from labledger.client.sync import ExperimentClient
     from labledger.client.worker import Worker, default_worker_id
+
+    long_running()
 
     if (app is None) == (command is None):
         raise click.UsageError("give either MODULE:CLASS or --command 'shell command', not both")

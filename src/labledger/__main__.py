@@ -1,0 +1,5 @@
+"""``python -m labledger``: the ``labledger`` command."""
+
+from labledger.cli.entry import main
+
+main()
