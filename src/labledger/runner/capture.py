@@ -19,13 +19,10 @@ import tempfile
 import threading
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
 
 from labledger.archive.store import BlobStore
+from labledger.runner.packages import installed_packages
 from labledger.runner.record import CodeVersion, EnvironmentInfo
-
-if TYPE_CHECKING:
-    import importlib.metadata
 
 __all__ = ["MAX_UNTRACKED_BYTES", "CodeCapture", "capture_code", "capture_environment"]
 
@@ -221,36 +218,12 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _name_and_version(dist: importlib.metadata.Distribution) -> tuple[str, str]:
-    """A distribution's Name and Version, read from the headers of its metadata file.
+def capture_environment(patterns: list[str], kept_packages: Path | None = None) -> EnvironmentInfo:
+    """Python and its packages, OS, host, user, CPU/GPU, and env vars matching ``patterns``.
 
-    ``dist.metadata`` parses the whole file (description included) with the email parser,
-    twice per package counting ``dist.version``: most of a run's start-up with 150 packages.
+    ``kept_packages`` is the file that keeps the package list between runs (see
+    :mod:`labledger.runner.packages`); without it, every package's metadata is read.
     """
-    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
-    found: dict[str, str] = {}
-    for line in text.splitlines():
-        if not line:
-            break  # the headers end at the first blank line
-        key, sep, value = line.partition(":")
-        if sep and key in ("Name", "Version") and key not in found:
-            found[key] = value.strip()
-            if len(found) == 2:
-                break
-    return found.get("Name", ""), found.get("Version", "")
-
-
-def capture_environment(patterns: list[str]) -> EnvironmentInfo:
-    """Python and its packages, OS, host, user, CPU/GPU, and env vars matching ``patterns``."""
-    # Imported here, not with the module: a run starts its code capture's git processes first,
-    # and this import (tens of milliseconds) runs while they do.
-    import importlib.metadata
-
-    packages = {}
-    for dist in importlib.metadata.distributions():
-        name, version = _name_and_version(dist)
-        if name:
-            packages[name] = version
     try:
         user = getpass.getuser()
     except (KeyError, OSError):
@@ -263,7 +236,7 @@ def capture_environment(patterns: list[str]) -> EnvironmentInfo:
     return EnvironmentInfo(
         python_version=sys.version.split()[0],
         python_executable=sys.executable,
-        packages=dict(sorted(packages.items(), key=lambda kv: kv[0].lower())),
+        packages=installed_packages(kept_packages),
         os=platform.platform(),
         host=socket.gethostname(),
         user=user,

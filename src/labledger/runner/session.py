@@ -274,7 +274,7 @@ def execute_run(
             record.experiment.parameters = dict(cfg.variables)
             record.hypothesis, record.runners = cfg.hypothesis, cfg.runners.by_phase()
             _archive_inputs(ws, record, scripts, script_root or ws.root)
-            record.environment = capture_environment(exp_cfg.capture_env)
+            record.environment = capture_environment(exp_cfg.capture_env, ws.kept_packages)
             record.code = code or pending.result()
         record.phases = [PhaseResult(phase=p, script=record.runners[p]) for p in scripts]
         record.recorder_pid = os.getpid()

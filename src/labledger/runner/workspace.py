@@ -12,6 +12,7 @@
         runs/<RUN_ID>.json    one plain record file per run (the source of truth)
         live/<RUN_ID>/        logs of a run being recorded, until they are archived
         index.sqlite          the query index, rebuilt from runs/ at will
+        packages.json         the installed packages as the last run found them (a hint)
         current               the id of the run run.toml belongs to
         lock                  held (flock) by the labledger process recording a run
 
@@ -57,6 +58,7 @@ class Workspace:
         self.live_dir = self.state / "live"
         self.store = BlobStore(self.state)
         self.index = RunIndex(self.state / "index.sqlite", self.runs_dir)
+        self.kept_packages = self.state / "packages.json"
         self._current_file = self.state / "current"
         self._lock_file = self.state / "lock"
 
