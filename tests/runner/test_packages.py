@@ -79,10 +79,10 @@ def test_an_install_an_upgrade_and_a_removal_each_give_a_fresh_list(
     assert installed_packages(kept) == before
 
 
-def test_a_list_read_while_a_metadata_file_had_just_changed_is_not_kept(
+def test_a_list_read_while_an_egg_info_had_just_changed_is_not_kept(
     tmp_path: Path, site: Path
 ) -> None:
-    meta = _install(site, "demo", "1.0")
+    meta = _install(site, "demo", "1.0", egg=True)
     # times in the future: whatever the clock says, they have not settled
     future = time.time_ns() + 3_600 * 10**9
     os.utime(meta, ns=(future, future))

@@ -4,13 +4,14 @@ Reading every installed distribution's metadata costs a run tens of milliseconds
 ``importlib.metadata`` and reading a file per package), and the list changes only when a
 package is installed, upgraded or removed. So the list is kept in the experiment's state folder
 with a key that any such change moves: the interpreter, ``sys.path``, and for each folder on it
-the names of its ``*.dist-info``/``*.egg-info`` entries and the stat of each one's metadata file
-(an egg-info rewritten in place changes that file only). A run whose key is the same reads the
-kept list; any other reads the metadata and keeps the new list.
+the names of its ``*.dist-info`` and ``*.egg-info`` entries (a dist-info is named after its
+version and replaced whole) and the stat of each egg-info's metadata file (which may be
+rewritten in place). A run whose key is the same reads the kept list; any other reads the
+metadata and keeps the new list.
 
 As with the archive's stat cache, times vouch for a file only once they have settled: a list
-read less than a settling time after a metadata file changed is not kept, since a second change
-in the same clock tick would leave that file's times as they were.
+read less than a settling time after an egg-info's metadata changed is not kept, since a second
+change in the same clock tick would leave that file's times as they were.
 """
 
 from __future__ import annotations
@@ -79,8 +80,13 @@ def _name_and_version(text: str | None) -> tuple[str, str]:
 
 
 def _environment_key() -> tuple[list[Any], list[tuple[int, int]]]:
-    """What any install, upgrade or removal changes (JSON-ready), and for each metadata file
-    the time of its last change with the settling time its file system needs."""
+    """What any install, upgrade or removal changes (JSON-ready), and for each file whose
+    stat is part of it the time of its last change with the settling time it needs.
+
+    A dist-info folder is named after its distribution and version, and installers replace it
+    whole: its name stands for its content. An egg-info may be rewritten in place: the stat of
+    its metadata file stands for it.
+    """
     entries: list[Any] = []
     changed: list[tuple[int, int]] = []
     for entry in sys.path:
@@ -94,9 +100,10 @@ def _environment_key() -> tuple[list[Any], list[tuple[int, int]]]:
             entries.append([entry, _stat_or_none(folder, changed)])
             continue
         for name, is_dir in found:
-            meta = folder / name  # an egg-info may be the metadata file itself
-            if is_dir:
-                meta /= "METADATA" if name.endswith(".dist-info") else "PKG-INFO"
+            if name.endswith(".dist-info"):
+                entries.append([entry, name])
+                continue
+            meta = folder / name / "PKG-INFO" if is_dir else folder / name
             entries.append([entry, name, _stat_or_none(meta, changed)])
     return [sys.executable, entries], changed
 
