@@ -53,7 +53,7 @@ def test_bad_input_says_what_is_expected(sqlite_url: str) -> None:
     code, _, err = _process(
         "token", "create", "has space", "--scope", "read", "--db-url", sqlite_url
     )
-    assert code == 2
+    assert code == 2, err
     assert "letters, digits" in err
     _run("token", "create", "dup", "--scope", "read", "--db-url", sqlite_url)
     code, _, err = _process("token", "create", "dup", "--scope", "read", "--db-url", sqlite_url)
