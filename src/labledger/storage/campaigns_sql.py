@@ -126,9 +126,9 @@ class CampaignStore:
                     stmt = stmt.limit(limit)
                 rows = conn.execute(stmt).all()
                 pages = {}
-            rest = [r for r in rows if r.id not in pages]
+            rest = [r for r in rows if r[_ID] not in pages]
             pages.update(_experiment_ids(conn, rest, ids_limit, ids_offset))
-        return [make(r, *pages[r.id]) for r in rows]
+        return [make(r, *pages[r[_ID]]) for r in rows]
 
     def update(
         self,
@@ -170,29 +170,42 @@ class CampaignStore:
 
 _OWNERSHIP_FIELDS = tuple(OwnershipInfo.model_fields)
 
+# Where each column of ``campaigns`` is in the rows of ``select(campaigns, ...)``: the readers
+# below index rows by position, since a Row's attribute lookup (about 0.6 us) was most of the
+# time of making a campaign's JSON object (14 lookups, 100 campaigns a page).
+_AT = {column.key: n for n, column in enumerate(campaigns.c)}
+_ID, _NAME, _DESCRIPTION, _STATUS, _OWNERSHIP, _PARAMETERS, _METADATA = (
+    _AT[key]
+    for key in ("id", "name", "description", "status", "ownership", "parameters", "metadata")
+)
+_DECLARED, _VERSION, _CREATED, _UPDATED, _ENDED = (
+    _AT[key]
+    for key in ("declared_experiment_ids", "version", "created_at", "updated_at", "ended_at")
+)
+
 
 def row_to_campaign_wire(row: Any, experiment_ids: list[str], experiment_count: int) -> JsonObject:
-    """The JSON object of a campaign straight from its row: what
+    """The JSON object of a campaign straight from its row (of ``select(campaigns, ...)``): what
     ``campaign_to_wire(row_to_campaign(row, ...))`` gives, without the two pydantic models
     (making them was a third of the server's time for a page of 100 campaigns)."""
-    ownership = row.ownership
+    ownership = row[_OWNERSHIP]
     return {
-        "campaign_id": row.id,
-        "campaign_name": row.name,
-        "campaign_description": row.description,
+        "campaign_id": row[_ID],
+        "campaign_name": row[_NAME],
+        "campaign_description": row[_DESCRIPTION],
         "experiment_ids": experiment_ids,
         "experiment_count": experiment_count,
         # only the known ids that are set, in the model's order (OwnershipInfo.compact)
         "ownership_info": {k: v for k in _OWNERSHIP_FIELDS if (v := ownership.get(k)) is not None}
         if ownership
         else {},
-        "created_at": _iso(row.created_at),
-        "ended_at": _iso(row.ended_at),
-        "status": CampaignStatus(row.status).value,
-        "parameters": row.parameters,
-        "metadata": row.metadata,
-        "updated_at": _iso(row.updated_at),
-        "version": row.version,
+        "created_at": _iso(row[_CREATED]),
+        "ended_at": _iso(row[_ENDED]),
+        "status": CampaignStatus(row[_STATUS]).value,
+        "parameters": row[_PARAMETERS],
+        "metadata": row[_METADATA],
+        "updated_at": _iso(row[_UPDATED]),
+        "version": row[_VERSION],
     }
 
 
@@ -336,11 +349,13 @@ def _page_with_linked_ids(
     ).all()
     pages: dict[str, tuple[list[str], int]] = {}
     for row in rows:
-        if row.declared_experiment_ids:
+        # by position (as row_to_campaign_wire reads): linked_live, linked_ids, linked_n last
+        *_, live, joined, count = row
+        if row[_DECLARED]:
             continue
-        ids = row.linked_ids.split(",") if row.linked_ids else []
-        if len(ids) == row.linked_n:
-            pages[row.id] = (ids, int(row.linked_live))
+        ids = joined.split(",") if joined else []
+        if len(ids) == count:
+            pages[row[_ID]] = (ids, int(live))
     return rows, pages
 
 
