@@ -7,7 +7,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, bindparam, func, insert, literal, select, true, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    bindparam,
+    case,
+    func,
+    insert,
+    literal,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
 from labledger.core.idempotency import IdempotencyClaim
@@ -314,7 +325,13 @@ _LINKED_PAGE = (
     select(E.id)
     .where(E.campaign_id == C.id, E.deleted_at.is_(None))
     .order_by(E.campaign_id, E.created_at, E.id)
-    .limit(bindparam("ids_take"))
+    # none for a campaign with declared ids: _experiment_ids reads those
+    .limit(
+        case(
+            (func.jsonb_array_length(C.declared_experiment_ids) == 0, bindparam("ids_take")),
+            else_=0,
+        )
+    )
     .offset(bindparam("ids_skip"))
     .correlate(campaigns)
     .subquery("x")
