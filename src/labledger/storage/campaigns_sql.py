@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import (
+    BigInteger,
     Connection,
     Engine,
     bindparam,
@@ -321,6 +322,10 @@ _ROWS_PG = _WALK.format(e="", e_="", cid="%s", take="%s", skip="%s")
 # campaign's walk is a lateral subquery the nested loop runs for the campaigns the page takes
 # (a second statement for the ids cost a round trip and, on the server, more CPU than the
 # walks: the ids, skips and limits sent as arrays, a second result read).
+# The limits and offsets are written into the statement (literal_execute), not bound: with them
+# bound, PostgreSQL planned the statement again at each execution (a custom plan, 1-2 ms), as a
+# generic one with unknown limits looked dearer; written in, the prepared statement of each
+# page size keeps its one plan (the same one). They are integers, never text.
 _LINKED_PAGE = (
     select(E.id)
     .where(E.campaign_id == C.id, E.deleted_at.is_(None))
@@ -328,11 +333,14 @@ _LINKED_PAGE = (
     # none for a campaign with declared ids: _experiment_ids reads those
     .limit(
         case(
-            (func.jsonb_array_length(C.declared_experiment_ids) == 0, bindparam("ids_take")),
+            (
+                func.jsonb_array_length(C.declared_experiment_ids) == 0,
+                bindparam("ids_take", type_=BigInteger, literal_execute=True),
+            ),
             else_=0,
         )
     )
-    .offset(bindparam("ids_skip"))
+    .offset(bindparam("ids_skip", type_=BigInteger, literal_execute=True))
     .correlate(campaigns)
     .subquery("x")
 )
@@ -344,8 +352,8 @@ _PAGE_WITH_IDS = (
     select(campaigns, _LINKED, _LINKED_JOINED.c.linked_ids, _LINKED_JOINED.c.linked_n)
     .select_from(campaigns.join(_LINKED_JOINED, true()))
     .order_by(C.created_at.desc(), C.id.desc())
-    .limit(bindparam("page_limit"))
-    .offset(bindparam("page_offset"))
+    .limit(bindparam("page_limit", type_=BigInteger, literal_execute=True))
+    .offset(bindparam("page_offset", type_=BigInteger, literal_execute=True))
 )
 
 
@@ -358,10 +366,11 @@ def _page_with_linked_ids(
     rows = conn.execute(
         _PAGE_WITH_IDS,
         {
-            "page_limit": limit or None,  # 0: every campaign, as on SQLite
-            "page_offset": offset,
-            "ids_take": ids_limit,
-            "ids_skip": ids_offset,
+            # written into the SQL: made integers here, whatever a caller passed
+            "page_limit": int(limit) or None,  # 0: every campaign, as on SQLite
+            "page_offset": int(offset),
+            "ids_take": None if ids_limit is None else int(ids_limit),
+            "ids_skip": int(ids_offset),
         },
     ).all()
     pages: dict[str, tuple[list[str], int]] = {}
