@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from labledger.core.models import Experiment, ExperimentalCampaign, ExperimentDesign
 from labledger.storage.sql import SqlStore
 
@@ -54,3 +56,42 @@ def test_a_big_campaign_gives_every_id_in_creation_order(store: SqlStore) -> Non
     other = _campaign(store, "small", ["01JG000000000000000000000A"])
     pages = {c.campaign_id: c.experiment_ids for c in store.campaigns.find(10, 0, ids_limit=None)}
     assert pages == {campaign_id: ids[::-1], other: ["01JG000000000000000000000A"]}
+
+
+@pytest.mark.parametrize(
+    ("ids_limit", "ids_offset"),
+    [(None, 0), (0, 0), (2, 0), (2, 3), (3, 1), (10, 10), (None, 4)],
+    ids=["all", "none", "first-two", "two-after-three", "three-after-one", "past-end", "rest"],
+)
+def test_a_page_of_campaigns_gives_each_the_ids_it_gives_alone(
+    store: SqlStore, ids_limit: int | None, ids_offset: int
+) -> None:
+    # linked only (one of them trashed), declared (a declared id is linked too), declared and
+    # linked, and none: the list reads its ids in one statement on PostgreSQL where a campaign
+    # declared none, and one campaign reads them the way the list did before
+    linked = _campaign(store, "linked", [f"01JH{n:022d}" for n in range(6)])
+    trashed = store.experiments.get(f"01JH{2:022d}")
+    store.experiments.update(trashed.experiment_id, trashed.version, {"deleted_at": START}, [])
+    declared_ids = [f"01JK{n:022d}" for n in range(4)]
+    store.experiments.insert_many(
+        [e.model_copy(update={"campaign_id": None}) for e in _linked("none", declared_ids)], []
+    )
+    declared = ExperimentalCampaign(campaign_name="declared", experiment_ids=declared_ids[:3])
+    store.campaigns.insert(declared, [])
+    both = ExperimentalCampaign(campaign_name="both", experiment_ids=[declared_ids[3]])
+    store.campaigns.insert(both, [])
+    store.experiments.insert_many(_linked(both.campaign_id, ["01JM000000000000000000000A"]), [])
+    empty = ExperimentalCampaign(campaign_name="empty")
+    store.campaigns.insert(empty, [])
+
+    def alone(campaign_id: str) -> tuple[str, list[str], int | None]:
+        one = store.campaigns.get(campaign_id, ids_limit=ids_limit, ids_offset=ids_offset)
+        return one.campaign_id, one.experiment_ids or [], one.experiment_count
+
+    for number, offset in [(0, 0), (2, 1), (10, 3)]:
+        page = store.campaigns.find(number, offset, ids_limit=ids_limit, ids_offset=ids_offset)
+        listed = [(c.campaign_id, c.experiment_ids or [], c.experiment_count) for c in page]
+        assert listed == [alone(c.campaign_id) for c in page]
+        assert len(listed) == min(number or 4, 4 - offset)
+    assert {alone(c)[2] for c in (linked, declared.campaign_id, empty.campaign_id)} == {5, 3, 0}
+    assert alone(both.campaign_id)[2] == 2

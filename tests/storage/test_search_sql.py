@@ -58,6 +58,13 @@ NEEDLES = [
     "S05",
     "sample s059",
     "nothing like it",
+    # letters and digits between other characters (PostgreSQL's index is asked for the middle)
+    ": qwxz-",
+    "% pure_",
+    " run 4",
+    "S059 ",
+    "-42",
+    "#1",
 ]
 
 
@@ -155,3 +162,26 @@ def test_the_index_follows_renames_trash_and_purges(
     assert [e.experiment_id for e in store.experiments.find(ExperimentQuery(text="plover"))] == [
         exp.experiment_id
     ]
+
+
+def test_the_trigram_index_is_asked_for_the_text_from_its_first_letter_or_digit_to_its_last(
+    pg_url: str,
+) -> None:
+    # pg_trgm reads "#7" as the start of a word and asks for the long list of words starting
+    # with 7; the rows are checked against the whole text all the same
+    engine = create_db_engine(pg_url)
+    ensure_ready(engine, pg_url)
+    try:
+        with single_statement(engine) as conn:
+            asked = {
+                needle: text_condition(conn, needle, 10).compile(conn).params
+                for needle in ("#750001!", "(a_b)", "#7", "x")
+            }
+    finally:
+        engine.dispose()
+    assert asked == {
+        "#750001!": {"indexed_pattern": "%750001%", "text_pattern": "%#750001!%"},
+        "(a_b)": {"indexed_pattern": "%a\\_b%", "text_pattern": "%(a\\_b)%"},
+        "#7": {"indexed_pattern": "%#7%", "text_pattern": "%#7%"},  # too short to cut
+        "x": {"indexed_pattern": "%x%", "text_pattern": "%x%"},
+    }

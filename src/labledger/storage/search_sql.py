@@ -6,8 +6,9 @@ SQLite folds ASCII letters only, PostgreSQL as its collation does). The indexes 
 rows that condition is then checked on, so every plan returns exactly the same rows:
 
 - PostgreSQL: a pg_trgm GIN index over the three columns joined. Any column containing the
-  text means the joined string contains it, so ``joined ILIKE '%text%'`` is added beside the
-  condition, and the planner chooses between that index and a walk of the list's own index.
+  text means the joined string contains it and every part of it, so ``joined ILIKE '%part%'``
+  (the text from its first letter or digit to its last) is added beside the condition, and the
+  planner chooses between that index and a walk of the list's own index.
 - SQLite: ``experiments_text``, an FTS5 table with the trigram tokenizer. Each three-character
   piece of the text is a phrase FTS5 folds as it folds the indexed text (a superset of
   SQLite's ASCII folding), so the rows holding all of a few pieces include every match. A
@@ -65,6 +66,18 @@ _JOINED: ColumnClause[str] = literal_column(
     "coalesce(experiments.run_description, ''))"
 )
 
+#: :func:`text_matches` beside the joined text the trigram index holds (asked for a part of the
+#: text, :func:`_indexed_part`), on PostgreSQL: the SQL the expressions give, written out once
+#: (building them took 0.1-0.25 ms of a request's CPU, for each text list and count)
+_PG_CONDITION = text(
+    f"({_JOINED.name} ILIKE :indexed_pattern ESCAPE '\\' AND ("
+    + " OR ".join(
+        f"experiments.{name} ILIKE :text_pattern ESCAPE '\\'"
+        for name in ("name", "run_name", "run_description")
+    )
+    + "))"
+)
+
 #: whether the database behind an engine has the FTS5 table (looked up once per engine)
 _HAS_FTS: weakref.WeakKeyDictionary[Engine, bool] = weakref.WeakKeyDictionary()
 
@@ -84,15 +97,32 @@ def text_matches(needle: str) -> Any:
     )
 
 
+def _indexed_part(needle: str) -> str:
+    """The part of ``needle`` the trigram index is asked for: without the characters other than
+    letters and digits at either end, when three or more remain.
+
+    pg_trgm reads a letter or digit next to such a character as the start or end of a word, and
+    asks for the trigrams of a word's start (``'  7'``, ``' 75'`` for ``#750001``): words
+    starting with ``7`` are in a good share of the rows, and reading their long list took most
+    of the search (1.9 ms vs 0.5 ms for ``750001`` at 1,000,000 experiments). Any part of the
+    text is in the joined text wherever the text is, so the rows found are the same."""
+    alnum = [i for i, char in enumerate(needle) if char.isalnum()]
+    if not alnum or alnum[-1] + 1 - alnum[0] < 3:
+        return needle
+    return needle[alnum[0] : alnum[-1] + 1]
+
+
 def text_condition(conn: Connection, needle: str, wanted: int | None) -> Any:
     """The WHERE condition for ``text=needle``: :func:`text_matches`, narrowed by an index.
 
     ``wanted`` is how many rows the list reads (offset and page), None when it reads every
     match (a count, a list without a limit).
     """
-    exact = text_matches(needle)
     if conn.dialect.name == "postgresql":
-        return and_(_JOINED.ilike(_pattern(needle), escape="\\"), exact)
+        return _PG_CONDITION.bindparams(
+            indexed_pattern=_pattern(_indexed_part(needle)), text_pattern=_pattern(needle)
+        )
+    exact = text_matches(needle)
     query = _fts_query(conn, needle, wanted)
     if query is None:
         return exact
