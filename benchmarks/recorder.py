@@ -16,7 +16,8 @@
    time, and the CPU time (user + system), which other work on a shared machine disturbs far
    less. The package is byte-compiled first and the commands run with bytecode caching on, as
    an installed labledger does (``PYTHONDONTWRITEBYTECODE`` would make every start-up compile
-   labledger's sources again).
+   labledger's sources again). With ``--reference-src``, the same commands of another version
+   of the code (its ``src`` folder) alternate with this code's in the same folder.
 
 The 1-minute load average is printed before and after each part: on a shared machine, read the
 ratios (taken in the same run) rather than the absolute figures.
@@ -25,6 +26,7 @@ ratios (taken in the same run) rather than the absolute figures.
     python benchmarks/recorder.py --quick         # 5 MB
     python benchmarks/recorder.py --size-mb 200
     python benchmarks/recorder.py --startup-only  # part 4 only, in a folder of 1,000 runs
+    python benchmarks/recorder.py --startup-only --reference-src /path/to/other/src  # beside it
 """
 
 from __future__ import annotations
@@ -267,7 +269,24 @@ def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]
     return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
 
 
-def startup_figures(tmp: Path, runs: int, folder_runs: int) -> list[list[Any]]:
+#: runs labledger's command line with whichever entry point the code on sys.path has (the
+#: code before the collector-tuning entry had its main() in labledger.cli.main)
+LAUNCH = (
+    "import sys\n"
+    "sys.argv[0] = 'labledger'\n"
+    "try:\n"
+    "    from labledger.cli.entry import main\n"
+    "except ImportError:\n"
+    "    from labledger.cli.main import main\n"
+    "main()\n"
+)
+
+
+def startup_figures(
+    tmp: Path, runs: int, folder_runs: int, reference_src: Path | None = None
+) -> list[list[Any]]:
+    """Part 4; with ``reference_src``, the same commands of the code there too, alternating
+    with this code's (both through the same ``python -c`` launcher, the same folder)."""
     labledger = labledger_command()
     exp = tmp / "experiment"
     exp.mkdir()
@@ -282,8 +301,11 @@ def startup_figures(tmp: Path, runs: int, folder_runs: int) -> list[list[Any]]:
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     import labledger as package
 
+    packages = [Path(package.__file__).parent]
+    if reference_src is not None:
+        packages.append(reference_src / "labledger")
     subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", str(Path(package.__file__).parent)],
+        [sys.executable, "-m", "compileall", "-q", *map(str, packages)],
         env=env,
         check=False,
         capture_output=True,
@@ -305,48 +327,54 @@ def startup_figures(tmp: Path, runs: int, folder_runs: int) -> list[list[Any]]:
     run(*labledger, "list")  # the index catches up with the copies once
     print(f"experiment folder with {folder_runs:,} runs; load {loadavg()}", flush=True)
 
-    # new, run, end cycles: the run's overhead is its wall time minus its scripts' durations.
-    cycles: dict[str, list[tuple[float, float]]] = {"new": [], "end": [], "run": []}
-    scripts: list[float] = []
+    # Each version: the command that runs it, the environment, and its label's suffix.
+    versions = {"": (labledger, env)}
+    if reference_src is not None:
+        launcher = [sys.executable, "-c", LAUNCH]
+        versions = {
+            "": (launcher, env),
+            " [reference]": (launcher, {**env, "PYTHONPATH": str(reference_src)}),
+        }
+    # new, run, end cycles, the versions alternating: the run's overhead is its wall time
+    # minus its scripts' durations.
+    cycles: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    scripts: dict[str, list[float]] = {v: [] for v in versions}
     for i in range(runs):
-        cycles["new"].append(timed([*labledger, "new", "--name", f"cycle {i}"], exp, env))
-        cycles["run"].append(timed([*labledger, "run"], exp, env))
-        shown = json.loads(run(*labledger, "show", "--json"))
-        scripts.append(sum(p["duration_s"] or 0 for p in shown["phases"]))
-        cycles["end"].append(timed([*labledger, "end"], exp, env))
-    medians = hyperfine(
-        {
-            "python -c pass": [sys.executable, "-c", "pass"],
-            "labledger --help": [*labledger, "--help"],
-            "labledger list": [*labledger, "list"],
-            "labledger show": [*labledger, "show"],
-        },
-        exp,
-        runs,
-        env,
-    )
+        for v, (cmd, v_env) in versions.items():
+            for step in ("new", "run", "end"):
+                if step == "end":
+                    shown = json.loads(run(*cmd, "show", "--json"))
+                    scripts[v].append(sum(p["duration_s"] or 0 for p in shown["phases"]))
+                args = [*cmd, step, *(["--name", f"cycle {i}"] if step == "new" else [])]
+                cycles.setdefault((v, step), []).append(timed(args, exp, v_env))
+    medians = hyperfine({"python -c pass": [sys.executable, "-c", "pass"]}, exp, runs, env)
+    for v, (cmd, v_env) in versions.items():
+        commands = {f"labledger {arg}{v}": [*cmd, arg] for arg in ("--help", "list", "show")}
+        medians.update(hyperfine(commands, exp, runs, v_env))
     tool = "hyperfine" if shutil.which("hyperfine") else "subprocess"
     rows = [[name, wall * 1000, cpu * 1000, tool] for name, (wall, cpu) in medians.items()]
-    for name in ("new", "end"):
-        walls = [w for w, _ in cycles[name]]
-        cpus = [c for _, c in cycles[name]]
+    for v in versions:
+        for name in ("new", "end"):
+            walls = [w for w, _ in cycles[(v, name)]]
+            cpus = [c for _, c in cycles[(v, name)]]
+            rows.append(
+                [
+                    f"labledger {name}{v}",
+                    statistics.median(walls) * 1000,
+                    statistics.mean(cpus) * 1000,
+                    "subprocess",
+                ]
+            )
+        overheads = [w - s for (w, _), s in zip(cycles[(v, "run")], scripts[v], strict=True)]
+        scripts_ms = statistics.median(scripts[v]) * 1000
         rows.append(
             [
-                f"labledger {name}",
-                statistics.median(walls) * 1000,
-                statistics.mean(cpus) * 1000,
+                f"labledger run{v}, over its scripts' {scripts_ms:.0f} ms",
+                statistics.median(overheads) * 1000,
+                statistics.mean(c for _, c in cycles[(v, "run")]) * 1000,
                 "subprocess",
             ]
         )
-    overheads = [w - s for (w, _), s in zip(cycles["run"], scripts, strict=True)]
-    rows.append(
-        [
-            f"labledger run, over its scripts' {statistics.median(scripts) * 1000:.0f} ms",
-            statistics.median(overheads) * 1000,
-            statistics.mean(c for _, c in cycles["run"]) * 1000,
-            "subprocess",
-        ]
-    )
     print(f"load average after: {loadavg()}", flush=True)
     return rows
 
@@ -360,6 +388,13 @@ def main() -> int:
         action="store_true",
         help="only the recorder's own cost (part 4), in a folder of 1,000 runs",
     )
+    parser.add_argument(
+        "--reference-src",
+        type=Path,
+        default=None,
+        help="also time the recorder commands of the labledger code in this src folder "
+        "(part 4), alternating with this code's",
+    )
     args = parser.parse_args()
     size_mb = args.size_mb or (5 if args.quick else 1024)
 
@@ -367,7 +402,7 @@ def main() -> int:
     print(f"machine: {machine()}")
     if args.startup_only:
         with workdir("recorder") as tmp:
-            startup = startup_figures(tmp, 5 if args.quick else 15, 1000)
+            startup = startup_figures(tmp, 5 if args.quick else 15, 1000, args.reference_src)
         print()
         print(table(["command", "median ms", "CPU ms (user+sys)", "timed with"], startup))
         print_startup_targets(startup)
@@ -377,7 +412,9 @@ def main() -> int:
         rows += large_file_figures(tmp, size_mb)
         print()
         print(table(["what", "MB/s", "seconds", "x cp -r", "bytes stored / added"], rows))
-        startup = startup_figures(tmp, 5 if args.quick else 15, 50 if args.quick else 1000)
+        startup = startup_figures(
+            tmp, 5 if args.quick else 15, 50 if args.quick else 1000, args.reference_src
+        )
         print()
         print(table(["command", "median ms", "CPU ms (user+sys)", "timed with"], startup))
     ratio, first_s = rows[2][3], rows[2][2]

@@ -132,3 +132,33 @@ def test_quick_mode_runs_and_prints_its_figures(name: str) -> None:
     assert proc.returncode == 0, output
     for pattern in EXPECTED[name] + _postgres_expected(name):
         assert re.search(pattern, output), f"{pattern!r} not in:\n{output}"
+
+
+def test_the_recorder_commands_are_timed_beside_a_reference_version_of_the_code() -> None:
+    # this code's own src stands for the reference: the plumbing is what is checked
+    src = BENCHMARKS.parent / "src"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "recorder.py"),
+            "--quick",
+            "--startup-only",
+            "--reference-src",
+            str(src),
+        ],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("EXPERIMENT_")},
+        timeout=240,
+        check=False,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    for pattern in (
+        rf"\| labledger new +\| {NUMBER}",
+        rf"\| labledger new \[reference\] +\| {NUMBER}",
+        rf"\| labledger list \[reference\] +\| {NUMBER}",
+        rf"\| labledger run \[reference\], over its scripts' [\d,]+ ms +\| {NUMBER}",
+        r"labledger run < 150 ms: ",
+    ):
+        assert re.search(pattern, output), f"{pattern!r} not in:\n{output}"
