@@ -48,6 +48,8 @@ COPY_THREADS = 4
 SYNCFS_FROM = 64
 #: files up to this size are read whole once; larger ones are hashed, then copied in the kernel
 SMALL_FILE = CHUNK
+#: the stat of a file the cache does not know (it needs none: the cache has nothing to compare)
+_NO_STAT = os.stat_result((0,) * 10)
 
 
 class BlobBatch:
@@ -122,24 +124,20 @@ class BlobBatch:
 
     def _all_cached(
         self, keys: list[str], stats: Sequence[os.stat_result] | None
-    ) -> list[StoredBlob | None]:
-        """:meth:`_cached` of each of ``keys``, asking the store about all their blobs at once
-        (a listing of its shard folders, not a stat per blob, when there are many)."""
+    ) -> list[tuple[str, int] | None]:
+        """The ``(digest, size)`` of each of ``keys`` that the cache vouches for (as
+        :meth:`_cached`), else None, asking the store about all their blobs at once (a listing
+        of its shard folders, not a stat per blob, when there are many)."""
         cache = self.cache
         if cache is None:
             return [None] * len(keys)
-        vouched: list[tuple[str, int] | None] = []
-        for i, key in enumerate(keys):
-            if key not in cache:
-                vouched.append(None)
-                continue
-            st = os.lstat(key) if stats is None else stats[i]
-            digest = cache.lookup(key, st)
-            vouched.append(None if digest is None else (digest, st.st_size))
-        stored = self.store.present({v[0] for v in vouched if v is not None})
+        if stats is None:
+            stats = [os.lstat(key) if key in cache else _NO_STAT for key in keys]
+        digests = cache.lookup_many(keys, stats)
+        stored = self.store.present({d for d in digests if d is not None})
         return [
-            StoredBlob(v[0], v[1], added=False) if v is not None and v[0] in stored else None
-            for v in vouched
+            None if digest is None or digest not in stored else (digest, st.st_size)
+            for digest, st in zip(digests, stats, strict=True)
         ]
 
     def put_file(self, path: Path) -> StoredBlob:
@@ -230,23 +228,48 @@ class BlobBatch:
         GIL); results in the order of ``paths``. ``stats``, when given, are the files'
         ``lstat`` results (taken by a folder walk), which spares the cache a stat per file."""
         keys = [str(p) for p in paths]
-        results = self._all_cached(keys, stats)
-        # Files the cache vouches for are done. Large files go to the threads, which spend
-        # their time in the kernel's copy and in BLAKE3 with the GIL released; small files
-        # are stored here, one after the other, meanwhile: a small file costs a few system
-        # calls and a little Python, so threads storing small files would mostly wait on
-        # each other for the GIL.
-        todo = [i for i, found in enumerate(results) if found is None]
+        found = self._all_cached(keys, stats)
+        stored = self._put_rest(keys, stats, found)
+        return [
+            StoredBlob(cached[0], cached[1], added=False) if cached is not None else stored[i]
+            for i, cached in enumerate(found)
+        ]
+
+    def put_files(self, keys: list[str], stats: Sequence[os.stat_result]) -> list[tuple[str, int]]:
+        """The ``(digest, size)`` of each file of ``keys`` (absolute paths, with their ``lstat``
+        in ``stats``), stored as by :meth:`put_many`: for a folder walk, which needs no
+        result object per file (a re-archive of unchanged files is little else)."""
+        found = self._all_cached(keys, stats)
+        stored = self._put_rest(keys, stats, found)
+        return [
+            cached if cached is not None else (stored[i].digest, stored[i].size)
+            for i, cached in enumerate(found)
+        ]
+
+    def _put_rest(
+        self,
+        keys: list[str],
+        stats: Sequence[os.stat_result] | None,
+        found: list[tuple[str, int] | None],
+    ) -> dict[int, StoredBlob]:
+        """Store each file of ``keys`` that ``found`` has no blob for; by index in ``keys``."""
+        todo = [i for i, cached in enumerate(found) if cached is None]
+        if not todo:
+            return {}
+        # Large files go to the threads, which spend their time in the kernel's copy and in
+        # BLAKE3 with the GIL released; small files are stored here, one after the other,
+        # meanwhile: a small file costs a few system calls and a little Python, so threads
+        # storing small files would mostly wait on each other for the GIL.
         small = [] if stats is None else [i for i in todo if stats[i].st_size <= SMALL_FILE]
         large = [i for i in todo if stats is None or stats[i].st_size > SMALL_FILE]
+        results: dict[int, StoredBlob] = {}
         with ThreadPoolExecutor(COPY_THREADS, thread_name_prefix="labledger-copy") as pool:
             copies = [pool.submit(self._put_file, keys[i]) for i in large]
             for i in small:
                 results[i] = self._put_file(keys[i])
             for i, copy in zip(large, copies, strict=True):
                 results[i] = copy.result()
-        assert all(r is not None for r in results)
-        return results  # type: ignore[return-value]  # every None was filled above
+        return results
 
     @staticmethod
     def _flush(tmp: str) -> None:
