@@ -81,6 +81,45 @@ def test_storing_content_that_is_stored_already_adds_nothing(
     assert list(store.tmp.iterdir()) == []
 
 
+def test_a_blob_removed_after_its_folder_was_listed_is_stored_again(
+    store: BlobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Any folder is listed, however large: the listing answers for the whole batch.
+    monkeypatch.setattr(batch_module, "LIST_BYTES_PER_DIGEST", 1 << 40)
+    content = b"kept once, then collected"
+    store.create()
+    digest = store.put_bytes(content).digest
+    first, second = tmp_path / "first.txt", tmp_path / "second.txt"
+    first.write_bytes(content)
+    second.write_bytes(content)
+    with BlobBatch(store) as batch:
+        [found] = batch.put_many([first], [os.lstat(first)])  # lists the blob's folder
+        store.remove(digest)  # e.g. a garbage collection running meanwhile
+        [again] = batch.put_many([second], [os.lstat(second)])
+    assert not found.added
+    assert again.added and again.digest == digest
+    assert store.get(digest) == content
+
+
+def test_a_blob_stored_by_another_writer_after_the_listing_is_kept_whole(
+    store: BlobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batch_module, "LIST_BYTES_PER_DIGEST", 1 << 40)
+    other, mine = os.urandom(100), os.urandom(100)
+    f = tmp_path / "mine.bin"
+    f.write_bytes(mine)
+    g = tmp_path / "other.bin"
+    g.write_bytes(other)
+    with BlobBatch(store) as batch:
+        batch.put_many([g], [os.lstat(g)])  # lists a folder (and stores ``other``)
+        mine_digest = store.put_bytes(mine).digest  # another writer, after the listings
+        [stored] = batch.put_many([f], [os.lstat(f)])
+    # Not seen by the listing: written again, under the same name with the same content.
+    assert stored.digest == mine_digest
+    assert store.get(mine_digest) == mine
+    assert sorted(store.tmp.iterdir()) == []
+
+
 def test_a_temp_name_left_behind_by_a_crashed_process_is_not_reused(
     store: BlobStore, tmp_path: Path
 ) -> None:

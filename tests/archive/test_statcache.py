@@ -234,6 +234,28 @@ def test_a_walk_gets_the_digest_and_size_that_put_many_gives(
     assert all(store.get(d) == Path(p).read_bytes() for p, (d, _) in zip(paths, first, strict=True))
 
 
+@pytest.mark.parametrize(
+    "size", [10, 5_000, 3 << 20], ids=["shrank", "grew-a-little", "grew-large"]
+)
+def test_a_file_that_changed_size_since_the_walk_is_stored_as_it_is_and_not_remembered(
+    store: BlobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    monkeypatch.setattr(statcache, "SETTLED_NS", 0)
+    f = tmp_path / "f.bin"
+    f.write_bytes(b"a" * 1000)
+    walked = os.lstat(f)  # the walk's stat, then the file changes before it is read
+    content = os.urandom(size)
+    f.write_bytes(content)
+    cache = StatCache(store.root / STAT_CACHE)
+    with BlobBatch(store, cache) as batch:
+        [(digest, stored_size)] = batch.put_files([str(f)], [walked])
+    assert (digest, stored_size) == (blake3.blake3(content).hexdigest(), size)
+    assert store.get(digest) == content
+    again = StatCache(store.root / STAT_CACHE)
+    again.load()
+    assert again.lookup(str(f), walked) is None  # the walk's stat never vouches for it
+
+
 def test_entries_of_deleted_files_are_forgotten(store: BlobStore, tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()

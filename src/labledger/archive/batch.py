@@ -30,13 +30,20 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 
 import blake3
 
 from labledger.archive.statcache import StatCache
-from labledger.archive.store import CHUNK, BlobStore, StoredBlob, _write_all
+from labledger.archive.store import (
+    CHUNK,
+    LIST_BYTES_PER_DIGEST,
+    BlobStore,
+    StoredBlob,
+    _write_all,
+)
 
 __all__ = ["BlobBatch"]
 
@@ -67,6 +74,10 @@ class BlobBatch:
         self._shards: set[str] = set()
         self._names = itertools.count()  # next() on it is atomic: no two threads share a name
         self._temp_prefix = f"{store.tmp}{os.sep}blob-{os.getpid()}-{id(self):x}-"
+        # The names in each shard folder when it was first asked about (None: too many to
+        # list), and how many digests a folder is expected to be asked about (see _stored).
+        self._listed: dict[str, frozenset[str] | None] = {}
+        self._asks_per_shard = 1
 
     def __enter__(self) -> BlobBatch:
         self.store.create()
@@ -87,10 +98,44 @@ class BlobBatch:
     def _reserve(self, digest: str) -> bool:
         """Claim ``digest`` for this thread to copy; False when stored or claimed already."""
         with self._lock:
-            if digest in self._pending or self.store.has(digest):
+            if digest in self._pending or self._stored(digest):
                 return False
             self._pending[digest] = None
             return True
+
+    def _stored(self, digest: str) -> bool:
+        """:meth:`BlobStore.has`, mostly without a system call (call with the lock held).
+
+        A first archive asks about every file's digest and mostly finds nothing: a stat per
+        file, on a store where a stat costs as much as a tenth of storing a small file. So a
+        shard folder is listed once, when first asked about (a folder absent is empty), and
+        a digest missing from that listing counts as not stored: at worst a blob stored
+        meanwhile by another process is written again, under the same name with the same
+        content. A digest found in the listing is confirmed with ``has`` (it may have been
+        collected since), so no blob is ever taken for stored that is not. A folder too
+        large for what is asked of it (as in :meth:`BlobStore.present`) is not listed.
+        """
+        shard = digest[:2]
+        try:
+            names = self._listed[shard]
+        except KeyError:
+            names = self._listed[shard] = self._list_shard(shard)
+        if names is not None and digest[2:] not in names:
+            return False
+        return self.store.has(digest)
+
+    def _list_shard(self, shard: str) -> frozenset[str] | None:
+        folder = f"{self.store.objects}{os.sep}{shard}"
+        try:
+            size = os.stat(folder).st_size
+        except FileNotFoundError:
+            return frozenset()
+        if size > LIST_BYTES_PER_DIGEST * self._asks_per_shard:
+            return None
+        try:
+            return frozenset(os.listdir(folder))
+        except FileNotFoundError:
+            return frozenset()
 
     def _release(self, digest: str) -> None:
         with self._lock:
@@ -193,25 +238,58 @@ class BlobBatch:
         # if the file changes meanwhile.
         data = _read_all(src, before.st_size)
         digest = blake3.blake3(data).hexdigest()
-        if self._reserve(digest):
-            tmp: str | None = None
-            try:
-                out, tmp = self._temp()
-                try:
-                    _write_all(out, data)
-                finally:
-                    os.close(out)
-            except BaseException:
-                self._release(digest)
-                if tmp is not None:
-                    _unlink(tmp)
-                raise
-            self._pending[digest] = tmp
-            added = True
-        else:
-            added = False
+        added = self._reserve(digest)
+        if added:
+            self._write_temp(digest, data)
         self._remember(key, before, src, digest, hashed_at, len(data))
         return StoredBlob(digest, len(data), added=added)
+
+    def _put_small_walked(self, key: str, st: os.stat_result) -> StoredBlob:
+        """:meth:`_put_small` of a file whose ``lstat`` a folder walk took: two ``fstat`` calls
+        fewer per file, which is what many small files cost besides creating their blobs.
+
+        The walk's stat, taken before ``hashed_at`` and so before the read, vouches for the
+        bytes read as the open file's own stat would: a write after ``hashed_at`` moves the
+        change time past the one recorded (the settling rule keeps a file changed within
+        :data:`~labledger.archive.statcache.SETTLED_NS` of its hashing out of the cache), and
+        a write between the walk and the read moves it past the one recorded too, so the cache
+        simply does not vouch for that file next time. A file that grew or shrank since the
+        walk is stored as read and not remembered; one that grew is stored as by
+        :meth:`put_file`, which looks at its size again.
+        """
+        hashed_at = time.time_ns()
+        src = os.open(key, os.O_RDONLY)
+        try:
+            data = os.read(src, st.st_size + 1)  # a byte more: finds the end, or that it grew
+            if len(data) < st.st_size:  # it shrank, or a short read: read to the end
+                data = b"".join([data, *iter(partial(os.read, src, CHUNK), b"")])
+        finally:
+            os.close(src)
+        if len(data) > st.st_size:  # it grew since the walk, maybe by far: store it anew
+            return self._put_file(key)
+        digest = blake3.blake3(data).hexdigest()
+        added = self._reserve(digest)
+        if added:
+            self._write_temp(digest, data)
+        if self.cache is not None and len(data) == st.st_size:
+            self.cache.record(key, st, digest, hashed_at)
+        return StoredBlob(digest, len(data), added=added)
+
+    def _write_temp(self, digest: str, data: bytes) -> None:
+        """Write ``data`` to a new temp file, pending under ``digest`` (reserved already)."""
+        tmp: str | None = None
+        try:
+            out, tmp = self._temp()
+            try:
+                _write_all(out, data)
+            finally:
+                os.close(out)
+        except BaseException:
+            self._release(digest)
+            if tmp is not None:
+                _unlink(tmp)
+            raise
+        self._pending[digest] = tmp
 
     def _remember(
         self, key: str, before: os.stat_result, src: int, digest: str, hashed_at: int, size: int
@@ -256,6 +334,8 @@ class BlobBatch:
         todo = [i for i, cached in enumerate(found) if cached is None]
         if not todo:
             return {}
+        # Their digests spread evenly over the 256 shard folders.
+        self._asks_per_shard = max(self._asks_per_shard, len(todo) // 256)
         # Large files go to the threads, which spend their time in the kernel's copy and in
         # BLAKE3 with the GIL released; small files are stored here, one after the other,
         # meanwhile: a small file costs a few system calls and a little Python, so threads
@@ -265,8 +345,9 @@ class BlobBatch:
         results: dict[int, StoredBlob] = {}
         with ThreadPoolExecutor(COPY_THREADS, thread_name_prefix="labledger-copy") as pool:
             copies = [pool.submit(self._put_file, keys[i]) for i in large]
+            assert stats is not None or not small
             for i in small:
-                results[i] = self._put_file(keys[i])
+                results[i] = self._put_small_walked(keys[i], stats[i])  # type: ignore[index]
             for i, copy in zip(large, copies, strict=True):
                 results[i] = copy.result()
         return results
