@@ -9,6 +9,7 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -138,6 +139,7 @@ def test_a_temp_name_left_behind_by_a_crashed_process_is_not_reused(
 
 _ARCHIVE_CHILD = """
 import sys
+import threading
 from pathlib import Path
 from labledger.archive.manifest import archive_tree
 from labledger.archive.store import BlobStore
@@ -194,3 +196,47 @@ def test_an_archive_killed_mid_batch_leaves_only_temp_files_and_no_cache(
         assert entry.digest == blake3.blake3(data).hexdigest()
         assert store.get(entry.digest) == data
     assert store.verify().ok
+
+
+def _head_start_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "labledger-head-start"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="syncfs is Linux's")
+def test_the_head_start_flushes_while_small_files_are_stored_and_stops_with_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batch_module, "HEAD_START_EVERY_S", 0.001)
+    with batch_module._head_start(tmp_path, wanted=False):
+        assert _head_start_threads() == []  # a few files: no thread
+    with batch_module._head_start(tmp_path, wanted=True):
+        assert len(_head_start_threads()) == 1
+        time.sleep(0.02)
+    assert _head_start_threads() == []
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="syncfs is Linux's")
+def test_a_store_removed_under_the_head_start_stops_it_quietly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batch_module, "HEAD_START_EVERY_S", 0.001)
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    with batch_module._head_start(folder, wanted=True):
+        folder.rmdir()
+        time.sleep(0.02)  # the thread finds it gone (an error there would fail the test run)
+    assert _head_start_threads() == []
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sync_file_range is Linux's")
+def test_starting_the_writeback_of_a_copy_is_found_and_never_raises(tmp_path: Path) -> None:
+    assert batch_module._sync_file_range() is not None
+    f = tmp_path / "copy.bin"
+    fd = os.open(f, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, os.urandom(1 << 16))
+        batch_module._start_writeback(fd)
+    finally:
+        os.close(fd)
+    batch_module._start_writeback(fd)  # closed: the kernel says EBADF, the copy goes on
+    assert f.stat().st_size == 1 << 16
