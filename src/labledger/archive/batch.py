@@ -13,7 +13,10 @@ a file whose stat is unchanged since it was last hashed is not read at all.
 Leaving the batch flushes every temp file to disk (one ``syncfs`` for many files on Linux, else
 an ``fsync`` each on a few threads), then renames each to its final name and syncs the folders.
 Flushing at the end rather than file by file keeps ``fsync``'s journal commits from stalling the
-copies. The protocol is the store's: a final name appears only after its content was flushed,
+copies. Meanwhile the disk gets a head start (each large copy's writeback is started once it
+is hashed; a thread runs ``syncfs`` every quarter second while many small files are stored),
+so that flush finds little left to write; it proves nothing by itself, the flush at the end
+does. The protocol is the store's: a final name appears only after its content was flushed,
 so a crash at any moment leaves at worst stray temp files, never a blob with wrong content. A
 caller saves a record referring to the blobs only after the batch is closed.
 """
