@@ -9,6 +9,7 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -81,6 +82,45 @@ def test_storing_content_that_is_stored_already_adds_nothing(
     assert list(store.tmp.iterdir()) == []
 
 
+def test_a_blob_removed_after_its_folder_was_listed_is_stored_again(
+    store: BlobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Any folder is listed, however large: the listing answers for the whole batch.
+    monkeypatch.setattr(batch_module, "LIST_BYTES_PER_DIGEST", 1 << 40)
+    content = b"kept once, then collected"
+    store.create()
+    digest = store.put_bytes(content).digest
+    first, second = tmp_path / "first.txt", tmp_path / "second.txt"
+    first.write_bytes(content)
+    second.write_bytes(content)
+    with BlobBatch(store) as batch:
+        [found] = batch.put_many([first], [os.lstat(first)])  # lists the blob's folder
+        store.remove(digest)  # e.g. a garbage collection running meanwhile
+        [again] = batch.put_many([second], [os.lstat(second)])
+    assert not found.added
+    assert again.added and again.digest == digest
+    assert store.get(digest) == content
+
+
+def test_a_blob_stored_by_another_writer_after_the_listing_is_kept_whole(
+    store: BlobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batch_module, "LIST_BYTES_PER_DIGEST", 1 << 40)
+    other, mine = os.urandom(100), os.urandom(100)
+    f = tmp_path / "mine.bin"
+    f.write_bytes(mine)
+    g = tmp_path / "other.bin"
+    g.write_bytes(other)
+    with BlobBatch(store) as batch:
+        batch.put_many([g], [os.lstat(g)])  # lists a folder (and stores ``other``)
+        mine_digest = store.put_bytes(mine).digest  # another writer, after the listings
+        [stored] = batch.put_many([f], [os.lstat(f)])
+    # Not seen by the listing: written again, under the same name with the same content.
+    assert stored.digest == mine_digest
+    assert store.get(mine_digest) == mine
+    assert sorted(store.tmp.iterdir()) == []
+
+
 def test_a_temp_name_left_behind_by_a_crashed_process_is_not_reused(
     store: BlobStore, tmp_path: Path
 ) -> None:
@@ -99,6 +139,7 @@ def test_a_temp_name_left_behind_by_a_crashed_process_is_not_reused(
 
 _ARCHIVE_CHILD = """
 import sys
+import threading
 from pathlib import Path
 from labledger.archive.manifest import archive_tree
 from labledger.archive.store import BlobStore
@@ -155,3 +196,47 @@ def test_an_archive_killed_mid_batch_leaves_only_temp_files_and_no_cache(
         assert entry.digest == blake3.blake3(data).hexdigest()
         assert store.get(entry.digest) == data
     assert store.verify().ok
+
+
+def _head_start_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "labledger-head-start"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="syncfs is Linux's")
+def test_the_head_start_flushes_while_small_files_are_stored_and_stops_with_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batch_module, "HEAD_START_EVERY_S", 0.001)
+    with batch_module._head_start(tmp_path, wanted=False):
+        assert _head_start_threads() == []  # a few files: no thread
+    with batch_module._head_start(tmp_path, wanted=True):
+        assert len(_head_start_threads()) == 1
+        time.sleep(0.02)
+    assert _head_start_threads() == []
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="syncfs is Linux's")
+def test_a_store_removed_under_the_head_start_stops_it_quietly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batch_module, "HEAD_START_EVERY_S", 0.001)
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    with batch_module._head_start(folder, wanted=True):
+        folder.rmdir()
+        time.sleep(0.02)  # the thread finds it gone (an error there would fail the test run)
+    assert _head_start_threads() == []
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sync_file_range is Linux's")
+def test_starting_the_writeback_of_a_copy_is_found_and_never_raises(tmp_path: Path) -> None:
+    assert batch_module._sync_file_range() is not None
+    f = tmp_path / "copy.bin"
+    fd = os.open(f, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, os.urandom(1 << 16))
+        batch_module._start_writeback(fd)
+    finally:
+        os.close(fd)
+    batch_module._start_writeback(fd)  # closed: the kernel says EBADF, the copy goes on
+    assert f.stat().st_size == 1 << 16

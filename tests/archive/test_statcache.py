@@ -89,6 +89,39 @@ def test_how_long_a_hash_must_follow_a_change_depends_on_the_stamps(
     assert cache.lookup(str(tmp_path / "g.bin"), st) == "b" * 64
 
 
+def test_looking_up_many_files_at_once_answers_as_one_at_a_time(tmp_path: Path) -> None:
+    f = tmp_path / "f.bin"
+    f.write_bytes(b"one")
+    st = os.stat(f)
+    fine, coarse = 1_700_000_000_123_456_789, 1_700_000_000_000_000_000
+    cases = {  # path: (stat recorded, stat looked up with, hashed at)
+        "settled": (st, st, max(st.st_mtime_ns, st.st_ctime_ns) + statcache.SETTLED_NS),
+        "too-soon": (st, st, max(st.st_mtime_ns, st.st_ctime_ns) + statcache.SETTLED_NS - 1),
+        "changed": (st, _stat_at(st, st.st_mtime_ns, st.st_ctime_ns + 1), 2 * 10**18),
+        "coarse-settled": (
+            _stat_at(st, coarse, coarse),
+            _stat_at(st, coarse, coarse),
+            coarse + statcache.SETTLED_COARSE_NS,
+        ),
+        "coarse-too-soon": (
+            _stat_at(st, coarse, coarse),
+            _stat_at(st, coarse, coarse),
+            coarse + statcache.SETTLED_COARSE_NS - 1,
+        ),
+        "fine-settled": (_stat_at(st, fine, fine), _stat_at(st, fine, fine), fine + 10**8),
+    }
+    cache = StatCache(tmp_path / "cache.sqlite")
+    for i, (path, (recorded, _, hashed_at)) in enumerate(cases.items()):
+        cache.record(path, recorded, f"{i:x}" * 64, hashed_at_ns=hashed_at)
+    cache.save()
+    cache.load()
+    paths = [*cases, "unknown"]
+    stats = [now for _, now, _ in cases.values()] + [st]
+    one_by_one = [cache.lookup(p, s) for p, s in zip(paths, stats, strict=True)]
+    assert cache.lookup_many(paths, stats) == one_by_one
+    assert one_by_one == ["0" * 64, None, None, "3" * 64, None, "5" * 64, None]
+
+
 def test_a_file_hashed_a_moment_after_it_was_written_is_trusted_by_the_next_archive(
     store: BlobStore, tmp_path: Path
 ) -> None:
@@ -178,6 +211,49 @@ def test_unchanged_files_give_the_same_manifest_and_add_nothing(
     assert second == first
     assert sorted(store.iter_digests()) == blobs
     assert sorted(store.tmp.iterdir()) == []
+
+
+def test_a_walk_gets_the_digest_and_size_that_put_many_gives(
+    store: BlobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(statcache, "SETTLED_NS", 0)
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(6):
+        (src / f"f{i}").write_bytes(os.urandom(10 + i * 700_000))
+    (src / "same").write_bytes((src / "f0").read_bytes())
+    paths = sorted(str(p) for p in src.iterdir())
+    with BlobBatch(store, StatCache(store.root / STAT_CACHE)) as batch:
+        first = batch.put_files(paths, [os.lstat(p) for p in paths])  # stored now
+    with BlobBatch(store, StatCache(store.root / STAT_CACHE)) as batch:
+        again = batch.put_files(paths, [os.lstat(p) for p in paths])  # from the cache
+    with BlobBatch(store) as batch:
+        expected = [(b.digest, b.size) for b in batch.put_many(paths)]
+    assert first == again == expected
+    assert expected[0][0] == expected[-1][0]
+    assert all(store.get(d) == Path(p).read_bytes() for p, (d, _) in zip(paths, first, strict=True))
+
+
+@pytest.mark.parametrize(
+    "size", [10, 5_000, 3 << 20], ids=["shrank", "grew-a-little", "grew-large"]
+)
+def test_a_file_that_changed_size_since_the_walk_is_stored_as_it_is_and_not_remembered(
+    store: BlobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    monkeypatch.setattr(statcache, "SETTLED_NS", 0)
+    f = tmp_path / "f.bin"
+    f.write_bytes(b"a" * 1000)
+    walked = os.lstat(f)  # the walk's stat, then the file changes before it is read
+    content = os.urandom(size)
+    f.write_bytes(content)
+    cache = StatCache(store.root / STAT_CACHE)
+    with BlobBatch(store, cache) as batch:
+        [(digest, stored_size)] = batch.put_files([str(f)], [walked])
+    assert (digest, stored_size) == (blake3.blake3(content).hexdigest(), size)
+    assert store.get(digest) == content
+    again = StatCache(store.root / STAT_CACHE)
+    again.load()
+    assert again.lookup(str(f), walked) is None  # the walk's stat never vouches for it
 
 
 def test_entries_of_deleted_files_are_forgotten(store: BlobStore, tmp_path: Path) -> None:

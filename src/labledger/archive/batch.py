@@ -13,7 +13,10 @@ a file whose stat is unchanged since it was last hashed is not read at all.
 Leaving the batch flushes every temp file to disk (one ``syncfs`` for many files on Linux, else
 an ``fsync`` each on a few threads), then renames each to its final name and syncs the folders.
 Flushing at the end rather than file by file keeps ``fsync``'s journal commits from stalling the
-copies. The protocol is the store's: a final name appears only after its content was flushed,
+copies. Meanwhile the disk gets a head start (each large copy's writeback is started once it
+is hashed; a thread runs ``syncfs`` every quarter second while many small files are stored),
+so that flush finds little left to write; it proves nothing by itself, the flush at the end
+does. The protocol is the store's: a final name appears only after its content was flushed,
 so a crash at any moment leaves at worst stray temp files, never a blob with wrong content. A
 caller saves a record referring to the blobs only after the batch is closed.
 """
@@ -21,6 +24,7 @@ caller saves a record referring to the blobs only after the batch is closed.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import mmap
 import os
@@ -28,15 +32,23 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from types import TracebackType
+from typing import cast
 
 import blake3
 
 from labledger.archive.statcache import StatCache
-from labledger.archive.store import CHUNK, BlobStore, StoredBlob, _write_all
+from labledger.archive.store import (
+    CHUNK,
+    LIST_BYTES_PER_DIGEST,
+    BlobStore,
+    StoredBlob,
+    _write_all,
+)
 
 __all__ = ["BlobBatch"]
 
@@ -46,8 +58,13 @@ FLUSH_THREADS = 8
 COPY_THREADS = 4
 #: from this many new blobs (or folders) on, one syncfs() replaces an fsync each (Linux)
 SYNCFS_FROM = 64
+#: while many small files are stored, the file system is flushed this often (seconds) on a
+#: thread: a head start for the batch's own flush (see _head_start)
+HEAD_START_EVERY_S = 0.25
 #: files up to this size are read whole once; larger ones are hashed, then copied in the kernel
 SMALL_FILE = CHUNK
+#: the stat of a file the cache does not know (it needs none: the cache has nothing to compare)
+_NO_STAT = os.stat_result((0,) * 10)
 
 
 class BlobBatch:
@@ -65,6 +82,10 @@ class BlobBatch:
         self._shards: set[str] = set()
         self._names = itertools.count()  # next() on it is atomic: no two threads share a name
         self._temp_prefix = f"{store.tmp}{os.sep}blob-{os.getpid()}-{id(self):x}-"
+        # The names in each shard folder when it was first asked about (None: too many to
+        # list), and how many digests a folder is expected to be asked about (see _stored).
+        self._listed: dict[str, frozenset[str] | None] = {}
+        self._asks_per_shard = 1
 
     def __enter__(self) -> BlobBatch:
         self.store.create()
@@ -85,10 +106,44 @@ class BlobBatch:
     def _reserve(self, digest: str) -> bool:
         """Claim ``digest`` for this thread to copy; False when stored or claimed already."""
         with self._lock:
-            if digest in self._pending or self.store.has(digest):
+            if digest in self._pending or self._stored(digest):
                 return False
             self._pending[digest] = None
             return True
+
+    def _stored(self, digest: str) -> bool:
+        """:meth:`BlobStore.has`, mostly without a system call (call with the lock held).
+
+        A first archive asks about every file's digest and mostly finds nothing: a stat per
+        file, on a store where a stat costs as much as a tenth of storing a small file. So a
+        shard folder is listed once, when first asked about (a folder absent is empty), and
+        a digest missing from that listing counts as not stored: at worst a blob stored
+        meanwhile by another process is written again, under the same name with the same
+        content. A digest found in the listing is confirmed with ``has`` (it may have been
+        collected since), so no blob is ever taken for stored that is not. A folder too
+        large for what is asked of it (as in :meth:`BlobStore.present`) is not listed.
+        """
+        shard = digest[:2]
+        try:
+            names = self._listed[shard]
+        except KeyError:
+            names = self._listed[shard] = self._list_shard(shard)
+        if names is not None and digest[2:] not in names:
+            return False
+        return self.store.has(digest)
+
+    def _list_shard(self, shard: str) -> frozenset[str] | None:
+        folder = f"{self.store.objects}{os.sep}{shard}"
+        try:
+            size = os.stat(folder).st_size
+        except FileNotFoundError:
+            return frozenset()
+        if size > LIST_BYTES_PER_DIGEST * self._asks_per_shard:
+            return None
+        try:
+            return frozenset(os.listdir(folder))
+        except FileNotFoundError:
+            return frozenset()
 
     def _release(self, digest: str) -> None:
         with self._lock:
@@ -122,24 +177,20 @@ class BlobBatch:
 
     def _all_cached(
         self, keys: list[str], stats: Sequence[os.stat_result] | None
-    ) -> list[StoredBlob | None]:
-        """:meth:`_cached` of each of ``keys``, asking the store about all their blobs at once
-        (a listing of its shard folders, not a stat per blob, when there are many)."""
+    ) -> list[tuple[str, int] | None]:
+        """The ``(digest, size)`` of each of ``keys`` that the cache vouches for (as
+        :meth:`_cached`), else None, asking the store about all their blobs at once (a listing
+        of its shard folders, not a stat per blob, when there are many)."""
         cache = self.cache
         if cache is None:
             return [None] * len(keys)
-        vouched: list[tuple[str, int] | None] = []
-        for i, key in enumerate(keys):
-            if key not in cache:
-                vouched.append(None)
-                continue
-            st = os.lstat(key) if stats is None else stats[i]
-            digest = cache.lookup(key, st)
-            vouched.append(None if digest is None else (digest, st.st_size))
-        stored = self.store.present({v[0] for v in vouched if v is not None})
+        if stats is None:
+            stats = [os.lstat(key) if key in cache else _NO_STAT for key in keys]
+        digests = cache.lookup_many(keys, stats)
+        stored = self.store.present({d for d in digests if d is not None})
         return [
-            StoredBlob(v[0], v[1], added=False) if v is not None and v[0] in stored else None
-            for v in vouched
+            None if digest is None or digest not in stored else (digest, st.st_size)
+            for digest, st in zip(digests, stats, strict=True)
         ]
 
     def put_file(self, path: Path) -> StoredBlob:
@@ -170,6 +221,9 @@ class BlobBatch:
             try:
                 _copy_fd(src, out, before.st_size)
                 digest, size = _hash_own_file(out)
+                # The disk starts writing the copy now, while the other files are stored,
+                # rather than when the batch closes: the flush then finds less to wait for.
+                _start_writeback(out)
             finally:
                 os.close(out)
             if size == before.st_size and _same_file(before, os.fstat(src)):
@@ -195,25 +249,58 @@ class BlobBatch:
         # if the file changes meanwhile.
         data = _read_all(src, before.st_size)
         digest = blake3.blake3(data).hexdigest()
-        if self._reserve(digest):
-            tmp: str | None = None
-            try:
-                out, tmp = self._temp()
-                try:
-                    _write_all(out, data)
-                finally:
-                    os.close(out)
-            except BaseException:
-                self._release(digest)
-                if tmp is not None:
-                    _unlink(tmp)
-                raise
-            self._pending[digest] = tmp
-            added = True
-        else:
-            added = False
+        added = self._reserve(digest)
+        if added:
+            self._write_temp(digest, data)
         self._remember(key, before, src, digest, hashed_at, len(data))
         return StoredBlob(digest, len(data), added=added)
+
+    def _put_small_walked(self, key: str, st: os.stat_result) -> StoredBlob:
+        """:meth:`_put_small` of a file whose ``lstat`` a folder walk took: two ``fstat`` calls
+        fewer per file, which is what many small files cost besides creating their blobs.
+
+        The walk's stat, taken before ``hashed_at`` and so before the read, vouches for the
+        bytes read as the open file's own stat would: a write after ``hashed_at`` moves the
+        change time past the one recorded (the settling rule keeps a file changed within
+        :data:`~labledger.archive.statcache.SETTLED_NS` of its hashing out of the cache), and
+        a write between the walk and the read moves it past the one recorded too, so the cache
+        simply does not vouch for that file next time. A file that grew or shrank since the
+        walk is stored as read and not remembered; one that grew is stored as by
+        :meth:`put_file`, which looks at its size again.
+        """
+        hashed_at = time.time_ns()
+        src = os.open(key, os.O_RDONLY)
+        try:
+            data = os.read(src, st.st_size + 1)  # a byte more: finds the end, or that it grew
+            if len(data) < st.st_size:  # it shrank, or a short read: read to the end
+                data = b"".join([data, *iter(partial(os.read, src, CHUNK), b"")])
+        finally:
+            os.close(src)
+        if len(data) > st.st_size:  # it grew since the walk, maybe by far: store it anew
+            return self._put_file(key)
+        digest = blake3.blake3(data).hexdigest()
+        added = self._reserve(digest)
+        if added:
+            self._write_temp(digest, data)
+        if self.cache is not None and len(data) == st.st_size:
+            self.cache.record(key, st, digest, hashed_at)
+        return StoredBlob(digest, len(data), added=added)
+
+    def _write_temp(self, digest: str, data: bytes) -> None:
+        """Write ``data`` to a new temp file, pending under ``digest`` (reserved already)."""
+        tmp: str | None = None
+        try:
+            out, tmp = self._temp()
+            try:
+                _write_all(out, data)
+            finally:
+                os.close(out)
+        except BaseException:
+            self._release(digest)
+            if tmp is not None:
+                _unlink(tmp)
+            raise
+        self._pending[digest] = tmp
 
     def _remember(
         self, key: str, before: os.stat_result, src: int, digest: str, hashed_at: int, size: int
@@ -230,23 +317,52 @@ class BlobBatch:
         GIL); results in the order of ``paths``. ``stats``, when given, are the files'
         ``lstat`` results (taken by a folder walk), which spares the cache a stat per file."""
         keys = [str(p) for p in paths]
-        results = self._all_cached(keys, stats)
-        # Files the cache vouches for are done. Large files go to the threads, which spend
-        # their time in the kernel's copy and in BLAKE3 with the GIL released; small files
-        # are stored here, one after the other, meanwhile: a small file costs a few system
-        # calls and a little Python, so threads storing small files would mostly wait on
-        # each other for the GIL.
-        todo = [i for i, found in enumerate(results) if found is None]
+        found = self._all_cached(keys, stats)
+        stored = self._put_rest(keys, stats, found)
+        return [
+            StoredBlob(cached[0], cached[1], added=False) if cached is not None else stored[i]
+            for i, cached in enumerate(found)
+        ]
+
+    def put_files(self, keys: list[str], stats: Sequence[os.stat_result]) -> list[tuple[str, int]]:
+        """The ``(digest, size)`` of each file of ``keys`` (absolute paths, with their ``lstat``
+        in ``stats``), stored as by :meth:`put_many`: for a folder walk, which needs no
+        result object per file (a re-archive of unchanged files is little else)."""
+        found = self._all_cached(keys, stats)
+        stored = self._put_rest(keys, stats, found)
+        return [
+            cached if cached is not None else (stored[i].digest, stored[i].size)
+            for i, cached in enumerate(found)
+        ]
+
+    def _put_rest(
+        self,
+        keys: list[str],
+        stats: Sequence[os.stat_result] | None,
+        found: list[tuple[str, int] | None],
+    ) -> dict[int, StoredBlob]:
+        """Store each file of ``keys`` that ``found`` has no blob for; by index in ``keys``."""
+        todo = [i for i, cached in enumerate(found) if cached is None]
+        if not todo:
+            return {}
+        # Their digests spread evenly over the 256 shard folders.
+        self._asks_per_shard = max(self._asks_per_shard, len(todo) // 256)
+        # Large files go to the threads, which spend their time in the kernel's copy and in
+        # BLAKE3 with the GIL released; small files are stored here, one after the other,
+        # meanwhile: a small file costs a few system calls and a little Python, so threads
+        # storing small files would mostly wait on each other for the GIL.
         small = [] if stats is None else [i for i in todo if stats[i].st_size <= SMALL_FILE]
         large = [i for i in todo if stats is None or stats[i].st_size > SMALL_FILE]
+        results: dict[int, StoredBlob] = {}
         with ThreadPoolExecutor(COPY_THREADS, thread_name_prefix="labledger-copy") as pool:
             copies = [pool.submit(self._put_file, keys[i]) for i in large]
-            for i in small:
-                results[i] = self._put_file(keys[i])
+            assert stats is not None or not small
+            with _head_start(self.store.tmp, len(small) >= SYNCFS_FROM):
+                for i in small:
+                    results[i] = self._put_small_walked(keys[i], stats[i])  # type: ignore[index]
             for i, copy in zip(large, copies, strict=True):
                 results[i] = copy.result()
-        assert all(r is not None for r in results)
-        return results  # type: ignore[return-value]  # every None was filled above
+        return results
 
     @staticmethod
     def _flush(tmp: str) -> None:
@@ -293,6 +409,37 @@ class BlobBatch:
         if len(touched) >= SYNCFS_FROM and _syncfs(self.store.objects):
             return
         self.store.sync_dirs({Path(t) for t in touched})
+
+
+@contextlib.contextmanager
+def _head_start(folder: Path, wanted: bool) -> Iterator[None]:
+    """While the block runs, flush the file system holding ``folder`` every
+    :data:`HEAD_START_EVERY_S` on a thread (``syncfs``, Linux; elsewhere nothing).
+
+    Only a head start: the disk writes the small files' temp files while more are stored,
+    instead of all at once when the batch closes, so its flush finds less to wait for. It
+    proves nothing about durability: the batch's own flush still runs before any rename.
+    """
+    if not wanted or not sys.platform.startswith("linux"):
+        yield
+        return
+    stop = threading.Event()
+
+    def flush() -> None:
+        while not stop.wait(HEAD_START_EVERY_S):
+            try:
+                if not _syncfs(folder):
+                    return
+            except OSError:  # e.g. the store was removed meanwhile: the batch will say so
+                return
+
+    flusher = threading.Thread(target=flush, name="labledger-head-start", daemon=True)
+    flusher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        flusher.join()
 
 
 def _unlink(path: str) -> None:
@@ -368,6 +515,36 @@ def _syncfs(folder: Path) -> bool:
         return bool(syncfs(fd) == 0)
     finally:
         os.close(fd)
+
+
+@functools.cache
+def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    """Linux's ``sync_file_range`` (Python has no binding for it), else None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        call = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    call.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    call.restype = ctypes.c_int
+    return cast("Callable[[int, int, int, int], int]", call)
+
+
+#: sync_file_range: start writing the dirty pages of the range, without waiting for it
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+def _start_writeback(fd: int) -> None:
+    """Have the kernel start writing ``fd``'s dirty pages to disk, without waiting.
+
+    Only a head start: it proves nothing about durability (the batch's flush still does).
+    """
+    call = _sync_file_range()
+    if call is not None:
+        call(fd, 0, 0, _SYNC_FILE_RANGE_WRITE)  # an error only loses the head start
 
 
 def _hash_own_file(fd: int) -> tuple[str, int]:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterable, Iterator
+from operator import attrgetter
 from pathlib import Path, PurePosixPath
+from stat import S_IMODE, S_ISDIR, S_ISLNK, S_ISREG
 from typing import TYPE_CHECKING, Literal
 
 import msgspec
@@ -85,6 +87,29 @@ def scan_tree(root: Path, *, exclude: Iterable[str] = ()) -> Iterator[tuple[str,
         yield from walk(root, "")
 
 
+def _listings(root: Path, skip: set[str]) -> Iterator[tuple[str, list[os.DirEntry[str]]]]:
+    """``(relative posix path of the folder + "/", or "" for root; its entries sorted by name)``
+    for each folder under ``root``, leaving out the relative paths in ``skip``. Symlinks are
+    listed, never followed."""
+    pending = [(str(root), "")]
+    while pending:
+        folder, rel_folder = pending.pop()
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=_entry_name)
+        if skip:
+            entries = [e for e in entries if rel_folder + e.name not in skip]
+        yield rel_folder, entries
+        pending.extend(
+            (e.path, f"{rel_folder}{e.name}/")
+            for e in reversed(entries)
+            if e.is_dir(follow_symlinks=False)
+        )
+
+
+_entry_name = attrgetter("name")
+_entry_path = attrgetter("path")
+
+
 #: the stat cache's file under a store's root (see :mod:`labledger.archive.statcache`)
 STAT_CACHE = "statcache.sqlite"
 
@@ -124,7 +149,7 @@ def archive_tree(
     for path, mode in dirs:
         if path not in nonempty:
             entries.append(FileEntry(path=path, kind="dir", mode=mode))
-    entries.sort(key=lambda e: e.path)
+    entries.sort(key=_entry_path)
     return entries, skipped
 
 
@@ -164,33 +189,45 @@ class _Walk:
     ) -> None:
         files: list[tuple[str, str, int]] = []
         stats: list[os.stat_result] = []
-        for rel, entry in scan_tree(root, exclude=exclude):
-            path = prefix + rel
-            if not rel.isascii() and not _is_utf8(rel):  # isascii: no copy made
-                # A name that is not UTF-8 cannot be written into a JSON record faithfully;
-                # it is reported rather than stored under a mangled name.
-                self.skipped.append(
-                    prefix + rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-                )
-                continue
-            st = entry.stat(follow_symlinks=False)
-            self.nonempty.add(path.rpartition("/")[0])
-            if stat.S_ISLNK(st.st_mode):
-                followed = self._link(batch, Path(entry.path), path, seen)
-                if followed is not None:
-                    files.append(followed[0])
-                    stats.append(followed[1])
-            elif stat.S_ISDIR(st.st_mode):
-                self.dirs.append((path, stat.S_IMODE(st.st_mode)))
-            elif stat.S_ISREG(st.st_mode):
-                files.append((path, entry.path, stat.S_IMODE(st.st_mode)))
-                stats.append(st)
-            else:
-                self.skipped.append(path)
+        # Folder by folder: the per-file work (a re-archive of unchanged files is little else)
+        # is one lstat and a few appends, with what is the same for a whole folder done once.
+        for rel_folder, entries in _listings(root, set(exclude)):
+            base = prefix + rel_folder
+            utf8_folder = rel_folder.isascii() or _is_utf8(rel_folder)  # isascii: no copy made
+            any_kept = False
+            for entry in entries:
+                name = entry.name
+                if not (utf8_folder and (name.isascii() or _is_utf8(name))):
+                    # A name that is not UTF-8 cannot be written into a JSON record faithfully;
+                    # it is reported rather than stored under a mangled name.
+                    rel = rel_folder + name
+                    self.skipped.append(
+                        prefix + rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+                    )
+                    continue
+                any_kept = True
+                path = base + name
+                st = entry.stat(follow_symlinks=False)
+                mode = st.st_mode
+                if S_ISREG(mode):
+                    files.append((path, entry.path, S_IMODE(mode)))
+                    stats.append(st)
+                elif S_ISDIR(mode):
+                    self.dirs.append((path, S_IMODE(mode)))
+                elif S_ISLNK(mode):
+                    followed = self._link(batch, Path(entry.path), path, seen)
+                    if followed is not None:
+                        files.append(followed[0])
+                        stats.append(followed[1])
+                else:
+                    self.skipped.append(path)
+            if any_kept:
+                self.nonempty.add(base[:-1])  # the folder's own manifest path
         # The walk's stats spare the stat cache a stat per file.
-        blobs = batch.put_many([file for _, file, _ in files], stats)
-        for (path, _, mode), blob in zip(files, blobs, strict=True):
-            self.entries.append(FileEntry(path=path, size=blob.size, mode=mode, digest=blob.digest))
+        blobs = batch.put_files([file for _, file, _ in files], stats)
+        entries_out = self.entries
+        for (path, _, mode), (digest, size) in zip(files, blobs, strict=True):
+            entries_out.append(FileEntry(path=path, size=size, mode=mode, digest=digest))
 
     def _link(
         self, batch: BlobBatch, link: Path, path: str, seen: frozenset[Path]

@@ -16,6 +16,7 @@ import contextlib
 import enum
 import io
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -48,6 +49,8 @@ CHUNK = 1 << 20
 #: length of a digest in hex characters
 DIGEST_LEN = 64
 _HEX = frozenset("0123456789abcdef")
+#: many digests joined, checked in one pass (a regex scans text faster than a set per character)
+_ALL_HEX = re.compile("[0-9a-f]*")
 
 
 #: what a server says when an upload found its disk full
@@ -190,7 +193,7 @@ class BlobStore:
         asked = list(digests)
         # Checked all at once (one pass over their joined text), as each would be by has():
         # a damaged digest must not name a path outside the store.
-        if any(len(d) != DIGEST_LEN for d in asked) or not _HEX.issuperset("".join(asked)):
+        if any(len(d) != DIGEST_LEN for d in asked) or not _ALL_HEX.fullmatch("".join(asked)):
             for digest in asked:
                 check_digest(digest)  # raises, naming the first bad one
         by_shard: dict[str, list[str]] = {}
