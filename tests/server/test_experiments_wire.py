@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 from sqlalchemy import update
 
 from labledger.core.lifecycle import ExperimentStatus
@@ -285,3 +286,34 @@ def test_the_stored_odd_values_reach_the_body(lab: tuple[TestClient, SqlStore]) 
     trash = api.get("/trash").json()
     assert ids["trashed"] in {e["_id"] for e in trash}
     assert ids["trashed"] not in listed
+
+
+@pytest.mark.parametrize(
+    "design",
+    [
+        {"experiment_name": "x", "ownership_info": {"user_id": "not a ULID"}},
+        {"experiment_name": "x", "ownership_info": {"lab_id": 7}},
+        {"experiment_name": ""},
+        {"experiment_name": "x", "experiment_description": 5},
+        {"experiment_name": "x", "parameters": None},
+    ],
+    ids=["owner-not-ulid", "owner-number", "empty-name", "number-description", "null-parameters"],
+)
+def test_a_stored_design_the_models_refuse_is_refused_alike(
+    lab: tuple[TestClient, SqlStore], design: dict[str, Any]
+) -> None:
+    # only an import or a hand edit stores such a design; the list raises what the models do
+    _, store = lab
+    odd = Experiment(experiment_design=ExperimentDesign(experiment_name="odd"))
+    store.experiments.insert(odd, [])
+    with write_transaction(store.engine) as conn:
+        conn.execute(
+            update(experiments).where(experiments.c.id == odd.experiment_id), {"design": design}
+        )
+    with pytest.raises(ValidationError) as by_models:
+        store.experiments.find(ExperimentQuery())
+    with pytest.raises(ValidationError) as from_rows:
+        store.experiments.find_wire(ExperimentQuery())
+    assert from_rows.value.title == by_models.value.title == "ExperimentDesign"
+    # the same errors, each naming its field, the value and what was expected
+    assert str(from_rows.value) == str(by_models.value)

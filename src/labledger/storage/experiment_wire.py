@@ -9,9 +9,11 @@ odd design from an import): ``tests/server/test_experiments_wire.py`` compares t
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
+from labledger.core.ids import is_ulid
 from labledger.core.lifecycle import ExperimentStatus, madsci_status
 from labledger.core.models import (
     MAX_NAME,
@@ -115,7 +117,8 @@ def _design_wire(design: Any) -> JsonObject:
     A design as the app stores it (``model_dump`` of a valid one) without resource conditions
     is copied field by field, after the checks the model's validation would make of it; any
     other (conditions, whose dump adds their defaults; a value of another type; a name out of
-    bounds) goes through the models, which answer it exactly or raise as they did.
+    bounds; an id that is not a ULID) goes through the models, which answer it exactly or
+    raise the error they raised.
     """
     if type(design) is dict:
         name = design.get("experiment_name")
@@ -130,17 +133,24 @@ def _design_wire(design: Any) -> JsonObject:
             and type(parameters) is dict
             and type(ownership) is dict
         ):
-            return {
-                "experiment_name": name,
-                "experiment_description": description,
-                "resource_conditions": [],
-                # set ids are ULIDs the model checks: those go through it
-                "ownership_info": OwnershipInfo.model_validate(ownership).compact()
-                if ownership
-                else {},
-                "parameters": dict(parameters),
-            }
+            # OwnershipInfo.compact: the known ids that are set, in the model's order (a stored
+            # design holds every id, mostly nulls: its model_dump)
+            owners = {k: v for k in _OWNERSHIP_FIELDS if (v := ownership.get(k)) is not None}
+            if all(type(v) is str and _is_ulid(v) for v in owners.values()):
+                return {
+                    "experiment_name": name,
+                    "experiment_description": description,
+                    "resource_conditions": [],
+                    "ownership_info": owners,
+                    "parameters": dict(parameters),
+                }
     return design_to_wire(ExperimentDesign.model_validate(design))
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_ulid(value: str) -> bool:
+    # a lab's designs name few owners, projects and labs: each is checked once
+    return is_ulid(value)
 
 
 _EMPTY: dict[str, Any] = {}
