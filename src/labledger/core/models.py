@@ -53,6 +53,7 @@ __all__ = [
     "ResourceFieldCheckCondition",
     "ResourceInLocationCondition",
     "campaign_to_wire",
+    "design_to_wire",
     "experiment_to_wire",
 ]
 
@@ -317,7 +318,8 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def _design_to_wire(design: ExperimentDesign) -> JsonObject:
+def design_to_wire(design: ExperimentDesign) -> JsonObject:
+    """The JSON object of an experiment design (as :func:`experiment_to_wire` nests it)."""
     return {
         "experiment_name": design.experiment_name,
         "experiment_description": design.experiment_description,
@@ -333,7 +335,7 @@ def experiment_to_wire(exp: Experiment) -> JsonObject:
         "_id": exp.experiment_id,
         "status": madsci_status(exp.status).value,
         "lifecycle_status": exp.status.value,
-        "experiment_design": _design_to_wire(exp.experiment_design)
+        "experiment_design": design_to_wire(exp.experiment_design)
         if exp.experiment_design
         else None,
         "ownership_info": exp.ownership_info.compact(),

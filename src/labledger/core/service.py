@@ -184,6 +184,10 @@ class ExperimentService:
         """Experiments matching the filters, newest first."""
         return self.store.experiments.find(query)
 
+    def list_experiments_wire(self, query: ExperimentQuery) -> list[JsonObject]:
+        """:meth:`list_experiments` as the JSON objects the API answers (no models in between)."""
+        return self.store.experiments.find_wire(query)
+
     def count_experiments(self, query: ExperimentQuery | None = None) -> int:
         """How many experiments match."""
         return self.store.experiments.count(query)
@@ -320,9 +324,11 @@ class ExperimentService:
 
     def list_trash(self, limit: int = 100, offset: int = 0) -> list[Experiment]:
         """Experiments in the trash, newest first."""
-        return self.store.experiments.find(
-            ExperimentQuery(limit=limit, offset=offset, deleted=True)
-        )
+        return self.store.experiments.find(_trash_query(limit, offset))
+
+    def list_trash_wire(self, limit: int = 100, offset: int = 0) -> list[JsonObject]:
+        """:meth:`list_trash` as the JSON objects the API answers (no models in between)."""
+        return self.store.experiments.find_wire(_trash_query(limit, offset))
 
     def import_experiment(
         self,
@@ -466,3 +472,8 @@ class ExperimentService:
         return self.store.events.find(
             experiment_id=experiment_id, campaign_id=campaign_id, after_id=after_id, limit=limit
         )
+
+
+def _trash_query(limit: int, offset: int) -> ExperimentQuery:
+    """The trash's list: trashed experiments, newest first."""
+    return ExperimentQuery(limit=limit, offset=offset, deleted=True)

@@ -74,6 +74,10 @@ class Experiments(Protocol):
     def find(self, query: ExperimentQuery) -> list[Experiment]:
         """Experiments matching ``query``, in its order."""
 
+    def find_wire(self, query: ExperimentQuery) -> list[JsonObject]:
+        """:meth:`find` as the experiments' JSON objects (``experiment_to_wire`` of each),
+        made without the models."""
+
     def update(
         self,
         experiment_id: str,

@@ -22,11 +22,12 @@ from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from labledger.core.idempotency import IdempotencyClaim
 from labledger.core.ids import utcnow
 from labledger.core.lifecycle import ExperimentStatus
-from labledger.core.models import Event, Experiment, ExperimentQuery
+from labledger.core.models import Event, Experiment, ExperimentQuery, JsonObject
 from labledger.core.where import parse_field_sort
 from labledger.errors import AlreadyExists, ExperimentNotFound
 from labledger.storage.bulk import insert_all
 from labledger.storage.engine import single_statement, write_transaction
+from labledger.storage.experiment_wire import row_to_experiment_wire
 from labledger.storage.idempotency_sql import key_row, record_key
 from labledger.storage.metrics_sql import delete_metrics
 from labledger.storage.rows import append_events, event_row, experiment_row, row_to_experiment
@@ -139,6 +140,11 @@ class ExperimentStore:
         with single_statement(self.engine) as conn:
             stmt = _list_statement(query, _text(conn, query))
             return [row_to_experiment(r) for r in conn.execute(stmt)]
+
+    def find_wire(self, query: ExperimentQuery) -> list[JsonObject]:
+        with single_statement(self.engine) as conn:
+            stmt = _list_statement(query, _text(conn, query))
+            return [row_to_experiment_wire(r) for r in conn.execute(stmt)]
 
     def update(
         self,

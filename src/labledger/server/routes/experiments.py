@@ -24,7 +24,6 @@ from labledger.server.rendering import (
     JSONBody,
     events_json,
     experiment_json,
-    experiments_json,
     json_response,
 )
 from labledger.server.schemas import ERRORS, CountPublic, EventPublic
@@ -154,7 +153,7 @@ Filters = Annotated[ExperimentQuery, Depends(experiment_query)]
 @router.get("/experiments", response_model=list[ExperimentPublic], responses=ERRORS)
 def get_experiments(lab: LabDep, query: Filters) -> JSONBody:
     """The latest experiments, newest first, as a bare array (MADSci's shape)."""
-    return experiments_json(lab.experiments.list_experiments(query))
+    return json_response(lab.experiments.list_experiments_wire(query))
 
 
 @router.get("/experiments/count", response_model=CountPublic, responses=ERRORS)
@@ -255,7 +254,7 @@ def list_trash(
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> JSONBody:
     """Experiments in the trash, newest first."""
-    return experiments_json(lab.experiments.list_trash(number, offset))
+    return json_response(lab.experiments.list_trash_wire(number, offset))
 
 
 @trash.post("/trash/{experiment_id}/restore", response_model=ExperimentPublic, responses=ERRORS)
