@@ -29,7 +29,6 @@ __all__ = [
     "event_wire",
     "events_json",
     "experiment_json",
-    "experiments_json",
     "json_response",
 ]
 
@@ -81,11 +80,6 @@ def json_response(content: Any, status_code: int = 200) -> JSONBody:
 def experiment_json(exp: Experiment, status_code: int = 200) -> JSONBody:
     """One experiment."""
     return JSONBody(experiment_to_wire(exp), status_code=status_code)
-
-
-def experiments_json(exps: Iterable[Experiment]) -> JSONBody:
-    """A bare array of experiments (as MADSci clients expect)."""
-    return JSONBody([experiment_to_wire(e) for e in exps])
 
 
 def campaign_json(campaign: ExperimentalCampaign, status_code: int = 200) -> JSONBody:
