@@ -10,6 +10,8 @@ from fastapi.testclient import TestClient
 
 from labledger.server.app import create_app
 from labledger.settings import Settings
+from labledger.storage.engine import create_db_engine
+from labledger.storage.sql import SqlStore
 
 
 @pytest.fixture
@@ -26,3 +28,14 @@ def sqlite_api(sqlite_url: str, tmp_path: Path) -> Iterator[TestClient]:
     app = create_app(Settings(db_url=sqlite_url, data_dir=tmp_path))
     with TestClient(app) as client:
         yield client
+
+
+@pytest.fixture
+def api_and_store(db_url: str, tmp_path: Path) -> Iterator[tuple[TestClient, SqlStore]]:
+    """The real app, and a store of its own over the same database (to write rows the API
+    would refuse, as an import may have)."""
+    app = create_app(Settings(db_url=db_url, data_dir=tmp_path))
+    engine = create_db_engine(db_url)
+    with TestClient(app) as client:
+        yield client, SqlStore(engine)
+    engine.dispose()

@@ -4,9 +4,7 @@ routes build it from the rows without them. MADSci's client parses these bodies.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -20,26 +18,13 @@ from labledger.core.models import (
     OwnershipInfo,
     campaign_to_wire,
 )
-from labledger.server.app import create_app
 from labledger.server.rendering import JSONBody
-from labledger.settings import Settings
-from labledger.storage.engine import create_db_engine, write_transaction
+from labledger.storage.engine import write_transaction
 from labledger.storage.sql import SqlStore
 from labledger.storage.tables import campaigns
 
 START = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 ODD_IDS = ["with,a comma", '"quoted"', "back\\slash", "ünïcode ✓", "", "01JD000000000000000000000A"]
-
-
-@pytest.fixture
-def lab(db_url: str, tmp_path: Path) -> Iterator[tuple[TestClient, SqlStore]]:
-    """The app, and a store of its own over the same database (to write rows the API would
-    refuse, as an import may have)."""
-    app = create_app(Settings(db_url=db_url, data_dir=tmp_path))
-    engine = create_db_engine(db_url)
-    with TestClient(app) as client:
-        yield client, SqlStore(engine)
-    engine.dispose()
 
 
 def _experiments(campaign_id: str | None, ids: list[str]) -> list[Experiment]:
@@ -102,9 +87,9 @@ def _model_body(value: object) -> bytes:
     ids=["default", "two-ids", "ids-page", "two-campaigns"],
 )
 def test_the_campaign_list_is_the_body_the_models_give(
-    lab: tuple[TestClient, SqlStore], query: str
+    api_and_store: tuple[TestClient, SqlStore], query: str
 ) -> None:
-    api, store = lab
+    api, store = api_and_store
     _store_campaigns(store)
     params = dict(p.split("=") for p in query.removeprefix("?").split("&") if p)
     number = int(params.get("number", 100))
@@ -116,8 +101,10 @@ def test_the_campaign_list_is_the_body_the_models_give(
     assert answer.content == _model_body([campaign_to_wire(c) for c in models])
 
 
-def test_each_campaign_is_the_body_its_model_gives(lab: tuple[TestClient, SqlStore]) -> None:
-    api, store = lab
+def test_each_campaign_is_the_body_its_model_gives(
+    api_and_store: tuple[TestClient, SqlStore],
+) -> None:
+    api, store = api_and_store
     for campaign_id in _store_campaigns(store):
         for query, limit, offset in (
             ("", None, 0),
@@ -129,9 +116,9 @@ def test_each_campaign_is_the_body_its_model_gives(lab: tuple[TestClient, SqlSto
             assert answer.content == _model_body(campaign_to_wire(model)), campaign_id
 
 
-def test_the_stored_odd_values_reach_the_body(lab: tuple[TestClient, SqlStore]) -> None:
+def test_the_stored_odd_values_reach_the_body(api_and_store: tuple[TestClient, SqlStore]) -> None:
     # the comparisons above see these values, so they compare something
-    api, store = lab
+    api, store = api_and_store
     full_id, bare_id, odd_id = _store_campaigns(store)
     listed = {c["campaign_id"]: c for c in api.get("/campaigns").json()}
     assert listed[odd_id]["experiment_ids"] == ODD_IDS
@@ -144,8 +131,10 @@ def test_the_stored_odd_values_reach_the_body(lab: tuple[TestClient, SqlStore]) 
     assert listed[bare_id]["ended_at"] is None and listed[bare_id]["ownership_info"] == {}
 
 
-def test_a_missing_campaign_is_still_the_one_error_body(lab: tuple[TestClient, SqlStore]) -> None:
-    api, _ = lab
+def test_a_missing_campaign_is_still_the_one_error_body(
+    api_and_store: tuple[TestClient, SqlStore],
+) -> None:
+    api, _ = api_and_store
     answer = api.get("/campaign/01JZ0000000000000000000000")
     assert answer.status_code == 404
     assert answer.json()["error"]["campaign_id"] == "01JZ0000000000000000000000"

@@ -4,9 +4,7 @@ routes build it from the rows without them. MADSci's client parses these bodies.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,10 +23,8 @@ from labledger.core.models import (
     experiment_to_wire,
 )
 from labledger.core.where import parse_where
-from labledger.server.app import create_app
 from labledger.server.rendering import JSONBody
-from labledger.settings import Settings
-from labledger.storage.engine import create_db_engine, write_transaction
+from labledger.storage.engine import write_transaction
 from labledger.storage.sql import SqlStore
 from labledger.storage.tables import experiments
 
@@ -36,17 +32,6 @@ START = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 OWNER = "01JA00000000000000000000AA"
 PROJECT = "01JA00000000000000000000BB"
 ODD_IDS = ["with,a comma", '"quoted"', "back\\slash", "ünïcode ✓"]
-
-
-@pytest.fixture
-def lab(db_url: str, tmp_path: Path) -> Iterator[tuple[TestClient, SqlStore]]:
-    """The app, and a store of its own over the same database (to write rows the API would
-    refuse, as an import may have)."""
-    app = create_app(Settings(db_url=db_url, data_dir=tmp_path))
-    engine = create_db_engine(db_url)
-    with TestClient(app) as client:
-        yield client, SqlStore(engine)
-    engine.dispose()
 
 
 def _store_experiments(store: SqlStore) -> dict[str, str]:
@@ -216,9 +201,9 @@ LISTS: list[tuple[str, dict[str, Any]]] = [
     ],
 )
 def test_the_experiment_list_is_the_body_the_models_give(
-    lab: tuple[TestClient, SqlStore], path: str, fields: dict[str, Any]
+    api_and_store: tuple[TestClient, SqlStore], path: str, fields: dict[str, Any]
 ) -> None:
-    api, store = lab
+    api, store = api_and_store
     _store_experiments(store)
     answer = api.get(f"/experiments{path}")
     assert answer.status_code == 200, answer.text
@@ -227,9 +212,9 @@ def test_the_experiment_list_is_the_body_the_models_give(
 
 
 def test_a_campaigns_experiment_list_is_the_body_the_models_give(
-    lab: tuple[TestClient, SqlStore],
+    api_and_store: tuple[TestClient, SqlStore],
 ) -> None:
-    api, store = lab
+    api, store = api_and_store
     campaign_id = _store_experiments(store)["campaign"]
     answer = api.get(f"/experiments?campaign_id={campaign_id}&number=50")
     assert answer.status_code == 200, answer.text
@@ -239,9 +224,9 @@ def test_a_campaigns_experiment_list_is_the_body_the_models_give(
 
 @pytest.mark.parametrize("query", ["", "?number=2&offset=1"], ids=["all", "page"])
 def test_the_trash_is_the_body_the_models_give(
-    lab: tuple[TestClient, SqlStore], query: str
+    api_and_store: tuple[TestClient, SqlStore], query: str
 ) -> None:
-    api, store = lab
+    api, store = api_and_store
     _store_experiments(store)
     params = dict(p.split("=") for p in query.removeprefix("?").split("&") if p)
     limit, offset = int(params.get("number", 100)), int(params.get("offset", 0))
@@ -253,9 +238,9 @@ def test_the_trash_is_the_body_the_models_give(
     )
 
 
-def test_the_stored_odd_values_reach_the_body(lab: tuple[TestClient, SqlStore]) -> None:
+def test_the_stored_odd_values_reach_the_body(api_and_store: tuple[TestClient, SqlStore]) -> None:
     # the comparisons above see these values, so they compare something
-    api, store = lab
+    api, store = api_and_store
     ids = _store_experiments(store)
     listed = {e["_id"]: e for e in api.get("/experiments?number=0").json()}
     assert set(ODD_IDS) <= set(listed)
@@ -300,10 +285,10 @@ def test_the_stored_odd_values_reach_the_body(lab: tuple[TestClient, SqlStore]) 
     ids=["owner-not-ulid", "owner-number", "empty-name", "number-description", "null-parameters"],
 )
 def test_a_stored_design_the_models_refuse_is_refused_alike(
-    lab: tuple[TestClient, SqlStore], design: dict[str, Any]
+    api_and_store: tuple[TestClient, SqlStore], design: dict[str, Any]
 ) -> None:
     # only an import or a hand edit stores such a design; the list raises what the models do
-    _, store = lab
+    _, store = api_and_store
     odd = Experiment(experiment_design=ExperimentDesign(experiment_name="odd"))
     store.experiments.insert(odd, [])
     with write_transaction(store.engine) as conn:
