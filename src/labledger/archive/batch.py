@@ -37,7 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import cast
+from typing import Any, cast
 
 import blake3
 
@@ -500,15 +500,24 @@ def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
     return (a.st_size, a.st_mtime_ns, a.st_ctime_ns) == (b.st_size, b.st_mtime_ns, b.st_ctime_ns)
 
 
-def _syncfs(folder: Path) -> bool:
-    """Flush the whole file system holding ``folder`` (Linux ``syncfs``); False if unavailable."""
+@functools.cache
+def _linux_call(name: str) -> Any | None:
+    """The C library's function ``name`` on Linux (a call Python has no binding for), else
+    None."""
     if not sys.platform.startswith("linux"):
-        return False
+        return None
     import ctypes
 
     try:
-        syncfs = ctypes.CDLL(None, use_errno=True).syncfs
+        return getattr(ctypes.CDLL(None, use_errno=True), name)
     except (OSError, AttributeError):
+        return None
+
+
+def _syncfs(folder: Path) -> bool:
+    """Flush the whole file system holding ``folder`` (Linux ``syncfs``); False if unavailable."""
+    syncfs = _linux_call("syncfs")
+    if syncfs is None:
         return False
     fd = os.open(folder, os.O_RDONLY)
     try:
@@ -519,15 +528,12 @@ def _syncfs(folder: Path) -> bool:
 
 @functools.cache
 def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
-    """Linux's ``sync_file_range`` (Python has no binding for it), else None."""
-    if not sys.platform.startswith("linux"):
+    """Linux's ``sync_file_range``, its argument types set, else None."""
+    call = _linux_call("sync_file_range")
+    if call is None:
         return None
     import ctypes
 
-    try:
-        call = ctypes.CDLL(None, use_errno=True).sync_file_range
-    except (OSError, AttributeError):
-        return None
     call.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
     call.restype = ctypes.c_int
     return cast("Callable[[int, int, int, int], int]", call)
