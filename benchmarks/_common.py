@@ -195,10 +195,23 @@ class Server:
         self.stop()
 
 
+#: ``python -c`` code running labledger's command line through whichever entry point the code
+#: on ``sys.path`` has (a ``--reference-src`` from before the collector-tuning entry had its
+#: main() in labledger.cli.main)
+LAUNCH = (
+    "import sys\n"
+    "sys.argv[0] = 'labledger'\n"
+    "try:\n"
+    "    from labledger.cli.entry import main\n"
+    "except ImportError:\n"
+    "    from labledger.cli.main import main\n"
+    "main()\n"
+)
+
+
 def labledger_server(db_url: str, workdir: Path) -> Server:
     """``labledger serve`` exactly as users run it (uvicorn, one process, its default loop)."""
-    code = "import sys; from labledger.cli.entry import main; sys.argv[0] = 'labledger'; main()"
-    cmd = [sys.executable, "-c", code, "serve", "--host", "127.0.0.1", "--db-url", db_url]
+    cmd = [sys.executable, "-c", LAUNCH, "serve", "--host", "127.0.0.1", "--db-url", db_url]
     # its data folder (manager id, result files) is the benchmark's, never the user's home
     env = bench_env({"EXPERIMENT_DATA_DIR": str(workdir)})
     return Server(cmd=[*cmd, "--log-level", "warning"], workdir=workdir, env=env)

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from _common import heading, loadavg, machine, table, workdir
+from _common import LAUNCH, heading, loadavg, machine, table, workdir
 
 from labledger.archive.manifest import archive_tree
 from labledger.archive.store import BlobStore
@@ -267,19 +267,6 @@ def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
-
-
-#: runs labledger's command line with whichever entry point the code on sys.path has (the
-#: code before the collector-tuning entry had its main() in labledger.cli.main)
-LAUNCH = (
-    "import sys\n"
-    "sys.argv[0] = 'labledger'\n"
-    "try:\n"
-    "    from labledger.cli.entry import main\n"
-    "except ImportError:\n"
-    "    from labledger.cli.main import main\n"
-    "main()\n"
-)
 
 
 def startup_figures(

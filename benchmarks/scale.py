@@ -492,19 +492,6 @@ def _ratios(
     return f"{p50 / ref[0]:.2f} / {p99 / ref[1]:.2f} / {cpu}"
 
 
-#: ``labledger serve`` of whichever entry point the reference code has (the code before the
-#: collector-tuning entry had its main() in labledger.cli.main)
-LAUNCH = (
-    "import sys\n"
-    "try:\n"
-    "    from labledger.cli.entry import main\n"
-    "except ImportError:\n"
-    "    from labledger.cli.main import main\n"
-    "sys.argv[0] = 'labledger'\n"
-    "main()\n"
-)
-
-
 def run_backend(
     name: str, sizes: list[int], n: int, tmp: Path, reference_src: Path | None
 ) -> list[list[Any]]:
@@ -521,7 +508,6 @@ def run_backend(
             if reference_src is not None:
                 reference = labledger_server(url, tmp)
                 reference.env["PYTHONPATH"] = str(reference_src)
-                reference.cmd[2] = LAUNCH  # the ``python -c`` code
                 servers.append(("http ref", stack.enter_context(reference)))
             for size in sizes:
                 rows += measure_size(name, store, data, size, n, servers, first, rnd)
