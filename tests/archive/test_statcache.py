@@ -312,3 +312,71 @@ def test_a_re_archive_listing_the_store_stores_again_exactly_the_blobs_removed(
     for entry in first:
         assert entry.digest is not None
         assert store.get(entry.digest) == (src / entry.path).read_bytes()
+
+
+def _cached_paths(store: BlobStore) -> list[str]:
+    with sqlite3.connect(store.root / STAT_CACHE) as conn:
+        return sorted(row[0] for row in conn.execute("SELECT path FROM files"))
+
+
+def test_a_cache_scoped_to_a_folder_loads_only_that_folders_files(
+    store: BlobStore, tmp_path: Path
+) -> None:
+    # "runs/a0" and "runs/a-b" sort next to "runs/a/..." but are other folders.
+    for name in ("a", "a0", "a-b", "b"):
+        folder = tmp_path / "runs" / name
+        (folder / "sub").mkdir(parents=True)
+        (folder / "sub" / "f.txt").write_text(name)
+        (folder / "g.txt").write_text(name * 2)
+        archive_tree(store, folder)
+    cache = StatCache(store.root / STAT_CACHE, scope=str(tmp_path / "runs" / "a"))
+    cache.load()
+    loaded = [p for p in _cached_paths(store) if p in cache]
+    a = tmp_path / "runs" / "a"
+    assert loaded == [str(a / "g.txt"), str(a / "sub" / "f.txt")]
+    unscoped = StatCache(store.root / STAT_CACHE)
+    unscoped.load()
+    assert all(p in unscoped for p in _cached_paths(store))
+    assert len(_cached_paths(store)) == 8
+
+
+def test_a_scoped_archive_still_trusts_only_unchanged_files(
+    store: BlobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(statcache, "SETTLED_NS", 0)
+    a, b = tmp_path / "a", tmp_path / "b"
+    for folder in (a, b):
+        folder.mkdir()
+        (folder / "same.txt").write_text("same")
+        (folder / "changed.txt").write_text("before")
+        archive_tree(store, folder)
+    st = os.stat(a / "changed.txt")
+    (a / "changed.txt").write_text("after!")  # same size, mtime put back
+    os.utime(a / "changed.txt", ns=(st.st_atime_ns, st.st_mtime_ns))
+    entries, _ = archive_tree(store, a)
+    assert _digests(entries) == {
+        "changed.txt": blake3.blake3(b"after!").hexdigest(),
+        "same.txt": blake3.blake3(b"same").hexdigest(),
+    }
+
+
+def test_gone_files_of_other_folders_are_forgotten_once_a_sweep_is_due(
+    store: BlobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    for folder in (a, b):
+        folder.mkdir()
+        (folder / "kept.txt").write_text(folder.name)
+    (b / "gone.txt").write_text("gone")
+    archive_tree(store, a)
+    archive_tree(store, b)  # the cache's first sweep: nothing is gone yet
+    (b / "gone.txt").unlink()
+    (a / "new.txt").write_text("new")
+    archive_tree(store, a)  # swept a moment ago: b's entries are left alone
+    assert str(b / "gone.txt") in _cached_paths(store)
+    monkeypatch.setattr(statcache, "SWEEP_EVERY_NS", 0)
+    (a / "newer.txt").write_text("newer")
+    archive_tree(store, a)
+    assert _cached_paths(store) == sorted(
+        str(p) for p in (a / "kept.txt", a / "new.txt", a / "newer.txt", b / "kept.txt")
+    )

@@ -144,8 +144,12 @@ def archive_tree(
     nonempty: set[str] = set()
     dirs: list[tuple[str, int]] = []
     walk = _Walk(Path(os.path.realpath(root)), entries, skipped, nonempty, dirs, notes)
-    with BlobBatch(store, StatCache(store.root / STAT_CACHE)) as batch:
-        walk.into(batch, root.absolute(), prefix, exclude, seen=frozenset({walk.real_root}))
+    top = root.absolute()
+    # The cache of this folder's files only: a store of many runs' outputs would otherwise
+    # make each archive read (and check) the entries of all of them. Files reached through a
+    # link leading out of the folder are outside it: hashed again each time, still correct.
+    with BlobBatch(store, StatCache(store.root / STAT_CACHE, scope=str(top))) as batch:
+        walk.into(batch, top, prefix, exclude, seen=frozenset({walk.real_root}))
     for path, mode in dirs:
         if path not in nonempty:
             entries.append(FileEntry(path=path, kind="dir", mode=mode))

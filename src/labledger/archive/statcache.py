@@ -18,6 +18,12 @@ not fool the cache.
 The cache is a hint, never the truth: it lives in one SQLite file beside the blobs, a digest is
 used only when its blob is still in the store, and a missing or unreadable cache is simply
 rebuilt by hashing.
+
+A cache opened for one folder (its ``scope``) reads only that folder's entries and, when saved,
+checks only those for files that are gone: a store holding the outputs of many runs would
+otherwise make every archive pay for all of them. Entries of other folders whose files were
+deleted are swept once in a while (:data:`SWEEP_EVERY_NS`), so the cache does not grow without
+bound.
 """
 
 from __future__ import annotations
@@ -25,10 +31,18 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["SETTLED_COARSE_NS", "SETTLED_NS", "StatCache", "settling_time", "stat_key"]
+__all__ = [
+    "SETTLED_COARSE_NS",
+    "SETTLED_NS",
+    "SWEEP_EVERY_NS",
+    "StatCache",
+    "settling_time",
+    "stat_key",
+]
 
 #: a hash taken less than this long after the file's last change is not trusted later, on a
 #: file system whose times have fractions of a second
@@ -36,6 +50,9 @@ SETTLED_NS = 100_000_000
 #: the same, on a file system whose times are whole seconds
 SETTLED_COARSE_NS = 2_000_000_000
 _SECOND_NS = 1_000_000_000
+#: a scoped cache's save also forgets the gone files of every other folder when its last such
+#: sweep is older than this (a day): rare enough to cost nothing per archive
+SWEEP_EVERY_NS = 86_400 * _SECOND_NS
 
 StatKey = tuple[int, int, int, int, int]
 #: a row of the cache as SQLite gives it: path, the stat key's five parts, digest, hashed_at_ns
@@ -52,8 +69,13 @@ CREATE TABLE IF NOT EXISTS files (
     ctime_ns INTEGER NOT NULL,
     digest TEXT NOT NULL,
     hashed_at_ns INTEGER NOT NULL
-)
+);
+CREATE TABLE IF NOT EXISTS sweeps (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    at_ns INTEGER NOT NULL
+);
 """
+_COLUMNS = "path, dev, ino, size, mtime_ns, ctime_ns, digest, hashed_at_ns"
 
 
 def settling_time(st: os.stat_result) -> int:
@@ -69,24 +91,40 @@ def stat_key(st: os.stat_result) -> StatKey:
 
 
 class StatCache:
-    """The cache in the SQLite file ``path``; :meth:`load` it, look up, record, :meth:`save`."""
+    """The cache in the SQLite file ``path``; :meth:`load` it, look up, record, :meth:`save`.
 
-    def __init__(self, path: Path) -> None:
+    ``scope``, when given, is a folder: only the entries of files under it are loaded (and
+    checked for deletion when saved); files elsewhere are simply not known (hashed again).
+    """
+
+    def __init__(self, path: Path, scope: str | None = None) -> None:
         self.path = path
+        # Paths under the folder are those from "folder/" up to, not including, "folder0"
+        # ("0" follows "/"): a range the primary key's index answers without a full scan.
+        # SQLite compares text as UTF-8 bytes, in the same order as Python compares strings.
+        self._range: tuple[str, str] | None = None
+        if scope is not None:
+            folder = scope.rstrip(os.sep)
+            self._range = (f"{folder}{os.sep}", f"{folder}{chr(ord(os.sep) + 1)}")
         self._known: dict[str, Row] = {}
         self._new: dict[str, Row] = {}
         self._seen: set[str] = set()  # paths looked up: they exist, save() need not check them
+        self._sweep_wanted = False  # set by load() when other folders' entries are due a sweep
 
     def load(self) -> None:
-        """Read every entry; an unreadable cache is dropped (it is only a hint)."""
+        """Read every entry (of the scope); an unreadable cache is dropped (it is only a hint)."""
         if not self.path.exists():
             return
         try:
             with contextlib.closing(sqlite3.connect(self.path, timeout=30)) as conn:
-                rows = conn.execute(
-                    "SELECT path, dev, ino, size, mtime_ns, ctime_ns, digest, hashed_at_ns "
-                    "FROM files"
-                ).fetchall()
+                if self._range is None:
+                    rows = conn.execute(f"SELECT {_COLUMNS} FROM files").fetchall()
+                else:
+                    rows = conn.execute(
+                        f"SELECT {_COLUMNS} FROM files WHERE path >= ? AND path < ?",
+                        self._range,
+                    ).fetchall()
+                    self._sweep_wanted = self._sweep_due(conn)
         except sqlite3.DatabaseError:
             self._drop()
             return
@@ -149,17 +187,20 @@ class StatCache:
         unseen = self._known.keys() - self._new.keys() - self._seen
         gone = [(p,) for p in unseen if not os.path.lexists(p)]
         self._seen = set()
-        if not self._new and not gone:
+        sweep, self._sweep_wanted = self._sweep_wanted, False
+        if not self._new and not gone and not sweep:
             return
         rows = list(self._new.values())
         try:
             with contextlib.closing(sqlite3.connect(self.path, timeout=30)) as conn:
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA synchronous = NORMAL")
-                conn.execute(_SCHEMA)
+                conn.executescript(_SCHEMA)
                 with conn:
                     conn.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?)", rows)
                     conn.executemany("DELETE FROM files WHERE path = ?", gone)
+                    if sweep:
+                        self._sweep(conn)
         except sqlite3.DatabaseError:
             self._drop()
             return
@@ -167,6 +208,24 @@ class StatCache:
             del self._known[path]
         self._known.update(self._new)
         self._new = {}
+
+    @staticmethod
+    def _sweep_due(conn: sqlite3.Connection) -> bool:
+        """True when the other folders' entries were last swept :data:`SWEEP_EVERY_NS` ago or
+        more, or never."""
+        if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sweeps'").fetchone():
+            return True  # a cache written before sweeps were recorded
+        last = conn.execute("SELECT at_ns FROM sweeps").fetchone()
+        return last is None or time.time_ns() - last[0] >= SWEEP_EVERY_NS
+
+    def _sweep(self, conn: sqlite3.Connection) -> None:
+        """Forget the entries outside the scope whose files no longer exist."""
+        assert self._range is not None
+        low, high = self._range
+        others = conn.execute("SELECT path FROM files WHERE path < ? OR path >= ?", (low, high))
+        gone = [(p,) for (p,) in others.fetchall() if not os.path.lexists(p)]
+        conn.executemany("DELETE FROM files WHERE path = ?", gone)
+        conn.execute("INSERT OR REPLACE INTO sweeps VALUES (1, ?)", (time.time_ns(),))
 
     def _drop(self) -> None:
         self._known = {}
