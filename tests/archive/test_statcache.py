@@ -380,3 +380,49 @@ def test_gone_files_of_other_folders_are_forgotten_once_a_sweep_is_due(
     assert _cached_paths(store) == sorted(
         str(p) for p in (a / "kept.txt", a / "new.txt", a / "newer.txt", b / "kept.txt")
     )
+
+
+def test_a_scoped_cache_loads_a_linked_outside_folder_when_asked(
+    store: BlobStore, tmp_path: Path
+) -> None:
+    outside, src = tmp_path / "outside", tmp_path / "src"
+    (outside / "sub").mkdir(parents=True)
+    (outside / "sub" / "f.txt").write_text("f")
+    (tmp_path / "outside-not").mkdir()
+    (tmp_path / "outside-not" / "g.txt").write_text("g")
+    src.mkdir()
+    (src / "own.txt").write_text("own")
+    for folder in (outside, tmp_path / "outside-not", src):
+        archive_tree(store, folder)
+    cache = StatCache(store.root / STAT_CACHE, scope=str(src))
+    cache.load()
+    assert str(outside / "sub" / "f.txt") not in cache
+    cache.load_more(str(outside))
+    assert str(outside / "sub" / "f.txt") in cache
+    assert str(tmp_path / "outside-not" / "g.txt") not in cache
+    assert str(src / "own.txt") in cache
+
+
+def test_files_reached_through_a_link_out_are_not_read_again_when_unchanged(
+    store: BlobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(statcache, "SETTLED_NS", 0)
+    outside, src = tmp_path / "outside", tmp_path / "src"
+    outside.mkdir()
+    (outside / "data.csv").write_text("a,b\n")
+    (outside / "one.txt").write_text("one")
+    src.mkdir()
+    (src / "to_dir").symlink_to(outside)
+    (src / "to_file").symlink_to(outside / "one.txt")
+    first, _ = archive_tree(store, src)
+    opened: list[str] = []
+    real_open = os.open
+
+    def counting_open(path: str, *args: int) -> int:
+        opened.append(str(path))
+        return real_open(path, *args)
+
+    monkeypatch.setattr(os, "open", counting_open)
+    again, _ = archive_tree(store, src)
+    assert again == first
+    assert not [p for p in opened if p.startswith(str(outside))]

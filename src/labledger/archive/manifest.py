@@ -247,6 +247,8 @@ class _Walk:
             st = real.stat()
         except OSError:
             st = None
+        if st is not None and batch.cache is not None:
+            batch.cache.load_more(str(real))  # outside the folder the cache was opened for
         if st is not None and stat.S_ISREG(st.st_mode):
             self.notes.append(
                 f"{path} is a link to {target}, outside the folder: archived the file it points to"

@@ -130,6 +130,24 @@ class StatCache:
             return
         self._known = {row[0]: row for row in rows}
 
+    def load_more(self, path: str) -> None:
+        """Also read the entries of ``path`` and of the files under it (a scoped cache learns
+        of a file or folder outside its scope, reached through a link, as the walk finds it)."""
+        if self._range is None or not self.path.exists():
+            return  # an unscoped cache has every entry loaded already
+        folder = path.rstrip(os.sep)
+        bounds = (folder, f"{folder}{os.sep}", f"{folder}{chr(ord(os.sep) + 1)}")
+        try:
+            with contextlib.closing(sqlite3.connect(self.path, timeout=30)) as conn:
+                rows = conn.execute(
+                    f"SELECT {_COLUMNS} FROM files WHERE path = ? OR (path >= ? AND path < ?)",
+                    bounds,
+                ).fetchall()
+        except sqlite3.DatabaseError:
+            return  # only a hint: those files are hashed again, and save() finds out
+        for row in rows:
+            self._known.setdefault(row[0], row)
+
     def __contains__(self, path: str) -> bool:
         """True when an entry for ``path`` was loaded (a file the cache knows nothing of needs
         no stat to be looked up)."""
