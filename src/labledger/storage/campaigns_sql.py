@@ -398,7 +398,7 @@ def _page_with_linked_ids(
 
     With ``tuples`` the rows are the driver's own (read by position alone, timestamps in the
     session's time zone): SQLAlchemy's result rows and the statement's rendering at each call
-    cost about a third of the server's time for a page of 100."""
+    cost about 0.8 ms of the server's CPU for a page of 100 campaigns (an eighth of it)."""
     values = {
         # written into the SQL: made integers here, whatever a caller passed
         "page_limit": int(limit) or None,  # 0: every campaign, as on SQLite
