@@ -5,6 +5,7 @@ routes build it from the rows without them. MADSci's client parses these bodies.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -18,8 +19,10 @@ from labledger.core.models import (
     OwnershipInfo,
     campaign_to_wire,
 )
+from labledger.server.app import create_app
 from labledger.server.rendering import JSONBody
-from labledger.storage.engine import write_transaction
+from labledger.settings import Settings
+from labledger.storage.engine import create_db_engine, write_transaction
 from labledger.storage.sql import SqlStore
 from labledger.storage.tables import campaigns
 
@@ -138,3 +141,27 @@ def test_a_missing_campaign_is_still_the_one_error_body(
     answer = api.get("/campaign/01JZ0000000000000000000000")
     assert answer.status_code == 404
     assert answer.json()["error"]["campaign_id"] == "01JZ0000000000000000000000"
+
+
+def test_the_campaign_list_is_in_utc_whatever_the_session_time_zone(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """PostgreSQL hands timestamps over in the session's time zone: the list, read through the
+    driver's own rows, still answers them in UTC, as the models do."""
+    engine = create_db_engine(pg_url)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        database = conn.exec_driver_sql("SELECT current_database()").scalar()
+        conn.exec_driver_sql(f"ALTER DATABASE \"{database}\" SET timezone TO 'Asia/Kolkata'")
+    engine.dispose()
+    app = create_app(Settings(db_url=pg_url, data_dir=tmp_path))
+    with TestClient(app) as api:
+        store = SqlStore(create_db_engine(pg_url))
+        _store_campaigns(store)
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("SHOW timezone").scalar() == "Asia/Kolkata"
+        models = store.campaigns.find(100, 0, ids_limit=100)
+        answer = api.get("/campaigns")
+        store.engine.dispose()
+    assert answer.status_code == 200, answer.text
+    assert answer.content == _model_body([campaign_to_wire(c) for c in models])
+    assert b"+00:00" in answer.content and b"+05:30" not in answer.content

@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from labledger.core.lifecycle import ExperimentStatus
 from labledger.core.models import Experiment, ExperimentDesign, ExperimentQuery, OwnershipInfo
 from labledger.storage.engine import create_db_engine
+from labledger.storage.experiments_sql import _list_statement
 from labledger.storage.schema import ensure_ready
 from labledger.storage.sql import SqlStore
 
@@ -96,3 +97,32 @@ def test_several_statuses_combine_with_the_other_filters(
     assert [e.experiment_id for e in got] == expected
     page = store.experiments.find(ExperimentQuery(statuses=statuses, offset=3, limit=4, **filters))
     assert [e.experiment_id for e in page] == expected[3:7]
+
+
+def test_a_several_status_list_is_built_once_per_filters_and_pages_right_each_time(
+    filled: tuple[SqlStore, list[Experiment]],
+) -> None:
+    """The statement of a several-status list without text is kept and run again for the same
+    filters (building it cost more than running it); other filters get their own."""
+    store, stored = filled
+    statuses = [S.COMPLETED, S.FAILED]
+
+    def query(**filters: object) -> ExperimentQuery:
+        return ExperimentQuery(statuses=statuses, limit=5, **filters)
+
+    assert _list_statement(query(), None) is _list_statement(query(), None)
+    assert _list_statement(query(), None) is not _list_statement(query(offset=5), None)
+    for _ in range(2):  # again, through the kept statements
+        for campaign in [*CAMPAIGNS, None]:
+            for deleted in (False, True):
+                wanted = [
+                    e.experiment_id
+                    for e in sorted(
+                        stored, key=lambda e: (e.created_at, e.experiment_id), reverse=True
+                    )
+                    if e.status in statuses
+                    and (e.deleted_at is not None) == deleted
+                    and campaign in (None, e.campaign_id)
+                ]
+                got = store.experiments.find(query(campaign_id=campaign, deleted=deleted))
+                assert [e.experiment_id for e in got] == wanted[:5], (campaign, deleted)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -230,35 +232,84 @@ def _list_statement(q: ExperimentQuery, text: Any) -> Select[Any]:
         return stmt.limit(q.limit) if q.limit else stmt
     statuses = list(dict.fromkeys(q.statuses))
     if len(statuses) > 1 and q.limit and q.sort.removeprefix("-") == "created_at":
-        # A status IN (...) list cannot walk (status, created_at, id) in ORDER BY order, so SQLite
-        # would sort every match and the cost would grow with the table. One index walk per
-        # status, each cut at offset + limit, then merged, stays flat (benchmarks/scale.py).
-        # The walks carry only (id, created_at), then the page joins back by primary key: the
-        # SELECT is built per request, and proxies of every column through three levels of
-        # subqueries cost 4 ms to build, more than running the query.
-        walks = [
-            select(
-                _filtered(
-                    select(E.id, E.created_at),
-                    q.model_copy(update={"statuses": [status]}),
-                    text,
-                )
-                .order_by(*_order_by(q.sort))
-                .limit(q.offset + q.limit)
-                .subquery()
+        if text is None and not q.where:
+            # the same filters give the same statement, built once: building it took 0.8 ms
+            # of the server's CPU per request (a one-status list's statement 0.14 ms)
+            return _kept_status_merge(
+                tuple(statuses),
+                q.campaign_id,
+                q.owner,
+                q.since,
+                q.until,
+                q.deleted,
+                q.sort,
+                q.limit,
+                q.offset,
             )
-            for status in statuses
-        ]
-        merged = union_all(*walks).subquery()
-        return (
-            select(experiments)
-            .select_from(merged.join(experiments, E.id == merged.c.id))
-            .order_by(*_order_by(q.sort))
-            .offset(q.offset)
-            .limit(q.limit)
-        )
+        return _status_merge(q, statuses, text)
     stmt = _filtered(select(experiments), q, text).order_by(*_order_by(q.sort)).offset(q.offset)
     return stmt.limit(q.limit) if q.limit else stmt
+
+
+def _status_merge(q: ExperimentQuery, statuses: list[ExperimentStatus], text: Any) -> Select[Any]:
+    """A page of a list filtered by several statuses, newest or oldest first.
+
+    A status IN (...) list cannot walk (status, created_at, id) in ORDER BY order, so SQLite
+    would sort every match and the cost would grow with the table. One index walk per
+    status, each cut at offset + limit, then merged, stays flat (benchmarks/scale.py).
+    The walks carry only (id, created_at), then the page joins back by primary key: a
+    SELECT with text or field filters is built per request, and proxies of every column
+    through three levels of subqueries cost 4 ms to build, more than running the query.
+    """
+    walks = [
+        select(
+            _filtered(
+                select(E.id, E.created_at),
+                q.model_copy(update={"statuses": [status]}),
+                text,
+            )
+            .order_by(*_order_by(q.sort))
+            .limit(q.offset + q.limit)
+            .subquery()
+        )
+        for status in statuses
+    ]
+    merged = union_all(*walks).subquery()
+    return (
+        select(experiments)
+        .select_from(merged.join(experiments, E.id == merged.c.id))
+        .order_by(*_order_by(q.sort))
+        .offset(q.offset)
+        .limit(q.limit)
+    )
+
+
+@lru_cache(maxsize=256)
+def _kept_status_merge(
+    statuses: tuple[ExperimentStatus, ...],
+    campaign_id: str | None,
+    owner: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    deleted: bool,
+    sort: str,
+    limit: int,
+    offset: int,
+) -> Select[Any]:
+    """:func:`_status_merge` of a query without text or field filters, kept by its filters (a
+    statement is immutable and may be run by several threads at once)."""
+    q = ExperimentQuery(
+        statuses=list(statuses),
+        campaign_id=campaign_id,
+        owner=owner,
+        since=since,
+        until=until,
+        deleted=deleted,
+        sort=sort,
+        limit=limit,
+        offset=offset,
+    )
+    return _status_merge(q, list(statuses), None)
 
 
 def _order_by(sort: str) -> list[Any]:
