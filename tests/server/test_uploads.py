@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import blake3
@@ -12,6 +14,7 @@ from fastapi.testclient import TestClient
 from labledger.archive.store import BlobStore
 from labledger.server.app import create_app
 from labledger.settings import Settings
+from labledger_fixtures import LiveServerFactory
 
 BOUNDARY = "labledger-test-boundary"
 
@@ -88,3 +91,36 @@ def test_a_body_without_a_file_or_over_the_limit_stores_nothing(
         _nothing_left(store)
         assert api.get(f"/experiment/{exp}/results/scan").status_code == 404
     app.state.lab.close()
+
+
+def test_a_digest_before_the_file_is_checked_however_the_body_is_cut(
+    live_server: LiveServerFactory,
+) -> None:
+    """The body arrives in pieces the network chooses: here one ends inside the header of the
+    file's part, right after the digest field (sent to a real server, the second piece a
+    moment later). The digest must still be the one checked."""
+    server = live_server()
+    data = os.urandom(1 << 20)
+    digest = blake3.blake3(data).hexdigest()
+    wrong = blake3.blake3(b"other").hexdigest()
+
+    def pieces(said: str) -> Iterator[bytes]:
+        body = _multipart([("digest", said.encode()), ("file", data)])
+        cut = body.index(b'name="file"') - len("form-data; ")  # inside the file part's header
+        assert b"Content-Disposition" in body[body.index(said.encode()) : cut]
+        yield body[:cut]
+        time.sleep(0.3)  # the server has read and parsed the first piece alone by now
+        yield body[cut:]
+
+    headers = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+    with httpx.Client(base_url=server.url, timeout=30) as api:
+        exp = api.post("/experiment", json={"experiment_design": {"experiment_name": "x"}})
+        url = f"/experiment/{exp.json()['_id']}/files/scan"
+        bad = api.post(url, content=pieces(wrong), headers=headers)
+        assert bad.status_code == 422, bad.text
+        assert bad.json()["error"]["field"] == "digest"
+        assert api.get(url.replace("/files/", "/results/")).status_code == 404
+
+        good = api.post(url, content=pieces(digest), headers=headers)
+        assert good.status_code == 201, good.text
+        assert good.json()["digest"] == digest

@@ -113,19 +113,20 @@ async def receive_file(
             field="file",
         )
     events: list[tuple[str, Any]] = []
-    field, value = bytearray(), bytearray()
+    # a header's name and value, gathered across the body's chunks until its end
+    header_name, header_value = bytearray(), bytearray()
 
     def header_end() -> None:
-        events.append(("header", (bytes(field).lower(), bytes(value))))
-        field.clear()
-        value.clear()
+        events.append(("header", (bytes(header_name).lower(), bytes(header_value))))
+        header_name.clear()
+        header_value.clear()
 
     parser = MultipartParser(
         boundary,
         {
             "on_part_begin": lambda: events.append(("begin", None)),
-            "on_header_field": lambda d, s, e: field.extend(d[s:e]),
-            "on_header_value": lambda d, s, e: value.extend(d[s:e]),
+            "on_header_field": lambda d, s, e: header_name.extend(d[s:e]),
+            "on_header_value": lambda d, s, e: header_value.extend(d[s:e]),
             "on_header_end": header_end,
             "on_headers_finished": lambda: events.append(("headers", None)),
             "on_part_data": lambda d, s, e: events.append(("data", bytes(d[s:e]))),
@@ -172,9 +173,9 @@ async def receive_file(
                             if len(buffer) >= PIECE:
                                 await flush()
                         elif part.name in FIELDS:
-                            value = small.setdefault(part.name, bytearray())
-                            if len(value) <= _FIELD_MAX:
-                                value += data
+                            kept = small.setdefault(part.name, bytearray())
+                            if len(kept) <= _FIELD_MAX:
+                                kept += data
                     elif event == "end" and part is file_part:
                         done = True
                         await flush()
