@@ -78,6 +78,14 @@ CREATE TABLE IF NOT EXISTS sweeps (
 _COLUMNS = "path, dev, ino, size, mtime_ns, ctime_ns, digest, hashed_at_ns"
 
 
+def _under(folder: str) -> tuple[str, str]:
+    """The bounds of the paths under ``folder``: from "folder/" up to, not including, "folder0"
+    ("0" follows "/"), a range the primary key's index answers without a full scan. SQLite
+    compares text as UTF-8 bytes, in the same order as Python compares strings."""
+    folder = folder.rstrip(os.sep)
+    return f"{folder}{os.sep}", f"{folder}{chr(ord(os.sep) + 1)}"
+
+
 def settling_time(st: os.stat_result) -> int:
     """How long after its last change a file must be hashed for its times to vouch for it."""
     if st.st_mtime_ns % _SECOND_NS or st.st_ctime_ns % _SECOND_NS:
@@ -99,13 +107,7 @@ class StatCache:
 
     def __init__(self, path: Path, scope: str | None = None) -> None:
         self.path = path
-        # Paths under the folder are those from "folder/" up to, not including, "folder0"
-        # ("0" follows "/"): a range the primary key's index answers without a full scan.
-        # SQLite compares text as UTF-8 bytes, in the same order as Python compares strings.
-        self._range: tuple[str, str] | None = None
-        if scope is not None:
-            folder = scope.rstrip(os.sep)
-            self._range = (f"{folder}{os.sep}", f"{folder}{chr(ord(os.sep) + 1)}")
+        self._range = None if scope is None else _under(scope)
         self._known: dict[str, Row] = {}
         self._new: dict[str, Row] = {}
         self._seen: set[str] = set()  # paths looked up: they exist, save() need not check them
@@ -135,8 +137,7 @@ class StatCache:
         of a file or folder outside its scope, reached through a link, as the walk finds it)."""
         if self._range is None or not self.path.exists():
             return  # an unscoped cache has every entry loaded already
-        folder = path.rstrip(os.sep)
-        bounds = (folder, f"{folder}{os.sep}", f"{folder}{chr(ord(os.sep) + 1)}")
+        bounds = (path.rstrip(os.sep), *_under(path))
         try:
             with contextlib.closing(sqlite3.connect(self.path, timeout=30)) as conn:
                 rows = conn.execute(
